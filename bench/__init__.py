@@ -1,0 +1,1 @@
+"""deploybench harness: configuration, planning, isolated workers, timing, results."""

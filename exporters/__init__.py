@@ -1,0 +1,1 @@
+"""Reference models, user models and their export to ONNX."""

@@ -1,0 +1,126 @@
+"""Plain descriptions of a model's tensors and of a prepared (exported) model.
+
+Nothing here imports torch or onnxruntime: the harness, the planner and every runtime
+worker read these without paying for a framework import.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import UserError
+
+BATCH = "batch"
+"""The symbolic name of the batch axis in reference-model input specs."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor: its name, shape and dtype.
+
+    A dimension is an int when fixed and a str (its symbolic name) when dynamic. ``low`` and
+    ``high`` bound the generated values (integers drawn in ``[low, high)``, e.g. token ids).
+    """
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    low: float = -1.0
+    high: float = 1.0
+
+    def concrete_shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
+        """The shape with every symbolic dimension replaced from ``sizes``.
+
+        Raises UserError naming ``--shape`` when a dynamic dimension has no size.
+        """
+        dims = []
+        for dim in self.shape:
+            if isinstance(dim, int):
+                dims.append(dim)
+            elif dim in sizes:
+                dims.append(sizes[dim])
+            else:
+                example = "x".join(str(d) if isinstance(d, int) else "N" for d in self.shape)
+                raise UserError(
+                    f"input '{self.name}' has a dynamic dimension '{dim}' with no size: "
+                    f"give it with --shape {self.name}={example}"
+                )
+        return tuple(dims)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TensorSpec:
+        return cls(**{**data, "shape": tuple(data["shape"])})
+
+
+def make_inputs(
+    specs: tuple[TensorSpec, ...], sizes: dict[str, int], seed: int
+) -> dict[str, np.ndarray]:
+    """Seeded synthetic inputs for ``specs``, the same for every runtime given the same seed."""
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        shape = spec.concrete_shape(sizes)
+        dtype = np.dtype(spec.dtype)
+        if dtype == np.bool_:
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
+        elif np.issubdtype(dtype, np.integer):
+            feeds[spec.name] = rng.integers(int(spec.low), int(spec.high), size=shape, dtype=dtype)
+        else:
+            feeds[spec.name] = rng.uniform(spec.low, spec.high, size=shape).astype(dtype)
+    return feeds
+
+
+@dataclass
+class PreparedModel:
+    """A model ready for the runtimes: an ONNX file plus what the harness needs to know.
+
+    ``source`` tells the PyTorch runtime how to rebuild the same module: ``zoo:<name>`` for
+    a reference model, ``factory:<package.module:function>`` for a user factory, or ``""``
+    for a user ONNX file (no PyTorch module exists). ``reference`` is an ``.npz`` file of
+    seeded inputs and PyTorch FP32 outputs per batch size, keyed ``b<batch>/<tensor>``.
+    """
+
+    name: str
+    onnx_path: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    task: str
+    source: str
+    seed: int = 0
+    params: int | None = None
+    flops_per_sample: int | None = None
+    export_s: float = 0.0
+    cache_hit: bool = False
+    reference: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["onnx_path"] = str(self.onnx_path)
+        data["reference"] = str(self.reference) if self.reference else None
+        data["inputs"] = [s.to_dict() for s in self.inputs]
+        data["outputs"] = [s.to_dict() for s in self.outputs]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreparedModel:
+        data = dict(data)
+        data["onnx_path"] = Path(data["onnx_path"])
+        data["reference"] = Path(data["reference"]) if data.get("reference") else None
+        data["inputs"] = tuple(TensorSpec.from_dict(s) for s in data["inputs"])
+        data["outputs"] = tuple(TensorSpec.from_dict(s) for s in data["outputs"])
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> PreparedModel:
+        return cls.from_dict(json.loads(path.read_text()))
