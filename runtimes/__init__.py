@@ -1,1 +1,23 @@
-"""Inference runtimes behind one contract (see runtimes.base)."""
+"""Inference runtimes behind one contract (see ``runtimes.base``).
+
+Importing this package imports no framework: each runtime imports its own lazily.
+"""
+
+from __future__ import annotations
+
+from bench.errors import UserError
+from runtimes.base import Runtime
+from runtimes.onnxruntime_rt import OnnxRuntime
+from runtimes.pytorch_rt import PyTorchRuntime
+
+RUNTIMES: dict[str, type[Runtime]] = {
+    runtime.name: runtime for runtime in (PyTorchRuntime, OnnxRuntime)
+}
+
+
+def get_runtime(name: str) -> type[Runtime]:
+    """The runtime class registered as ``name``; a UserError lists the valid names."""
+    try:
+        return RUNTIMES[name]
+    except KeyError:
+        raise UserError(f"unknown runtime '{name}': choose one of {', '.join(RUNTIMES)}") from None

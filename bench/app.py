@@ -1,0 +1,123 @@
+"""What the command line's verbs do: start or resume a run, list models and runtimes."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.config import BenchConfig, load_config
+from bench.environment import fingerprint
+from bench.errors import UserError
+from bench.plan import ModelRequest, PlannedCell, expand
+from bench.report import summary_markdown, summary_table
+from bench.results import ENVIRONMENT_FILE, RUN_FILE, SUITE_FILE, RunDir
+from bench.runner import check_shapes, run_suite
+from exporters.cache import default_cache_dir
+from exporters.onnx_file import inspect_onnx, parse_shape_args
+from exporters.zoo import get_entry
+
+FAILED_STATUSES = ("failed", "crashed", "timeout")
+
+
+@dataclass
+class RunRequest:
+    """A ``run`` as the user asked for it (paths unresolved, overrides not yet applied)."""
+
+    config_path: Path
+    profile: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    onnx: Path | None = None
+    factory: str | None = None
+    shapes: list[str] = field(default_factory=list)
+    cache_dir: Path | None = None
+
+
+@dataclass
+class Run:
+    """A run ready to execute: its directory, its resolved suite and its cells."""
+
+    run_dir: RunDir
+    config: BenchConfig
+    models: list[ModelRequest]
+    planned: list[PlannedCell]
+    cache_dir: Path
+
+
+def new_run(request: RunRequest) -> Run:
+    """Validate everything the user gave, then create the run directory and its files."""
+    overrides = {key: dict(value) for key, value in request.overrides.items()}
+    shapes = parse_shape_args(request.shapes)
+    if request.onnx and request.factory:
+        raise UserError("give either --onnx or --model, not both")
+    if request.onnx:
+        model = ModelRequest.user_onnx(request.onnx, shapes)
+        overrides.setdefault("suite", {}).update(_onnx_suite(request.onnx, shapes))
+    elif request.factory:
+        model = ModelRequest.user_factory(request.factory, shapes)
+        overrides.setdefault("suite", {}).setdefault("name", model.name)
+    elif shapes:
+        raise UserError("--shape applies to --onnx or --model only")
+    config = load_config(request.config_path, request.profile, overrides)
+    if request.onnx or request.factory:
+        models = [model]
+    else:
+        models = [ModelRequest(get_entry(name).name, "zoo", name) for name in config.suite.models]
+    cache_dir = request.cache_dir or Path(config.suite.cache_dir or default_cache_dir())
+    planned = expand(config, models)
+
+    run_dir = RunDir.create(Path(config.suite.results_dir), config.suite.name)
+    run_dir.write_json(
+        RUN_FILE,
+        {
+            "run_id": run_dir.run_id,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "argv": sys.argv,
+            "profile": request.profile,
+            "config": config.model_dump(),
+            "models": [m.to_dict() for m in models],
+            "cache_dir": str(cache_dir),
+        },
+    )
+    if request.config_path.is_file():
+        shutil.copyfile(request.config_path, run_dir.path / SUITE_FILE)
+    run_dir.write_json(ENVIRONMENT_FILE, fingerprint())
+    return Run(run_dir, config, models, planned, cache_dir)
+
+
+def resumed_run(path: Path) -> Run:
+    """The run in ``path``, to finish the cells it has no result for."""
+    run_dir = RunDir.existing(path)
+    stored = run_dir.read_json(RUN_FILE)
+    config = BenchConfig.model_validate(stored["config"])
+    models = [ModelRequest.from_dict(m) for m in stored["models"]]
+    return Run(run_dir, config, models, expand(config, models), Path(stored["cache_dir"]))
+
+
+def execute(run: Run, console: Console, show_progress: bool = True) -> int:
+    """Run the missing cells, write report.md, print the summary. Exit code: 0 when no
+    cell failed, crashed or timed out, else 1."""
+    console.print(f"run directory: {run.run_dir.path}")
+    run_suite(
+        run.config, run.models, run.planned, run.run_dir, run.cache_dir, console, show_progress
+    )
+    records = run.run_dir.records()
+    (run.run_dir.path / "report.md").write_text(
+        f"# {run.config.suite.name} ({run.run_dir.run_id})\n\n{summary_markdown(records)}"
+    )
+    console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
+    return 1 if any(r["status"] in FAILED_STATUSES for r in records) else 0
+
+
+def _onnx_suite(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Suite settings for a user ONNX file: every dynamic size must be given, and the
+    batch of its cells is the first input's leading dimension."""
+    prepared = inspect_onnx(path, shapes)
+    check_shapes(prepared, [1])
+    leading = prepared.inputs[0].shape[0] if prepared.inputs and prepared.inputs[0].shape else 1
+    return {"name": prepared.name, "batch_sizes": [int(leading)]}

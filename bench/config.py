@@ -1,0 +1,172 @@
+"""``bench.toml``: reading, profiles, validation. Every mistake becomes a one-line UserError."""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bench.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MeasureConfig(_Strict):
+    """When warm-up and measurement end: both a minimum time and a minimum count, with a
+    cap on the measured time so that a very slow cell still ends."""
+
+    warmup_s: float = Field(1.0, ge=0)
+    warmup_min_iters: int = Field(10, ge=0)
+    min_duration_s: float = Field(3.0, ge=0)
+    min_iters: int = Field(50, ge=1)
+    max_duration_s: float = Field(60.0, gt=0)
+    cv_threshold: float = Field(0.10, gt=0)
+
+
+class SuiteConfig(_Strict):
+    """The matrix of cells and how each cell's worker runs."""
+
+    name: str = "default"
+    models: list[str] = Field(default_factory=lambda: ["mlp"], min_length=1)
+    runtimes: list[str] = Field(default_factory=lambda: ["pytorch", "onnxruntime"], min_length=1)
+    devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    precisions: list[Literal["fp32", "fp16", "bf16", "int8"]] = Field(
+        default_factory=lambda: ["fp32"], min_length=1
+    )
+    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    scenarios: list[Literal["latency", "throughput"]] = Field(
+        default_factory=lambda: ["latency"], min_length=1
+    )
+    threads: int = Field(0, ge=0, description="intra-op threads in all; 0 = physical cores")
+    in_flight: int = Field(0, ge=0, description="requests in flight (throughput); 0 = auto")
+    seed: int = 0
+    opset: int = Field(18, ge=11)
+    cell_timeout_s: float = Field(600.0, gt=0)
+    cache_dir: str | None = None
+    results_dir: str = "results"
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive_batches(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value):
+            raise ValueError("batch sizes must be 1 or more")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, value: list[str]) -> list[str]:
+        for device in value:
+            if not _DEVICE.match(device):
+                raise ValueError(f"unknown device '{device}': use cpu, cuda or cuda:N")
+        return [("cuda:0" if d == "cuda" else d) for d in value]
+
+
+class OnnxRuntimeOptions(_Strict):
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+
+
+class PyTorchOptions(_Strict):
+    pass
+
+
+class RuntimeOptions(_Strict):
+    onnxruntime: OnnxRuntimeOptions = OnnxRuntimeOptions()
+    pytorch: PyTorchOptions = PyTorchOptions()
+
+
+class BenchConfig(_Strict):
+    """A whole ``bench.toml`` after a profile has been applied."""
+
+    suite: SuiteConfig = SuiteConfig()
+    measure: MeasureConfig = MeasureConfig()
+    runtime: RuntimeOptions = RuntimeOptions()
+
+
+def load_config(
+    path: Path, profile: str | None = None, overrides: dict[str, Any] | None = None
+) -> BenchConfig:
+    """Read ``path``, apply ``[profiles.<profile>]`` and then ``overrides`` (``{"suite":
+    {...}, "measure": {...}}``), and validate. Raises UserError with one line on any fault."""
+    if not path.is_file():
+        raise UserError(f"config file not found: {path} (pass --config PATH)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML: {exc}") from None
+    return config_from_dict(raw, profile, overrides, origin=str(path))
+
+
+def config_from_dict(
+    raw: dict[str, Any],
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    origin: str = "bench.toml",
+) -> BenchConfig:
+    """Validate an already-parsed configuration (see ``load_config``)."""
+    data = copy.deepcopy(raw)
+    profiles = data.pop("profiles", {})
+    if profile is not None:
+        if profile not in profiles:
+            names = ", ".join(sorted(profiles)) or "none defined"
+            raise UserError(f"{origin}: unknown profile '{profile}' (profiles: {names})")
+        data = _merge(data, profiles[profile])
+    data = _merge(data, overrides or {})
+    try:
+        return BenchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{origin}: {_first_error(exc)}") from None
+
+
+def profile_names(path: Path) -> list[str]:
+    """The profiles a config file defines (empty when it cannot be read)."""
+    try:
+        return sorted(tomllib.loads(path.read_text()).get("profiles", {}))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = tuple(p for p in error["loc"] if not isinstance(p, int))
+    table = ".".join(str(p) for p in location[:-1])
+    key = location[-1] if location else ""
+    where = f"[{table}] " if table else ""
+    if error["type"] == "extra_forbidden":
+        model = _model_at(location[:-1])
+        allowed = ", ".join(model.model_fields) if model else ""
+        return f"{where}unknown key '{key}' (allowed: {allowed})"
+    return f"{where}{key}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def _model_at(location: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = BenchConfig
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

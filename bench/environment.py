@@ -1,0 +1,113 @@
+"""The hardware and software fingerprint stored with every run as environment.json."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.devices import cuda_devices
+
+LIBRARIES = (
+    "deploybench",
+    "numpy",
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "openvino",
+    "tensorrt",
+    "nvidia-ml-py",
+)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def fingerprint() -> dict[str, Any]:
+    """What this machine is and what is installed on it (nothing here imports a framework)."""
+    memory = psutil.virtual_memory()
+    return {
+        "cpu": {
+            "model": cpu_model(),
+            "architecture": platform.machine(),
+            "physical_cores": psutil.cpu_count(logical=False),
+            "logical_cores": psutil.cpu_count(logical=True),
+            "usable_cores": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else None,
+            "max_mhz": _max_mhz(),
+        },
+        "memory_gib": round(memory.total / 2**30, 2),
+        "gpus": cuda_devices(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "libraries": library_versions(),
+        "git": git_state(),
+        "environment": {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "CUDA_VISIBLE_DEVICES")
+        },
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries whose version changes the numbers."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_state() -> dict[str, Any] | None:
+    """The checkout's commit and whether it has uncommitted changes (None outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def _max_mhz() -> float | None:
+    try:
+        frequency = psutil.cpu_freq()
+    except (NotImplementedError, FileNotFoundError):
+        return None
+    return frequency.max if frequency and frequency.max else None

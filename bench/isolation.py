@@ -1,0 +1,84 @@
+"""Running one job in its own spawned process, so that a crash, hang or out-of-memory
+kill stays there and becomes a status instead of ending the run."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from bench.errors import UserError
+
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """How a worker ended: ``ok`` with its payload, or ``error`` (bad user input),
+    ``failed`` (an exception), ``crashed`` (died without answering) or ``timeout``."""
+
+    status: str
+    payload: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def run_in_worker(
+    func: Callable[[dict[str, Any]], dict[str, Any]], job: dict[str, Any], timeout_s: float
+) -> WorkerOutcome:
+    """Call ``func(job)`` in a fresh spawned process and wait at most ``timeout_s``.
+
+    ``func`` must be a module-level function and ``job`` plain data. The parent blocks on
+    the pipe and the process sentinel together; it never polls. On KeyboardInterrupt the
+    worker is killed and the interrupt goes on to the caller.
+    """
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    process = _CONTEXT.Process(target=_child, args=(sender, func, job), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        ready = wait([receiver, process.sentinel], timeout=timeout_s)
+        if receiver in ready:
+            try:
+                status, payload, reason = receiver.recv()
+            except EOFError:
+                process.join()
+                return WorkerOutcome("crashed", reason=_death_reason(process.exitcode))
+            process.join(timeout=30)
+            return WorkerOutcome(status, payload, reason)
+        if process.sentinel in ready:
+            process.join()
+            return WorkerOutcome("crashed", reason=_death_reason(process.exitcode))
+        return WorkerOutcome("timeout", reason=f"did not finish within {timeout_s:g} s")
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        receiver.close()
+
+
+def _child(sender: Connection, func: Callable[[dict], dict], job: dict) -> None:
+    # Ctrl-C is the parent's to handle: it kills this worker and keeps what was measured.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    job = {**job, "worker_started_at": time.time()}
+    try:
+        message = ("ok", func(job), None)
+    except UserError as exc:
+        message = ("error", None, str(exc))
+    except Exception as exc:  # any failure of the measured code is a result, not a crash
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        message = ("failed", {"traceback": traceback.format_exc()}, reason)
+    sender.send(message)
+    sender.close()
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}"
+    return f"worker exited with code {exitcode} without a result"

@@ -1,0 +1,97 @@
+"""Expanding a suite into cells: model × runtime × device × precision × batch × scenario."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.config import BenchConfig
+from runtimes import get_runtime
+from runtimes.base import Target
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model to prepare: a zoo entry, a user factory or a user ONNX file.
+
+    ``shapes`` are the ``--shape`` sizes given for user models (input name → dims).
+    """
+
+    name: str
+    kind: str  # "zoo" | "factory" | "onnx"
+    ref: str  # zoo name, "package.module:function" or the ONNX path
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The ``PreparedModel.source`` this request leads to (see exporters.spec)."""
+        return "" if self.kind == "onnx" else f"{self.kind}:{self.ref}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "shapes": {k: list(v) for k, v in self.shapes.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelRequest:
+        shapes = {k: tuple(v) for k, v in data.get("shapes", {}).items()}
+        return cls(data["name"], data["kind"], data["ref"], shapes)
+
+    @classmethod
+    def user_onnx(cls, path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRequest:
+        return cls(path.stem, "onnx", str(path.resolve()), shapes)
+
+    @classmethod
+    def user_factory(cls, factory: str, shapes: dict[str, tuple[int, ...]]) -> ModelRequest:
+        return cls(factory.rsplit(":", 1)[-1], "factory", factory, shapes)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: the unit of results, comparison and resumption."""
+
+    model: str
+    runtime: str
+    device: str
+    precision: str
+    batch: int
+    scenario: str
+
+    @property
+    def key(self) -> str:
+        return "/".join(
+            (self.model, self.runtime, self.device, self.precision, f"b{self.batch}", self.scenario)
+        )
+
+    @property
+    def target(self) -> Target:
+        return Target(self.device, self.precision)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "key": self.key}
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell and, when it cannot run here, the one-line reason it is skipped."""
+
+    cell: Cell
+    skip_reason: str | None = None
+
+
+def expand(config: BenchConfig, models: list[ModelRequest]) -> list[PlannedCell]:
+    """Every cell of the suite, grouped by model, each checked against its runtime.
+
+    Unknown runtimes raise UserError; a runtime that cannot serve a cell here (not
+    installed, no such device, precision not supported) marks it skipped, never fails.
+    """
+    suite = config.suite
+    runtimes = {name: get_runtime(name) for name in suite.runtimes}
+    planned: list[PlannedCell] = []
+    for model in models:
+        for runtime_name, device, precision, batch, scenario in itertools.product(
+            suite.runtimes, suite.devices, suite.precisions, suite.batch_sizes, suite.scenarios
+        ):
+            cell = Cell(model.name, runtime_name, device, precision, batch, scenario)
+            reason = runtimes[runtime_name].unavailable_reason(cell.target, model.source)
+            planned.append(PlannedCell(cell, reason))
+    return planned

@@ -1,0 +1,193 @@
+"""Running a planned suite: prepare each model once, then each cell in its own worker,
+appending each result as it ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench import worker
+from bench.config import BenchConfig
+from bench.errors import UserError
+from bench.isolation import run_in_worker
+from bench.plan import Cell, ModelRequest, PlannedCell
+from bench.results import RunDir, cell_result
+from exporters.spec import BATCH, PreparedModel
+
+EXPORT_TIMEOUT_S = 1800.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Threads and requests in flight for a cell, resolved from the suite."""
+
+    threads: int
+    in_flight: int
+
+
+def workload(config: BenchConfig, scenario: str) -> Workload:
+    """Latency: one request with every thread. Throughput: ``in_flight`` requests (default:
+    one per physical core, at least two), the threads shared out between them."""
+    cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    total = config.suite.threads or cores
+    if scenario == "latency":
+        return Workload(total, 1)
+    in_flight = config.suite.in_flight or max(2, cores)
+    return Workload(max(1, total // in_flight), in_flight)
+
+
+def run_suite(
+    config: BenchConfig,
+    models: list[ModelRequest],
+    planned: list[PlannedCell],
+    run_dir: RunDir,
+    cache_dir: Path,
+    console: Console,
+    show_progress: bool = True,
+) -> None:
+    """Run every planned cell that has no result in ``run_dir`` yet.
+
+    Results are appended as each cell ends. KeyboardInterrupt propagates after the
+    current worker is killed; everything appended before it stays.
+    """
+    done = {record["key"] for record in run_dir.records()}
+    todo = [p for p in planned if p.cell.key not in done]
+    by_model = {m.name: m for m in models}
+    with _progress(console, len(todo), show_progress) as advance:
+        for request in models:
+            cells = [p for p in todo if p.cell.model == request.name]
+            runnable = [p.cell for p in cells if p.skip_reason is None]
+            for skipped in (p for p in cells if p.skip_reason is not None):
+                run_dir.append(
+                    cell_result(run_dir.run_id, skipped.cell, "skipped", skipped.skip_reason)
+                )
+                advance(skipped.cell.key)
+            if not runnable:
+                continue
+            advance(f"{request.name}: preparing", step=0)
+            try:
+                prepared = prepare(by_model[request.name], config, cache_dir)
+            except ExportFailed as failure:
+                for cell in runnable:
+                    run_dir.append(
+                        cell_result(run_dir.run_id, cell, failure.status, failure.reason)
+                    )
+                    advance(cell.key)
+                continue
+            for cell in runnable:
+                advance(cell.key, step=0)
+                run_dir.append(measure(cell, prepared, config, cache_dir, run_dir.run_id))
+                advance(cell.key)
+
+
+class ExportFailed(Exception):
+    """Preparing a model failed; every cell of that model carries this status and reason."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def prepare(request: ModelRequest, config: BenchConfig, cache_dir: Path) -> PreparedModel:
+    """The prepared model for ``request``. A user ONNX file is read here (it needs only
+    ``onnx``); zoo and factory models are exported in a worker, since that needs torch."""
+    if request.kind == "onnx":
+        from exporters.onnx_file import inspect_onnx
+
+        return inspect_onnx(Path(request.ref), request.shapes)
+    job = {
+        "request": request.to_dict(),
+        "batch_sizes": config.suite.batch_sizes,
+        "cache_dir": str(cache_dir),
+        "opset": config.suite.opset,
+        "seed": config.suite.seed,
+        "spawned_at": time.time(),
+    }
+    outcome = run_in_worker(worker.prepare_model, job, EXPORT_TIMEOUT_S)
+    if outcome.status == "error":
+        raise UserError(outcome.reason or "bad model")
+    if outcome.status != "ok" or outcome.payload is None:
+        status = "failed" if outcome.status == "failed" else outcome.status
+        raise ExportFailed(status, f"export failed: {outcome.reason}")
+    return PreparedModel.from_dict(outcome.payload)
+
+
+def check_shapes(prepared: PreparedModel, batch_sizes: list[int]) -> None:
+    """Raise the ``--shape`` UserError now if an input has a dynamic size nobody gave."""
+    sizes = {BATCH: max(batch_sizes)} if prepared.source else {}
+    for spec in prepared.inputs:
+        spec.concrete_shape(sizes)
+
+
+def measure(
+    cell: Cell, prepared: PreparedModel, config: BenchConfig, cache_dir: Path, run_id: str
+) -> dict[str, Any]:
+    """Measure ``cell`` in its own worker and return its results.jsonl record."""
+    load = workload(config, cell.scenario)
+    options = getattr(config.runtime, cell.runtime, None)
+    job = {
+        "cell": {k: v for k, v in cell.to_dict().items() if k != "key"},
+        "model": prepared.to_dict(),
+        "measure": config.measure.model_dump(),
+        "threads": load.threads,
+        "in_flight": load.in_flight,
+        "runtime_options": options.model_dump() if options is not None else {},
+        "cache_dir": str(cache_dir),
+        "spawned_at": time.time(),
+    }
+    started_at = time.time()
+    outcome = run_in_worker(worker.measure_cell, job, config.suite.cell_timeout_s)
+    info = _model_info(prepared)
+    if outcome.status == "ok":
+        return cell_result(run_id, cell, "ok", None, outcome.payload, info, started_at)
+    status = "failed" if outcome.status == "error" else outcome.status
+    return cell_result(run_id, cell, status, outcome.reason, outcome.payload, info, started_at)
+
+
+def _model_info(prepared: PreparedModel) -> dict[str, Any]:
+    return {
+        "source": prepared.source or "onnx",
+        "task": prepared.task,
+        "params": prepared.params,
+        "flops_per_sample": prepared.flops_per_sample,
+        "onnx": str(prepared.onnx_path),
+    }
+
+
+@contextmanager
+def _progress(console: Console, total: int, enabled: bool) -> Iterator[Any]:
+    """A progress bar with the current cell and an ETA; ``advance(label, step=1)``."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("starting", total=total)
+
+        def advance(label: str, step: int = 1) -> None:
+            progress.update(task, description=label, advance=step)
+
+        yield advance

@@ -1,0 +1,147 @@
+"""What runs inside a worker process: preparing a model, and measuring one cell.
+
+Both take and return plain dicts (see bench.isolation). A cell's worker imports only its
+own runtime: exports and reference outputs are files it reads.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.accuracy import compare_outputs
+from bench.config import MeasureConfig
+from bench.plan import Cell
+from bench.stats import Summary
+from bench.timing import LoopRecord, StopRule, time_latency, time_throughput
+from exporters.spec import BATCH, PreparedModel, make_inputs
+from runtimes import get_runtime
+from runtimes.base import LoadOptions
+
+
+def prepare_model(job: dict[str, Any]) -> dict[str, Any]:
+    """Export (or find in the cache) the zoo or factory model of ``job["request"]``;
+    returns its PreparedModel as a dict."""
+    from bench.plan import ModelRequest
+
+    request = ModelRequest.from_dict(job["request"])
+    cache_dir = Path(job["cache_dir"])
+    if request.kind == "zoo":
+        from exporters.onnx_export import prepare_zoo_model
+
+        prepared = prepare_zoo_model(
+            request.ref, job["batch_sizes"], cache_dir, opset=job["opset"], seed=job["seed"]
+        )
+    else:
+        from exporters.onnx_export import prepare_factory_model
+
+        prepared = prepare_factory_model(
+            request.ref,
+            request.shapes,
+            job["batch_sizes"],
+            cache_dir,
+            opset=job["opset"],
+            seed=job["seed"],
+        )
+    prepared.name = request.name
+    return prepared.to_dict()
+
+
+def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
+    """Build, load, check and time one cell. Returns the measured fields of its result."""
+    cell = Cell(**job["cell"])
+    model = PreparedModel.from_dict(job["model"])
+    measure = MeasureConfig(**job["measure"])
+    options = LoadOptions(job["threads"], job["in_flight"], job.get("runtime_options", {}))
+    rss_before_mb = _peak_rss_mb()
+
+    runtime_class = get_runtime(cell.runtime)
+    start = time.perf_counter()
+    runtime_class.import_framework()
+    import_s = time.perf_counter() - start
+    runtime = runtime_class()
+    built = runtime.build(model, cell.target, options, Path(job["cache_dir"]))
+    start = time.perf_counter()
+    session = runtime.load(built, model, cell.target, options)
+    load_s = time.perf_counter() - start
+
+    feeds, reference = _inputs_and_reference(model, cell.batch)
+    start = time.perf_counter()
+    outputs = session.infer(feeds)
+    first_inference_ms = (time.perf_counter() - start) * 1e3
+
+    warmup, measurement = StopRule.warmup(measure), StopRule.measurement(measure)
+    if cell.scenario == "latency":
+        session.stage(feeds)
+        record = time_latency(session.launch, session.synchronize, warmup, measurement)
+    else:
+        record = time_throughput(
+            session.request_slots(feeds, options.in_flight), warmup, measurement
+        )
+    session.close()
+
+    summary = Summary.from_ns(record.times_ns)
+    return {
+        "executed": {
+            "precision": session.executed.precision,
+            "device": session.executed.device,
+            "threads": session.executed.threads,
+            "in_flight": options.in_flight if cell.scenario == "throughput" else 1,
+            "provider": session.executed.provider,
+            **session.executed.details,
+        },
+        "latency_ms": summary.to_dict(),
+        "unstable": summary.cv > measure.cv_threshold,
+        "throughput": _throughput(record, cell.batch),
+        "cold_start": {
+            "worker_start_s": job["worker_started_at"] - job["spawned_at"],
+            "import_s": import_s,
+            "export_s": model.export_s,
+            "export_cache_hit": model.cache_hit,
+            "build_s": built.build_s,
+            "build_cache_hit": built.cache_hit,
+            "load_s": load_s,
+            "first_inference_ms": first_inference_ms,
+        },
+        "memory": {"rss_before_load_mb": rss_before_mb, "peak_rss_mb": _peak_rss_mb()},
+        "accuracy": compare_outputs(outputs, reference) if reference else None,
+        "raw_times_ms": [t / 1e6 for t in record.times_ns],
+    }
+
+
+def _inputs_and_reference(
+    model: PreparedModel, batch: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """The seeded inputs for ``batch`` and the PyTorch FP32 outputs on them, when stored."""
+    if model.reference is not None:
+        with np.load(model.reference) as stored:
+            prefix = f"b{batch}/"
+            if any(key.startswith(prefix) for key in stored.files):
+                feeds = {s.name: stored[f"{prefix}in/{s.name}"] for s in model.inputs}
+                outputs = {s.name: stored[f"{prefix}out/{s.name}"] for s in model.outputs}
+                return feeds, outputs
+    sizes = {BATCH: batch} if model.source else {}
+    return make_inputs(model.inputs, sizes, model.seed), None
+
+
+def _throughput(record: LoopRecord, batch: int) -> dict[str, Any]:
+    window_s = record.window_ns / 1e9
+    return {
+        "samples_per_s": record.completed * batch / window_s if window_s > 0 else None,
+        "requests_per_s": record.completed / window_s if window_s > 0 else None,
+        "window_s": window_s,
+        "requests": record.completed,
+        "warmup_requests": record.warmup_count,
+        "capped": record.capped,
+    }
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

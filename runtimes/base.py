@@ -1,0 +1,160 @@
+"""The runtime contract: build (slow, cacheable) apart from load (cheap), and a Session.
+
+A runtime module imports its framework lazily, inside methods, so that listing runtimes,
+planning a suite or running another runtime's cell never pays for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from exporters.spec import PreparedModel, TensorSpec
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a cell asks to run: device (``cpu``, ``cuda:0``) and precision."""
+
+    device: str
+    precision: str
+
+    @property
+    def device_kind(self) -> str:
+        return self.device.split(":", 1)[0]
+
+    @property
+    def device_index(self) -> int:
+        _, _, index = self.device.partition(":")
+        return int(index) if index else 0
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a session is loaded with: intra-op threads (0 = runtime default) and how many
+    requests it must be able to keep in flight, plus runtime-specific options."""
+
+    threads: int = 0
+    in_flight: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Executed:
+    """What actually ran, read back from the runtime, never echoed from the request."""
+
+    precision: str
+    device: str
+    threads: int | None = None
+    provider: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    """The output of ``Runtime.build``: an artifact path or an in-memory object, and how
+    long building took (a cold-start figure)."""
+
+    artifact: Any
+    build_s: float
+    cache_hit: bool = False
+
+
+class Session(ABC):
+    """A loaded model that can run requests.
+
+    ``infer`` is host in, host out (for accuracy checks). The timed path stages inputs
+    once, then calls ``launch`` + ``synchronize``; a synchronous runtime does the work in
+    ``launch`` and nothing in ``synchronize``.
+    """
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    executed: Executed
+
+    @abstractmethod
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one request and return every output as a host numpy array."""
+
+    @abstractmethod
+    def stage(self, feeds: dict[str, np.ndarray]) -> None:
+        """Prepare ``feeds`` once for repeated ``launch`` calls (device upload, binding)."""
+
+    @abstractmethod
+    def launch(self) -> None:
+        """Start one request on the staged inputs."""
+
+    def synchronize(self) -> None:  # noqa: B027 - synchronous runtimes need nothing here
+        """Wait until the launched request has finished."""
+
+    @abstractmethod
+    def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
+        """``count`` independent callables, each running one whole request on ``feeds``.
+
+        The harness calls them from ``count`` threads at once for the throughput scenario;
+        a runtime with its own asynchronous API overrides ``bench.timing`` use instead.
+        """
+
+    def close(self) -> None:  # noqa: B027 - most sessions free everything on garbage collection
+        """Release what the session holds."""
+
+
+class Runtime(ABC):
+    """One inference runtime. Subclasses set ``name``, ``package`` and the devices and
+    precisions they can serve."""
+
+    name: ClassVar[str]
+    package: ClassVar[str]
+    install_hint: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    @classmethod
+    def installed(cls) -> bool:
+        return importlib.util.find_spec(cls.package) is not None
+
+    @classmethod
+    def import_framework(cls) -> None:
+        """Import the wrapped package, so that its cost is timed apart from build and load."""
+        importlib.import_module(cls.package)
+
+    @classmethod
+    def unavailable_reason(cls, target: Target, source: str) -> str | None:
+        """One line saying why this runtime cannot serve ``target`` for a model whose
+        ``PreparedModel.source`` is ``source`` (None when it can).
+
+        Cheap by contract: it may look for packages and devices, never load a model.
+        """
+        if not cls.installed():
+            return f"{cls.package} is not installed: {cls.install_hint}"
+        if target.precision not in cls.precisions:
+            runs = ", ".join(cls.precisions)
+            return f"{cls.name} does not run {target.precision} yet (it runs {runs})"
+        return cls.device_unavailable_reason(target)
+
+    @classmethod
+    @abstractmethod
+    def device_unavailable_reason(cls, target: Target) -> str | None:
+        """Why ``target.device`` cannot be used here (None when it can)."""
+
+    @classmethod
+    @abstractmethod
+    def devices(cls) -> list[str]:
+        """Devices this runtime can use on this machine (may import the framework)."""
+
+    @abstractmethod
+    def build(
+        self, model: PreparedModel, target: Target, options: LoadOptions, cache_dir: Path
+    ) -> Built:
+        """Turn the prepared model into what ``load`` needs (engine, graph, module)."""
+
+    @abstractmethod
+    def load(
+        self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
+    ) -> Session:
+        """A session on the built artifact, ready to run."""
