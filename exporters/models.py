@@ -1,0 +1,190 @@
+"""Reference PyTorch modules for the zoo, built with random (seeded by the caller) weights.
+
+Every builder takes no arguments and returns an ``nn.Module``; the caller seeds torch,
+sets eval mode and never downloads pretrained weights. This module imports torch and
+torchvision, so only ``exporters.source`` imports it, lazily.
+
+Freshly initialised networks with BatchNorm can have vanishing activations (MobileNetV2's
+logits are ~1e-9, GoogLeNet's ~1e-2 and independent of the input), which would make
+FP16 comparisons meaningless. Those builders therefore calibrate their BatchNorm
+statistics on one batch of seeded random inputs, so every BN layer outputs unit scale.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+CALIBRATION_BATCH = 4
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _calibrated(module: nn.Module, *sample_shape: int) -> nn.Module:
+    """``module`` with BatchNorm running statistics set from one batch of random inputs.
+
+    Inputs are uniform in [-1, 1) like the benchmark's, drawn from torch's global RNG, so
+    the result is fixed by the caller's seed. The module is left in training mode.
+    """
+    norms = [m for m in module.modules() if isinstance(m, _BATCH_NORMS)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.momentum = 1.0  # the running statistics become exactly this batch's
+    module.train()
+    with torch.no_grad():
+        module(torch.rand(CALIBRATION_BATCH, *sample_shape) * 2 - 1)
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    return module
+
+
+def mlp() -> nn.Module:
+    """A 784→512→256→10 multilayer perceptron on flattened 28x28 images."""
+    return nn.Sequential(
+        nn.Linear(784, 512),
+        nn.ReLU(),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Linear(256, 10),
+    )
+
+
+def lenet5() -> nn.Module:
+    """LeNet-5 on 1x32x32 images, 10 classes (tanh activations, average pooling)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, kernel_size=5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
+        nn.Linear(84, 10),
+    )
+
+
+def resnet18() -> nn.Module:
+    """torchvision ResNet-18, 1000 classes, random weights, calibrated BatchNorm."""
+    return _calibrated(torchvision.models.resnet18(weights=None), 3, 224, 224)
+
+
+def resnet50() -> nn.Module:
+    """torchvision ResNet-50, 1000 classes, random weights, calibrated BatchNorm."""
+    return _calibrated(torchvision.models.resnet50(weights=None), 3, 224, 224)
+
+
+def mobilenet_v2() -> nn.Module:
+    """torchvision MobileNetV2, 1000 classes, random weights, calibrated BatchNorm."""
+    return _calibrated(torchvision.models.mobilenet_v2(weights=None), 3, 224, 224)
+
+
+def vgg16() -> nn.Module:
+    """torchvision VGG-16, 1000 classes, random weights."""
+    return torchvision.models.vgg16(weights=None)
+
+
+def alexnet() -> nn.Module:
+    """torchvision AlexNet, 1000 classes, random weights."""
+    return torchvision.models.alexnet(weights=None)
+
+
+def googlenet() -> nn.Module:
+    """torchvision GoogLeNet without auxiliary heads, random weights, calibrated BatchNorm."""
+    model = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+    return _calibrated(model, 3, 224, 224)
+
+
+def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """A small U-Net: ``depth`` down/up stages, channel width doubling from ``base``.
+
+    Maps [N, in_channels, H, W] to per-pixel logits [N, classes, H, W]; H and W must be
+    divisible by 2**depth.
+    """
+
+    def __init__(self, in_channels: int = 3, classes: int = 2, depth: int = 3, base: int = 16):
+        super().__init__()
+        widths = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList()
+        channels = in_channels
+        for width in widths[:-1]:
+            self.down.append(_double_conv(channels, width))
+            channels = width
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _double_conv(widths[-2], widths[-1])
+        self.up = nn.ModuleList()
+        self.up_conv = nn.ModuleList()
+        for width in reversed(widths[:-1]):
+            self.up.append(nn.ConvTranspose2d(width * 2, width, kernel_size=2, stride=2))
+            self.up_conv.append(_double_conv(width * 2, width))
+        self.head = nn.Conv2d(widths[0], classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for up, conv, skip in zip(self.up, self.up_conv, reversed(skips), strict=True):
+            x = conv(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+
+def unet_small() -> nn.Module:
+    """A depth-3, width-16 U-Net, calibrated BatchNorm: 3x128x128 to 2-class pixel logits."""
+    return _calibrated(UNet(in_channels=3, classes=2, depth=3, base=16), 3, 128, 128)
+
+
+class LSTMClassifier(nn.Module):
+    """A 2-layer LSTM over [N, seq, features] whose last hidden state feeds a linear head."""
+
+    def __init__(self, features: int = 32, hidden: int = 128, layers: int = 2, classes: int = 5):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sequence, _ = self.lstm(x)
+        return self.head(sequence[:, -1, :])
+
+
+def lstm_classifier() -> nn.Module:
+    """Sequence classifier: [N, 64 steps, 32 features] to 5 class logits."""
+    return LSTMClassifier(features=32, hidden=128, layers=2, classes=5)
+
+
+def anomaly_cnn1d() -> nn.Module:
+    """1-D CNN, calibrated BatchNorm: a [N, 1, 256] series to 2 logits (normal, step)."""
+
+    def block(in_channels: int, out_channels: int) -> list[nn.Module]:
+        return [
+            nn.Conv1d(in_channels, out_channels, kernel_size=7, padding=3, bias=False),
+            nn.BatchNorm1d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.MaxPool1d(2),
+        ]
+
+    model = nn.Sequential(
+        *block(1, 16),
+        *block(16, 32),
+        *block(32, 64),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
+        nn.Linear(64, 2),
+    )
+    return _calibrated(model, 1, 256)
