@@ -84,7 +84,8 @@ class PreparedModel:
     ``source`` tells the PyTorch runtime how to rebuild the same module: ``zoo:<name>`` for
     a reference model, ``factory:<package.module:function>`` for a user factory, or ``""``
     for a user ONNX file (no PyTorch module exists). ``reference`` is an ``.npz`` file of
-    seeded inputs and PyTorch FP32 outputs per batch size, keyed ``b<batch>/<tensor>``.
+    seeded inputs and PyTorch FP32 outputs per batch size, keyed ``b<batch>/in/<input>`` and
+    ``b<batch>/out/<output>`` (see ``exporters.reference``).
     """
 
     name: str

@@ -1,0 +1,228 @@
+"""Prepare a PyTorch model for the runtimes: ONNX file, reference outputs, facts; cached.
+
+A cache entry is ``<cache_dir>/onnx/<name>-<key>/`` holding ``model.onnx``,
+``reference.npz`` and ``prepared.json``. It is built in a temporary directory and renamed
+into place, so a killed export never leaves half an entry. A cache hit imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from exporters.cache import cache_key, module_file_digest
+from exporters.onnx_file import value_specs
+from exporters.parity import check_parity
+from exporters.reference import load_all, reference_batches, write_reference
+from exporters.source import (
+    FACTORY_PREFIX,
+    ZOO_PREFIX,
+    build_module,
+    builder_path,
+    factory_input_specs,
+)
+from exporters.spec import BATCH, PreparedModel, TensorSpec, make_inputs
+from exporters.zoo import get_entry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+EXPORTER_VERSION = 1
+"""Bump when a change here alters the files produced, to invalidate old cache entries."""
+
+MODEL_FILE = "model.onnx"
+REFERENCE_FILE = "reference.npz"
+PREPARED_FILE = "prepared.json"
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What determines an export: equal requests give the same cache entry."""
+
+    name: str
+    source: str
+    inputs: tuple[TensorSpec, ...]
+    output_names: tuple[str, ...] | None
+    task: str
+    opset: int
+    seed: int
+
+    def entry_dir(self, cache_dir: Path) -> Path:
+        key = cache_key(
+            name=self.name,
+            source=self.source,
+            inputs=[spec.to_dict() for spec in self.inputs],
+            output_names=self.output_names,
+            task=self.task,
+            opset=self.opset,
+            seed=self.seed,
+            builder=module_file_digest(builder_path(self.source).partition(":")[0]),
+            torch=_version("torch"),
+            onnxscript=_version("onnxscript"),
+            exporter=EXPORTER_VERSION,
+        )
+        safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+        return Path(cache_dir) / "onnx" / f"{safe_name}-{key}"
+
+
+def _export_entry(
+    target: Path, request: _Request, batch_sizes: list[int], build: Callable[[], nn.Module]
+) -> PreparedModel:
+    """Build, export, check and verify into a temporary directory renamed to ``target``."""
+    import onnx
+
+    from exporters.flops import count_flops_per_sample, count_params
+    from exporters.torch_export import export_onnx, reference_arrays, to_tensors
+
+    start = time.perf_counter()
+    inputs, seed = request.inputs, request.seed
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    model_path = scratch / MODEL_FILE
+    try:
+        module = build()
+        arrays, names = reference_arrays(module, inputs, request.output_names, batch_sizes, seed)
+        notes = export_onnx(module, inputs, names, model_path, request.opset, seed)
+        onnx.checker.check_model(str(model_path))
+        notes.append(check_parity(model_path, inputs, names, arrays, batch_sizes))
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+        one = to_tensors(inputs, make_inputs(inputs, {BATCH: 1}, seed))
+        prepared = PreparedModel(
+            name=request.name,
+            onnx_path=target / MODEL_FILE,
+            inputs=inputs,
+            outputs=value_specs(graph.output),
+            task=request.task,
+            source=request.source,
+            seed=seed,
+            params=count_params(module),
+            flops_per_sample=count_flops_per_sample(module, one),
+            reference=target / REFERENCE_FILE,
+            notes=notes,
+        )
+        write_reference(scratch / REFERENCE_FILE, arrays)
+        prepared.export_s = time.perf_counter() - start
+        prepared.save(scratch / PREPARED_FILE)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / PREPARED_FILE).is_file():
+                raise  # only another process's complete entry may take the place
+        return prepared
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _add_batches(
+    target: Path, stored: PreparedModel, missing: list[int], build: Callable[[], nn.Module]
+) -> None:
+    """Add reference outputs for ``missing`` batch sizes to an entry, without re-exporting."""
+    from exporters.torch_export import reference_arrays
+
+    output_names = tuple(spec.name for spec in stored.outputs)
+    arrays, _ = reference_arrays(build(), stored.inputs, output_names, missing, stored.seed)
+    note = check_parity(target / MODEL_FILE, stored.inputs, output_names, arrays, missing)
+    reference = target / REFERENCE_FILE
+    existing = load_all(reference) if reference.is_file() else {}
+    write_reference(reference, {**existing, **arrays})
+    stored.notes.append(note)
+    partial = target / f".{PREPARED_FILE}.{os.getpid()}.partial"
+    stored.save(partial)
+    os.replace(partial, target / PREPARED_FILE)
+
+
+def _prepare(
+    request: _Request, batch_sizes: list[int], cache_dir: Path, build: Callable[[], nn.Module]
+) -> PreparedModel:
+    if not batch_sizes:
+        raise ValueError("batch_sizes must name at least one batch size")
+    target = request.entry_dir(cache_dir)
+    wanted = sorted(set(batch_sizes))
+    if not ((target / MODEL_FILE).is_file() and (target / PREPARED_FILE).is_file()):
+        return _export_entry(target, request, wanted, build)
+    stored = PreparedModel.load(target / PREPARED_FILE)
+    reference = target / REFERENCE_FILE
+    present = reference_batches(reference) if reference.is_file() else set()
+    missing = sorted(set(wanted) - present)
+    if missing:
+        _add_batches(target, stored, missing, build)
+    return replace(
+        stored, onnx_path=target / MODEL_FILE, reference=reference, cache_hit=True, export_s=0.0
+    )
+
+
+def prepare_torch_model(
+    name: str,
+    source: str,
+    inputs: tuple[TensorSpec, ...],
+    output_names: tuple[str, ...] | None,
+    task: str,
+    batch_sizes: list[int],
+    cache_dir: Path,
+    opset: int = 18,
+    seed: int = 0,
+) -> PreparedModel:
+    """The PyTorch model ``source`` exported to a checked, verified ONNX file, cached.
+
+    On a miss: builds the module with weights seeded by ``seed``, exports it with a dynamic
+    batch axis, checks the file, verifies ONNX Runtime against PyTorch at every batch size
+    (ExportError beyond tolerance) and stores the seeded inputs and PyTorch outputs in the
+    reference file. On a hit: returns the stored entry (``cache_hit``, ``export_s`` 0),
+    adding reference outputs for new batch sizes without re-exporting. ``output_names``
+    None names the outputs ``output`` or ``output0``, ``output1``...
+    """
+    request = _Request(name, source, inputs, output_names, task, opset, seed)
+    return _prepare(request, batch_sizes, cache_dir, lambda: build_module(source, seed)[0])
+
+
+def prepare_zoo_model(
+    name: str, batch_sizes: list[int], cache_dir: Path, opset: int = 18, seed: int = 0
+) -> PreparedModel:
+    """The zoo model ``name`` prepared as by ``prepare_torch_model``; UserError if unknown."""
+    entry = get_entry(name)
+    return prepare_torch_model(
+        entry.name,
+        f"{ZOO_PREFIX}{entry.name}",
+        entry.inputs,
+        entry.output_names,
+        entry.task,
+        batch_sizes,
+        cache_dir,
+        opset,
+        seed,
+    )
+
+
+def prepare_factory_model(
+    factory: str,
+    shapes: dict[str, tuple[int, ...]],
+    batch_sizes: list[int],
+    cache_dir: Path,
+    opset: int = 18,
+    seed: int = 0,
+) -> PreparedModel:
+    """A user factory ``package.module:function`` prepared as by ``prepare_torch_model``.
+
+    Input specs come from the factory's example inputs or from ``shapes`` (``--shape``);
+    the task is ``"unknown"``. The module is built once, even on a miss.
+    """
+    source = f"{FACTORY_PREFIX}{factory}"
+    module, example = build_module(source, seed)
+    inputs = factory_input_specs(example, shapes)
+    request = _Request(factory, source, inputs, None, "unknown", opset, seed)
+    return _prepare(request, batch_sizes, cache_dir, lambda: module)
