@@ -103,9 +103,14 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
     """Run the missing cells, write report.md, print the summary. Exit code: 0 when no
     cell failed, crashed or timed out, else 1."""
     console.print(f"run directory: {run.run_dir.path}")
-    run_suite(
-        run.config, run.models, run.planned, run.run_dir, run.cache_dir, console, show_progress
-    )
+    try:
+        run_suite(
+            run.config, run.models, run.planned, run.run_dir, run.cache_dir, console, show_progress
+        )
+    except UserError:
+        if not run.run_dir.records():  # nothing measured: leave no empty run behind
+            shutil.rmtree(run.run_dir.path)
+        raise
     records = run.run_dir.records()
     (run.run_dir.path / "report.md").write_text(
         f"# {run.config.suite.name} ({run.run_dir.run_id})\n\n{summary_markdown(records)}"

@@ -19,6 +19,7 @@ from bench.config import MeasureConfig
 from bench.plan import Cell
 from bench.stats import Summary
 from bench.timing import LoopRecord, StopRule, time_latency, time_throughput
+from exporters.reference import load_reference, reference_batches
 from exporters.spec import BATCH, PreparedModel, make_inputs
 from runtimes import get_runtime
 from runtimes.base import LoadOptions
@@ -117,14 +118,10 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
 def _inputs_and_reference(
     model: PreparedModel, batch: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-    """The seeded inputs for ``batch`` and the PyTorch FP32 outputs on them, when stored."""
-    if model.reference is not None:
-        with np.load(model.reference) as stored:
-            prefix = f"b{batch}/"
-            if any(key.startswith(prefix) for key in stored.files):
-                feeds = {s.name: stored[f"{prefix}in/{s.name}"] for s in model.inputs}
-                outputs = {s.name: stored[f"{prefix}out/{s.name}"] for s in model.outputs}
-                return feeds, outputs
+    """The seeded inputs for ``batch`` and the PyTorch FP32 outputs on them, when stored;
+    otherwise (a user ONNX file) seeded inputs made from the specs and no reference."""
+    if model.reference is not None and batch in reference_batches(model.reference):
+        return load_reference(model.reference, batch)
     sizes = {BATCH: batch} if model.source else {}
     return make_inputs(model.inputs, sizes, model.seed), None
 

@@ -1,0 +1,64 @@
+"""How long the default suite and the smoke profile take, cold and warm.
+
+Cold: a fresh, empty export cache. Warm: the same cache again. Targets on a 2-core CPU
+machine: default suite <= 300 s cold and <= 180 s warm; smoke profile < 60 s.
+
+    python scripts/suite_time.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed_run(cache_dir: Path, results_dir: Path, *extra: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "run",
+            "--cache-dir",
+            str(cache_dir),
+            "--results-dir",
+            str(results_dir),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def report(label: str, seconds: float, target: float) -> None:
+    verdict = "PASS" if seconds <= target else "MISS"
+    print(f"{label:<28} {seconds:7.1f} s   target <= {target:g} s   {verdict}", flush=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        report(
+            "smoke profile, cold cache",
+            timed_run(root / "c1", root / "r", "--profile", "smoke"),
+            60,
+        )
+        report(
+            "smoke profile, warm cache",
+            timed_run(root / "c1", root / "r", "--profile", "smoke"),
+            60,
+        )
+        report("default suite, cold cache", timed_run(root / "c2", root / "r"), 300)
+        report("default suite, warm cache", timed_run(root / "c2", root / "r"), 180)
+
+
+if __name__ == "__main__":
+    main()
