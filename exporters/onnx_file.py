@@ -1,8 +1,8 @@
 """Read a user's ONNX file into a PreparedModel: checked, with its input and output specs.
 
-Imports only ``onnx`` (neither torch nor onnxruntime). A leading dynamic dimension is the
-batch axis and becomes the symbolic ``BATCH``, as in the zoo's specs, so the suite's batch
-sizes apply; other dynamic dimensions keep their name until ``--shape`` gives them a size.
+Imports only ``onnx`` (neither torch nor onnxruntime). Dynamic dimensions keep the name
+the file gives them (``?`` when unnamed) until ``--shape`` gives them a size; the harness
+then asks for ``--shape`` through ``TensorSpec.concrete_shape``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import onnx
 from onnx import helper
 
 from bench.errors import UserError
-from exporters.spec import BATCH, PreparedModel, TensorSpec
+from exporters.spec import PreparedModel, TensorSpec
 
 UNKNOWN_DIM = "?"
 """The name given to a dynamic dimension that the ONNX file leaves unnamed."""
@@ -55,11 +55,9 @@ def _dtype_name(value: onnx.ValueInfoProto) -> str:
 
 def _dims(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
     dims: list[int | str] = []
-    for index, dim in enumerate(value.type.tensor_type.shape.dim):
+    for dim in value.type.tensor_type.shape.dim:
         if dim.HasField("dim_value") and dim.dim_value > 0:
             dims.append(dim.dim_value)
-        elif index == 0:
-            dims.append(BATCH)
         else:
             dims.append(dim.dim_param or UNKNOWN_DIM)
     return tuple(dims)
@@ -83,15 +81,13 @@ def _with_shape(spec: TensorSpec, shape: tuple[int, ...]) -> TensorSpec:
             f"--shape {spec.name}={written} has {len(shape)} dimensions but input "
             f"'{spec.name}' has {len(spec.shape)}: {spec.shape}"
         )
-    dims: list[int | str] = []
     for index, (model_dim, user_dim) in enumerate(zip(spec.shape, shape, strict=True)):
         if isinstance(model_dim, int) and model_dim != user_dim:
             raise UserError(
                 f"--shape {spec.name}={written} sets dimension {index} to {user_dim} but "
                 f"the model fixes it at {model_dim}: {spec.shape}"
             )
-        dims.append(BATCH if model_dim == BATCH else user_dim)
-    return TensorSpec(spec.name, tuple(dims), spec.dtype, spec.low, spec.high)
+    return TensorSpec(spec.name, shape, spec.dtype, spec.low, spec.high)
 
 
 def _short(exc: Exception) -> str:
@@ -103,9 +99,9 @@ def _short(exc: Exception) -> str:
 def inspect_onnx(path: Path, shapes: dict[str, tuple[int, ...]]) -> PreparedModel:
     """The checked ONNX file at ``path`` as a PreparedModel, input shapes fixed by ``shapes``.
 
-    ``shapes`` gives sizes to dynamic dimensions by input name; the batch axis stays
-    symbolic (its size comes from the suite's batch sizes). UserError when the file is
-    missing or not valid ONNX, or when a shape names no input or contradicts the model.
+    ``shapes`` gives an input's whole shape by name, fixing its dynamic dimensions; other
+    dynamic dimensions stay symbolic. UserError when the file is missing or not valid
+    ONNX, or when a shape names no input or contradicts the model's rank or fixed sizes.
     """
     path = Path(path)
     if not path.is_file():
