@@ -59,12 +59,12 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
     model = PreparedModel.from_dict(job["model"])
     measure = MeasureConfig(**job["measure"])
     options = LoadOptions(job["threads"], job["in_flight"], job.get("runtime_options", {}))
-    rss_before_mb = _peak_rss_mb()
 
     runtime_class = get_runtime(cell.runtime)
     start = time.perf_counter()
     runtime_class.import_framework()
     import_s = time.perf_counter() - start
+    rss_after_import_mb = _peak_rss_mb()
     runtime = runtime_class()
     built = runtime.build(model, cell.target, options, Path(job["cache_dir"]))
     start = time.perf_counter()
@@ -109,7 +109,7 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
             "load_s": load_s,
             "first_inference_ms": first_inference_ms,
         },
-        "memory": {"rss_before_load_mb": rss_before_mb, "peak_rss_mb": _peak_rss_mb()},
+        "memory": {"after_import_mb": rss_after_import_mb, "peak_rss_mb": _peak_rss_mb()},
         "accuracy": compare_outputs(outputs, reference) if reference else None,
         "raw_times_ms": [t / 1e6 for t in record.times_ns],
     }
