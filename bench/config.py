@@ -73,6 +73,12 @@ class SuiteConfig(_Strict):
                 raise ValueError(f"unknown device '{device}': use cpu, cuda or cuda:N")
         return [("cuda:0" if d == "cuda" else d) for d in value]
 
+    @field_validator("models", "runtimes", "devices", "precisions", "batch_sizes", "scenarios")
+    @classmethod
+    def _without_repeats(cls, value: list) -> list:
+        """A value given twice (``cuda`` and ``cuda:0`` too) names one cell, not two."""
+        return list(dict.fromkeys(value))
+
 
 class OnnxRuntimeOptions(_Strict):
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
@@ -118,10 +124,14 @@ def config_from_dict(
     """Validate an already-parsed configuration (see ``load_config``)."""
     data = copy.deepcopy(raw)
     profiles = data.pop("profiles", {})
+    if not isinstance(profiles, dict):
+        raise UserError(f"{origin}: [profiles] must be a table of [profiles.NAME] tables")
     if profile is not None:
         if profile not in profiles:
             names = ", ".join(sorted(profiles)) or "none defined"
             raise UserError(f"{origin}: unknown profile '{profile}' (profiles: {names})")
+        if not isinstance(profiles[profile], dict):
+            raise UserError(f"{origin}: [profiles.{profile}] must be a table of settings")
         data = _merge(data, profiles[profile])
     data = _merge(data, overrides or {})
     try:

@@ -86,9 +86,12 @@ class RunDir:
         return json.loads((self.path / name).read_text())
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record durably: write, flush, fsync."""
-        with open(self.path / RESULTS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
+        """Append one record durably: write, flush, fsync. A torn last line (a crash
+        mid-write) is ended first, so that this record stays a line of its own."""
+        path = self.path / RESULTS_FILE
+        torn = path.is_file() and path.stat().st_size > 0 and not _ends_with_newline(path)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(("\n" if torn else "") + json.dumps(record, default=str) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -108,3 +111,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
