@@ -40,13 +40,22 @@ class Workload:
     in_flight: int
 
 
-def workload(config: BenchConfig, scenario: str) -> Workload:
-    """Latency: one request with every thread. Throughput: ``in_flight`` requests (default:
-    one per physical core, at least two), the threads shared out between them."""
+GPU_IN_FLIGHT = 2
+"""Default requests in flight on an accelerator: two streams keep it busy while the host
+prepares the next request; more only add host-side contention."""
+
+
+def workload(config: BenchConfig, cell: Cell) -> Workload:
+    """Latency: one request with every thread. Throughput on the CPU: ``in_flight``
+    requests (default: one per physical core, at least two), the threads shared out between
+    them. Throughput on an accelerator: ``in_flight`` requests (default 2), each on its own
+    stream, the host threads left whole."""
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     total = config.suite.threads or cores
-    if scenario == "latency":
+    if cell.scenario == "latency":
         return Workload(total, 1)
+    if cell.device != "cpu":
+        return Workload(total, config.suite.in_flight or GPU_IN_FLIGHT)
     in_flight = config.suite.in_flight or max(2, cores)
     return Workload(max(1, total // in_flight), in_flight)
 
@@ -139,7 +148,7 @@ def measure(
     cell: Cell, prepared: PreparedModel, config: BenchConfig, cache_dir: Path, run_id: str
 ) -> dict[str, Any]:
     """Measure ``cell`` in its own worker and return its results.jsonl record."""
-    load = workload(config, cell.scenario)
+    load = workload(config, cell)
     options = getattr(config.runtime, cell.runtime, None)
     job = {
         "cell": {k: v for k, v in cell.to_dict().items() if k != "key"},

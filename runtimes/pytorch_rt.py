@@ -68,10 +68,14 @@ class PyTorchSession(Session):
         self._module = module
         self._device = torch.device(target.device)
         self._cuda = target.device_kind == "cuda"
+        if self._cuda and target.precision == "fp32":
+            # PyTorch lets cuDNN convolutions use TF32 by default: an fp32 cell runs true fp32.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.inputs = model.inputs
         self.outputs = model.outputs
         self.executed = Executed(
-            precision=_dtype_name(next(module.parameters()).dtype),
+            precision=_executed_precision(torch, module, self._device),
             device=str(next(module.parameters()).device),
             threads=torch.get_num_threads(),
             provider=f"torch {torch.__version__} eager",
@@ -127,6 +131,18 @@ class PyTorchSession(Session):
             stream.synchronize()
 
         return run
+
+
+def _executed_precision(torch: Any, module: Any, device: Any) -> str:
+    """The weights' dtype, or ``tf32`` when fp32 weights meet TF32 tensor cores (compute
+    capability 8.0 and newer) that PyTorch is allowed to use."""
+    name = _dtype_name(next(module.parameters()).dtype)
+    if name != "fp32" or device.type != "cuda":
+        return name
+    tf32_allowed = torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
+    if tf32_allowed and torch.cuda.get_device_capability(device)[0] >= 8:
+        return "tf32"
+    return name
 
 
 def _dtype_name(dtype: Any) -> str:
