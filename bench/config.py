@@ -17,7 +17,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 (JetPack 6)
     import tomli as tomllib
 
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_DEVICE = re.compile(
+    r"^(cpu|cuda(:\d+)?|gpu(\.\d+)?|npu|myriad|hddl|(auto|hetero|multi):[a-z0-9.,]+|auto)$"
+)
+DEVICE_FORMS = "cpu, cuda, cuda:N, gpu, gpu.N, npu, auto, auto:D1,D2, hetero:D1,D2, multi:D1,D2"
 
 
 class _Strict(BaseModel):
@@ -65,12 +68,15 @@ class SuiteConfig(_Strict):
             raise ValueError("batch sizes must be 1 or more")
         return value
 
-    @field_validator("devices")
+    @field_validator("devices", mode="before")
     @classmethod
     def _known_devices(cls, value: list[str]) -> list[str]:
+        if not isinstance(value, list):
+            return value
+        value = [str(device).lower() for device in value]
         for device in value:
             if not _DEVICE.match(device):
-                raise ValueError(f"unknown device '{device}': use cpu, cuda or cuda:N")
+                raise ValueError(f"unknown device '{device}': use one of {DEVICE_FORMS}")
         return [("cuda:0" if d == "cuda" else d) for d in value]
 
     @field_validator("models", "runtimes", "devices", "precisions", "batch_sizes", "scenarios")
@@ -88,9 +94,22 @@ class PyTorchOptions(_Strict):
     pass
 
 
+class OpenVinoOptions(_Strict):
+    """OpenVINO compile settings. ``performance_hint = "auto"`` takes the scenario's hint
+    (LATENCY for latency, THROUGHPUT for throughput); None leaves a setting to the plugin."""
+
+    performance_hint: Literal["auto", "latency", "throughput", "cumulative_throughput"] = "auto"
+    execution_mode: Literal["performance", "accuracy"] = "performance"
+    num_streams: int | Literal["auto"] | None = None
+    enable_hyper_threading: bool | None = None
+    enable_cpu_pinning: bool | None = None
+    model_cache: bool = True
+
+
 class RuntimeOptions(_Strict):
     onnxruntime: OnnxRuntimeOptions = OnnxRuntimeOptions()
     pytorch: PyTorchOptions = PyTorchOptions()
+    openvino: OpenVinoOptions = OpenVinoOptions()
 
 
 class BenchConfig(_Strict):

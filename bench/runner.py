@@ -28,6 +28,7 @@ from bench.isolation import run_in_worker
 from bench.plan import Cell, ModelRequest, PlannedCell
 from bench.results import RunDir, cell_result
 from exporters.spec import BATCH, PreparedModel
+from runtimes import get_runtime
 
 EXPORT_TIMEOUT_S = 1800.0
 
@@ -49,11 +50,14 @@ def workload(config: BenchConfig, cell: Cell) -> Workload:
     """Latency: one request with every thread. Throughput on the CPU: ``in_flight``
     requests (default: one per physical core, at least two), the threads shared out between
     them. Throughput on an accelerator: ``in_flight`` requests (default 2), each on its own
-    stream, the host threads left whole."""
+    stream, the host threads left whole. A runtime that chooses its own number of requests
+    (OpenVINO) gets every thread and ``in_flight`` 0 unless the suite sets it."""
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     total = config.suite.threads or cores
     if cell.scenario == "latency":
         return Workload(total, 1)
+    if get_runtime(cell.runtime).chooses_in_flight:  # 0 = the runtime's own optimum
+        return Workload(total, config.suite.in_flight)
     if cell.device != "cpu":
         return Workload(total, config.suite.in_flight or GPU_IN_FLIGHT)
     in_flight = config.suite.in_flight or max(2, cores)

@@ -44,6 +44,7 @@ class LoopRecord:
     completed: int
     warmup_count: int
     capped: bool = False
+    in_flight: int = 1
 
 
 def time_latency(
@@ -121,7 +122,7 @@ def time_throughput(
         raise state.error
     window = (state.window_end or _clock()) - (state.window_start or state.start)
     capped = len(state.times) < measure.min_count or window < measure.min_s * 1e9
-    return LoopRecord(state.times, window, len(state.times), state.warmup_count, capped)
+    return LoopRecord(state.times, window, len(state.times), state.warmup_count, capped, len(slots))
 
 
 @dataclass

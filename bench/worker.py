@@ -18,7 +18,7 @@ from bench.accuracy import compare_outputs
 from bench.config import MeasureConfig
 from bench.plan import Cell
 from bench.stats import Summary
-from bench.timing import LoopRecord, StopRule, time_latency, time_throughput
+from bench.timing import LoopRecord, StopRule, time_latency
 from exporters.reference import load_reference, reference_batches
 from exporters.spec import BATCH, PreparedModel, make_inputs
 from runtimes import get_runtime
@@ -58,7 +58,9 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
     cell = Cell(**job["cell"])
     model = PreparedModel.from_dict(job["model"])
     measure = MeasureConfig(**job["measure"])
-    options = LoadOptions(job["threads"], job["in_flight"], job.get("runtime_options", {}))
+    options = LoadOptions(
+        job["threads"], job["in_flight"], cell.scenario, job.get("runtime_options", {})
+    )
 
     runtime_class = get_runtime(cell.runtime)
     start = time.perf_counter()
@@ -81,9 +83,7 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
         session.stage(feeds)
         record = time_latency(session.launch, session.synchronize, warmup, measurement)
     else:
-        record = time_throughput(
-            session.request_slots(feeds, options.in_flight), warmup, measurement
-        )
+        record = session.run_throughput(feeds, options.in_flight, warmup, measurement)
     session.close()
 
     summary = Summary.from_ns(record.times_ns)
@@ -92,7 +92,7 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
             "precision": session.executed.precision,
             "device": session.executed.device,
             "threads": session.executed.threads,
-            "in_flight": options.in_flight if cell.scenario == "throughput" else 1,
+            "in_flight": record.in_flight,
             "provider": session.executed.provider,
             **session.executed.details,
         },

@@ -7,6 +7,7 @@ planning a suite or running another runtime's cell never pays for it.
 from __future__ import annotations
 
 import importlib.util
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.timing import LoopRecord, StopRule, time_throughput
 from exporters.spec import PreparedModel, TensorSpec
 
 
@@ -27,7 +29,8 @@ class Target:
 
     @property
     def device_kind(self) -> str:
-        return self.device.split(":", 1)[0]
+        """``cpu``, ``cuda``, ``gpu``, ``npu``, ``auto``, ``hetero``, ``multi``, ``myriad`` …"""
+        return re.split(r"[:.]", self.device, maxsplit=1)[0]
 
     @property
     def device_index(self) -> int:
@@ -37,11 +40,13 @@ class Target:
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """What a session is loaded with: intra-op threads (0 = runtime default) and how many
-    requests it must be able to keep in flight, plus runtime-specific options."""
+    """What a session is loaded with: intra-op threads (0 = runtime default), how many
+    requests it must be able to keep in flight (0 = the runtime's own optimum, for runtimes
+    whose ``chooses_in_flight`` is set), the scenario, and runtime-specific options."""
 
     threads: int = 0
     in_flight: int = 1
+    scenario: str = "latency"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,9 +102,20 @@ class Session(ABC):
     def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
         """``count`` independent callables, each running one whole request on ``feeds``.
 
-        The harness calls them from ``count`` threads at once for the throughput scenario;
-        a runtime with its own asynchronous API overrides ``bench.timing`` use instead.
+        The default ``run_throughput`` calls them from ``count`` threads at once.
         """
+
+    def run_throughput(
+        self, feeds: dict[str, np.ndarray], in_flight: int, warmup: StopRule, measure: StopRule
+    ) -> LoopRecord:
+        """Keep ``in_flight`` requests on ``feeds`` in flight through warm-up and the measured
+        window (see ``bench.timing.time_throughput`` for the window's rules).
+
+        The default drives ``request_slots`` from one thread each; a runtime with its own
+        asynchronous API (OpenVINO's AsyncInferQueue) overrides this and reports the number
+        of requests it actually kept in flight in ``LoopRecord.in_flight``.
+        """
+        return time_throughput(self.request_slots(feeds, in_flight), warmup, measure)
 
     def close(self) -> None:  # noqa: B027 - most sessions free everything on garbage collection
         """Release what the session holds."""
@@ -113,6 +129,9 @@ class Runtime(ABC):
     package: ClassVar[str]
     install_hint: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    device_kinds: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    chooses_in_flight: ClassVar[bool] = False
+    """True when the runtime knows its own best number of requests in flight."""
 
     @classmethod
     def installed(cls) -> bool:
@@ -132,6 +151,9 @@ class Runtime(ABC):
         """
         if not cls.installed():
             return f"{cls.package} is not installed: {cls.install_hint}"
+        if target.device_kind not in cls.device_kinds:
+            kinds = ", ".join(cls.device_kinds)
+            return f"{cls.name} runs on {kinds} devices, not {target.device}"
         if target.precision not in cls.precisions:
             runs = ", ".join(cls.precisions)
             return f"{cls.name} does not run {target.precision} yet (it runs {runs})"

@@ -421,7 +421,7 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
      "unknown profile 'nosuch'"),
     ("profile not a table", lambda f: ["--config", f["profile_not_table"], "--profile", "smoke"],
      "smoke"),
-    ("bad device", lambda f: ["--config", f["good"], "--devices", "gpu"], "unknown device 'gpu'"),
+    ("bad device", lambda f: ["--config", f["good"], "--devices", "tpu"], "unknown device 'tpu'"),
     ("batch size 0", lambda f: ["--config", f["good"], "--batch-sizes", "0"], "batch_sizes"),
     ("missing onnx", lambda f: ["--config", f["good"], "--onnx", f["good"].parent / "none.onnx"],
      "not found"),

@@ -139,11 +139,11 @@ def test_a_profile_that_is_not_a_table_is_a_one_line_error() -> None:
     assert "smoke" in message
 
 
-@pytest.mark.parametrize("device", ["gpu", "cuda:x", "CPU", "cuda0"])
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "cuda0", "gpu0", "hetero:"])
 def test_bad_device(device: str) -> None:
     message = _error({"suite": {"devices": ["cpu", device]}})
     assert f"unknown device '{device}'" in message
-    assert "cpu, cuda or cuda:N" in message
+    assert "cpu, cuda, cuda:N, gpu" in message
 
 
 def test_batch_size_zero() -> None:
@@ -230,3 +230,9 @@ def test_repo_default_suite_is_small_and_the_smoke_profile_is_smaller() -> None:
     assert default.suite.devices == ["cpu"]  # runs on any laptop
     assert smoke.measure.min_duration_s < default.measure.min_duration_s
     assert set(smoke.suite.models) <= set(default.suite.models)
+
+
+def test_device_names_are_case_insensitive_and_cover_openvino_devices() -> None:
+    devices = ["CPU", "GPU.1", "NPU", "AUTO", "HETERO:GPU,CPU", "cuda"]
+    config = config_from_dict({"suite": {"devices": devices}})
+    assert config.suite.devices == ["cpu", "gpu.1", "npu", "auto", "hetero:gpu,cpu", "cuda:0"]
