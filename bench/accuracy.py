@@ -1,25 +1,78 @@
-"""Output agreement between a cell and the PyTorch FP32 reference on the same input."""
+"""Output agreement between a cell and the PyTorch FP32 reference on the same input, and
+a pass / warn / fail verdict against the tolerances of the requested precision."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """Limits on the error relative to the output's scale (max |error| / max |reference|)
+    and on cosine similarity: within ``pass_*`` passes, within ``warn_*`` warns."""
+
+    pass_error: float
+    warn_error: float
+    pass_cosine: float
+    warn_cosine: float
+
+
+TOLERANCES = {
+    "fp32": Tolerance(pass_error=1e-4, warn_error=1e-3, pass_cosine=0.99999, warn_cosine=0.9999),
+    "fp16": Tolerance(pass_error=1e-2, warn_error=5e-2, pass_cosine=0.999, warn_cosine=0.99),
+    "bf16": Tolerance(pass_error=5e-2, warn_error=1e-1, pass_cosine=0.995, warn_cosine=0.98),
+}
+TOP1_WARN = 1.0
+"""Top-1 agreement below this (any flipped class) turns a pass into a warning."""
+
+
 def compare_outputs(
-    outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]
-) -> dict[str, float]:
-    """Max absolute error, max relative error and cosine similarity over every output
-    tensor named in ``reference``, taken together (worst case for the errors). Relative
-    errors are floored at 1e-6 of the largest reference value so that outputs near zero
-    do not read as huge relative errors."""
+    outputs: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    precision: str = "fp32",
+    classifier: bool = False,
+) -> dict[str, float | str | None]:
+    """Error figures over every output named in ``reference`` taken together, top-1
+    agreement over the batch for a classifier's first output, and the verdict.
+
+    Relative errors are floored at 1e-6 of the largest reference value so that outputs near
+    zero do not read as huge relative errors.
+    """
     got = np.concatenate([np.asarray(outputs[n], np.float64).ravel() for n in reference])
     want = np.concatenate([np.asarray(reference[n], np.float64).ravel() for n in reference])
     diff = np.abs(got - want)
-    floor = 1e-6 * float(np.abs(want).max(initial=0.0)) + np.finfo(np.float32).tiny
-    scale = np.maximum(np.abs(want), floor)
+    scale = float(np.abs(want).max(initial=0.0))
+    floor = 1e-6 * scale + np.finfo(np.float32).tiny
     norms = np.linalg.norm(got) * np.linalg.norm(want)
-    return {
-        "max_abs_error": float(diff.max()) if diff.size else 0.0,
-        "max_rel_error": float((diff / scale).max()) if diff.size else 0.0,
+    figures: dict[str, float | str | None] = {
+        "max_abs_error": float(diff.max(initial=0.0)),
+        "max_rel_error": float((diff / np.maximum(np.abs(want), floor)).max(initial=0.0)),
+        "scaled_error": float(diff.max(initial=0.0)) / scale if scale > 0 else 0.0,
         "cosine_similarity": float(got @ want / norms) if norms > 0 else float(got.size == 0),
+        "top1_agreement": _top1(outputs, reference) if classifier else None,
     }
+    figures["tolerance"] = precision
+    figures["verdict"] = verdict(figures, TOLERANCES.get(precision, TOLERANCES["fp32"]))
+    return figures
+
+
+def verdict(figures: dict[str, float | str | None], tolerance: Tolerance) -> str:
+    """``pass``, ``warn`` or ``fail`` for the figures of ``compare_outputs``."""
+    error, cosine = float(figures["scaled_error"]), float(figures["cosine_similarity"])
+    if error > tolerance.warn_error or cosine < tolerance.warn_cosine:
+        return "fail"
+    top1 = figures.get("top1_agreement")
+    if error > tolerance.pass_error or cosine < tolerance.pass_cosine:
+        return "warn"
+    if top1 is not None and float(top1) < TOP1_WARN:
+        return "warn"
+    return "pass"
+
+
+def _top1(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
+    name = next(iter(reference))
+    want = np.asarray(reference[name]).reshape(len(reference[name]), -1).argmax(axis=1)
+    got = np.asarray(outputs[name]).reshape(len(outputs[name]), -1).argmax(axis=1)
+    return float(np.mean(got == want))

@@ -15,9 +15,10 @@ from bench.config import BenchConfig, load_config
 from bench.environment import fingerprint
 from bench.errors import UserError
 from bench.plan import ModelRequest, PlannedCell, expand
-from bench.report import summary_markdown, summary_table
-from bench.results import ENVIRONMENT_FILE, RUN_FILE, SUITE_FILE, RunDir
+from bench.report import speedup_markdown, speedup_table, summary_markdown, summary_table
+from bench.results import ENVIRONMENT_FILE, RUN_FILE, SPEEDUP_FILE, SUITE_FILE, RunDir
 from bench.runner import check_shapes, run_suite
+from bench.speedup import speedups
 from exporters.cache import default_cache_dir
 from exporters.onnx_file import inspect_onnx, parse_shape_args
 from exporters.zoo import get_entry
@@ -112,10 +113,15 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
             shutil.rmtree(run.run_dir.path)
         raise
     records = run.run_dir.records()
-    (run.run_dir.path / "report.md").write_text(
-        f"# {run.config.suite.name} ({run.run_dir.run_id})\n\n{summary_markdown(records)}"
-    )
+    rows = speedups(records, seed=run.config.suite.seed)
+    run.run_dir.write_json(SPEEDUP_FILE, [row.to_dict() for row in rows])
+    report = f"# {run.config.suite.name} ({run.run_dir.run_id})\n\n{summary_markdown(records)}"
+    if rows:
+        report += f"\n## Low-precision speedup over fp32\n\n{speedup_markdown(rows)}"
+    (run.run_dir.path / "report.md").write_text(report)
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
+    if rows:
+        console.print(speedup_table(rows))
     return 1 if any(r["status"] in FAILED_STATUSES for r in records) else 0
 
 

@@ -1,5 +1,10 @@
-"""The one error type that reaches the user as a one-line message and exit code 2."""
+"""Exceptions that the harness turns into a clear status instead of a traceback."""
 
 
 class UserError(Exception):
     """Bad input from the user: the message is one line that names the fix."""
+
+
+class Unavailable(Exception):
+    """Raised inside a worker when a runtime finds, once loaded, that it cannot serve the
+    cell here (a precision the device lacks, say): the cell is ``skipped`` with this reason."""

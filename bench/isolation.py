@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from bench.errors import UserError
+from bench.errors import Unavailable, UserError
 
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -20,7 +20,8 @@ _CONTEXT = multiprocessing.get_context("spawn")
 @dataclass(frozen=True)
 class WorkerOutcome:
     """How a worker ended: ``ok`` with its payload, or ``error`` (bad user input),
-    ``failed`` (an exception), ``crashed`` (died without answering) or ``timeout``."""
+    ``skipped`` (the runtime cannot serve the cell here), ``failed`` (an exception),
+    ``crashed`` (died without answering) or ``timeout``."""
 
     status: str
     payload: dict[str, Any] | None = None
@@ -69,6 +70,8 @@ def _child(sender: Connection, func: Callable[[dict], dict], job: dict) -> None:
         message = ("ok", func(job), None)
     except UserError as exc:
         message = ("error", None, str(exc))
+    except Unavailable as exc:
+        message = ("skipped", None, str(exc))
     except Exception as exc:  # any failure of the measured code is a result, not a crash
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         message = ("failed", {"traceback": traceback.format_exc()}, reason)

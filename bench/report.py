@@ -6,6 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.speedup import Speedup
+
 COLUMNS = (
     "model",
     "runtime",
@@ -65,10 +67,7 @@ def summary_table(records: list[dict[str, Any]], title: str) -> Table:
 
 
 def summary_markdown(records: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in summary_rows(records):
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown(COLUMNS, summary_rows(records))
 
 
 def _requested_vs_executed(requested: str, executed: str | None) -> str:
@@ -96,3 +95,57 @@ def _status(record: dict[str, Any]) -> str:
         return "ok"
     reason = record.get("reason") or ""
     return f"{record['status']}: {reason}" if reason else record["status"]
+
+
+SPEEDUP_COLUMNS = (
+    "model", "runtime", "target", "scenario", "fp32 ms", "low ms", "speedup", "95% CI",
+    "accuracy", "verdict",
+)  # fmt: skip
+
+
+def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
+    """One row per low-precision cell: its fp32 and own medians, the speedup with its
+    interval, the accuracy verdict and the overall verdict."""
+    table = []
+    for row in rows:
+        measured = row.speedup is not None
+        figures = (
+            [_number(row.fp32_median_ms), _number(row.median_ms), f"{row.speedup:.2f}x",
+             f"{row.ci_low:.2f}–{row.ci_high:.2f}"]
+            if measured else ["-"] * 4
+        )  # fmt: skip
+        table.append([
+            row.model, row.runtime,
+            f"{row.device} {_requested_vs_executed(row.precision, row.executed)}",
+            f"{row.scenario} b{row.batch}", *figures, row.accuracy or "-", row.verdict,
+        ])  # fmt: skip
+    return table
+
+
+def speedup_table(rows: list[Speedup]) -> Table:
+    table = Table(
+        title="Low-precision speedup over fp32 (median fp32 / median low precision)",
+        title_justify="left",
+        caption="95% bootstrap interval over both cells' raw times (iterations are correlated: "
+        "read narrow intervals with care); a speedup whose accuracy failed is no win",
+        caption_justify="left",
+    )
+    for name in SPEEDUP_COLUMNS:
+        wraps = name == "verdict"
+        table.add_column(name, justify="right" if name.endswith(("ms", "up")) else "left",
+                         no_wrap=not wraps)  # fmt: skip
+    for row in speedup_rows(rows):
+        table.add_row(*row)
+    return table
+
+
+def speedup_markdown(rows: list[Speedup]) -> str:
+    """The speedup table as Markdown, for report.md."""
+    return _markdown(SPEEDUP_COLUMNS, speedup_rows(rows))
+
+
+def _markdown(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+    return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 ENVIRONMENT_FILE = "environment.json"
 SUITE_FILE = "suite.toml"
+SPEEDUP_FILE = "speedups.json"
 
 
 def cell_result(

@@ -110,7 +110,12 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
             "first_inference_ms": first_inference_ms,
         },
         "memory": {"after_import_mb": rss_after_import_mb, "peak_rss_mb": _peak_rss_mb()},
-        "accuracy": compare_outputs(outputs, reference) if reference else None,
+        "accuracy": (
+            compare_outputs(outputs, reference, cell.precision, model.task == "classification")
+            if reference
+            else None
+        ),
+        "notes": [*model.notes, *built.notes],
         "raw_times_ms": [t / 1e6 for t in record.times_ns],
     }
 

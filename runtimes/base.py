@@ -69,6 +69,7 @@ class Built:
     artifact: Any
     build_s: float
     cache_hit: bool = False
+    notes: tuple[str, ...] = ()
 
 
 class Session(ABC):
@@ -156,7 +157,7 @@ class Runtime(ABC):
             return f"{cls.name} runs on {kinds} devices, not {target.device}"
         if target.precision not in cls.precisions:
             runs = ", ".join(cls.precisions)
-            return f"{cls.name} does not run {target.precision} yet (it runs {runs})"
+            return f"{cls.name} has no {target.precision} path here (it runs {runs})"
         return cls.device_unavailable_reason(target)
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
     package = "onnxruntime"
     install_hint = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
+    precisions = ("fp32", "fp16")
 
     @classmethod
     def device_unavailable_reason(cls, target: Target) -> str | None:
@@ -48,8 +50,16 @@ class OnnxRuntime(Runtime):
     def build(
         self, model: PreparedModel, target: Target, options: LoadOptions, cache_dir: Path
     ) -> Built:
-        """ONNX Runtime builds its graph when a session is made; there is no separate step."""
-        return Built(artifact=model.onnx_path, build_s=0.0)
+        """The graph to load: the exported FP32 graph, or its FP16 conversion (cached).
+        ONNX Runtime optimises a graph when a session is made, so that is timed by load."""
+        if target.precision == "fp32":
+            return Built(artifact=model.onnx_path, build_s=0.0)
+        from exporters.precision import fp16_graph
+
+        converted = fp16_graph(model.onnx_path, cache_dir)
+        return Built(
+            converted.path, converted.convert_s, converted.cache_hit, notes=converted.notes
+        )
 
     def load(
         self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
@@ -72,14 +82,20 @@ class OnnxRuntimeSession(Session):
         if options.in_flight > 1:
             # Requests in flight share the cores: spinning threads would steal them from each other.
             session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(
-            str(path), session_options, providers=_providers(target)
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            optimized = Path(scratch) / "optimized.onnx"
+            if target.precision != "fp32":  # read back what the optimised graph computes in
+                session_options.optimized_model_filepath = str(optimized)
+                session_options.log_severity_level = 3  # not the warning about saving it
+            self._session = onnxruntime.InferenceSession(
+                str(path), session_options, providers=_providers(target)
+            )
+            precision = _compute_precision(optimized) if optimized.is_file() else "fp32"
         self.inputs = model.inputs
         self.outputs = model.outputs
         used = self._session.get_providers()[0]
         self.executed = Executed(
-            precision=_weights_precision(path),
+            precision=precision,
             device="cpu" if used == "CPUExecutionProvider" else target.device,
             threads=self._session.get_session_options().intra_op_num_threads or None,
             provider=used,
@@ -113,9 +129,17 @@ def _providers(target: Target) -> list[Any]:
     return ["CPUExecutionProvider"]
 
 
-def _weights_precision(path: Path) -> str:
-    """The float type holding most of the graph's weights: ONNX Runtime executes each node
-    in its tensors' own types, so the weights say what the graph computes in."""
+_COMPUTE_OPS = {
+    "Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul",
+    "FusedMatMul", "LSTM", "GRU", "RNN",
+}  # fmt: skip
+
+
+def _compute_precision(optimized_path: Path) -> str:
+    """The precision most compute operators (convolutions, matrix products, RNNs) of the
+    graph ONNX Runtime actually runs take their weights in. Where a provider has no kernel
+    for a type, ONNX Runtime inserts casts and folds them, so an FP16 graph on the CPU
+    provider reads back as fp32 here."""
     import onnx
 
     names = {
@@ -123,10 +147,17 @@ def _weights_precision(path: Path) -> str:
         onnx.TensorProto.FLOAT16: "fp16",
         onnx.TensorProto.BFLOAT16: "bf16",
     }
-    graph = onnx.load(str(path), load_external_data=False).graph
-    sizes: dict[str, int] = {}
-    for tensor in graph.initializer:
-        if tensor.data_type in names:
-            count = int(np.prod(tensor.dims)) if tensor.dims else 1
-            sizes[names[tensor.data_type]] = sizes.get(names[tensor.data_type], 0) + count
-    return max(sizes, key=sizes.__getitem__) if sizes else "fp32"
+    graph = onnx.load(str(optimized_path), load_external_data=False).graph
+    weights = {tensor.name: tensor.data_type for tensor in graph.initializer}
+    casts = {
+        node.output[0]: next(a.i for a in node.attribute if a.name == "to")
+        for node in graph.node
+        if node.op_type == "Cast"
+    }
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type in _COMPUTE_OPS and len(node.input) > 1:
+            kind = names.get(weights.get(node.input[1], casts.get(node.input[1], -1)))
+            if kind:
+                counts[kind] = counts.get(kind, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else "fp32"

@@ -10,14 +10,18 @@ from typing import Any
 import numpy as np
 
 from bench.devices import cuda_unavailable_reason
+from bench.errors import Unavailable
 from exporters.spec import PreparedModel
 from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
+
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 class PyTorchRuntime(Runtime):
     name = "pytorch"
     package = "torch"
     install_hint = "pip install torch"
+    precisions = ("fp32", "fp16", "bf16")
 
     @classmethod
     def unavailable_reason(cls, target: Target, source: str) -> str | None:
@@ -46,8 +50,12 @@ class PyTorchRuntime(Runtime):
         from exporters.source import build_module
 
         start = time.perf_counter()
+        cuda = target.device_kind == "cuda"
+        if cuda and target.precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise Unavailable(f"{target.device} has no bf16 support")
         module, _ = build_module(model.source, model.seed)
-        module = module.to(torch.device(target.device)).eval()
+        dtype = _DTYPES[target.precision]
+        module = module.to(device=torch.device(target.device), dtype=getattr(torch, dtype)).eval()
         if target.device_kind == "cuda":
             torch.cuda.synchronize(target.device)
         return Built(artifact=module, build_s=time.perf_counter() - start)
@@ -80,13 +88,17 @@ class PyTorchSession(Session):
             threads=torch.get_num_threads(),
             provider=f"torch {torch.__version__} eager",
         )
+        self._dtype = next(module.parameters()).dtype
         self._staged: list[Any] = []
 
     def _to_device(self, feeds: dict[str, np.ndarray]) -> list[Any]:
-        return [
-            self._torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self._device)
-            for spec in self.inputs
-        ]
+        """Inputs on the device; floating ones in the module's own dtype."""
+        tensors = []
+        for spec in self.inputs:
+            tensor = self._torch.from_numpy(np.ascontiguousarray(feeds[spec.name]))
+            dtype = self._dtype if tensor.is_floating_point() else tensor.dtype
+            tensors.append(tensor.to(device=self._device, dtype=dtype))
+        return tensors
 
     def _forward(self, tensors: list[Any]) -> Any:
         with self._torch.inference_mode():

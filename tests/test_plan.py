@@ -82,9 +82,12 @@ def test_pytorch_cannot_run_an_onnx_file() -> None:
     assert [p.cell.model for p in planned] == ["net", "net"]
 
 
-@pytest.mark.parametrize("precision", ["fp16", "bf16", "int8"])
-def test_precisions_the_runtimes_do_not_run_are_skipped(precision: str) -> None:
-    config = _config(precisions=["fp32", precision])
+@pytest.mark.parametrize(
+    ("runtime", "precision"),
+    [("onnxruntime", "bf16"), ("onnxruntime", "int8"), ("pytorch", "int8")],
+)
+def test_precisions_a_runtime_does_not_run_are_skipped(runtime: str, precision: str) -> None:
+    config = _config(runtimes=[runtime], precisions=["fp32", precision])
     planned = expand(config, _zoo("mlp"))
     for item in planned:
         if item.cell.precision == "fp32":
@@ -93,6 +96,13 @@ def test_precisions_the_runtimes_do_not_run_are_skipped(precision: str) -> None:
             assert item.skip_reason is not None
             assert precision in item.skip_reason
             assert item.cell.runtime in item.skip_reason
+
+
+@pytest.mark.parametrize(("runtime", "precision"), [("pytorch", "fp16"), ("pytorch", "bf16"),
+                                                    ("onnxruntime", "fp16")])  # fmt: skip
+def test_precisions_a_runtime_runs_are_planned(runtime: str, precision: str) -> None:
+    planned = expand(_config(runtimes=[runtime], precisions=[precision]), _zoo("mlp"))
+    assert all(item.skip_reason is None for item in planned)
 
 
 def test_unknown_runtime_lists_the_runtimes() -> None:

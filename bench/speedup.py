@@ -1,0 +1,118 @@
+"""The FP16 / BF16 speedup table: median(fp32) / median(low precision) for the same
+model, runtime, device, batch and scenario in one run, with a bootstrap interval."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+MAX_SAMPLES = 5000
+"""Raw times beyond this many per cell are thinned (evenly) before resampling."""
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """One low-precision cell against its fp32 twin. ``verdict`` is ``faster``, ``slower``
+    or ``no clear difference`` (the interval holds 1), ``accuracy failed`` (never a win)
+    or ``not measured`` with the reason."""
+
+    model: str
+    runtime: str
+    device: str
+    batch: int
+    scenario: str
+    precision: str
+    executed: str | None
+    fp32_median_ms: float | None
+    median_ms: float | None
+    speedup: float | None
+    ci_low: float | None
+    ci_high: float | None
+    accuracy: str | None
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def speedups(records: list[dict[str, Any]], seed: int = 0) -> list[Speedup]:
+    """A row for every non-fp32 cell whose twin fp32 cell is in ``records``."""
+    by_key = {_twin_key(r["cell"], r["cell"]["precision"]): r for r in records}
+    rows = []
+    for record in records:
+        cell = record["cell"]
+        if cell["precision"] == "fp32":
+            continue
+        base = by_key.get(_twin_key(cell, "fp32"))
+        if base is None:
+            continue
+        rows.append(_compare(base, record, seed))
+    return rows
+
+
+def _twin_key(cell: dict[str, Any], precision: str) -> tuple:
+    return (cell["model"], cell["runtime"], cell["device"], cell["batch"], cell["scenario"],
+            precision)  # fmt: skip
+
+
+def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
+    cell = low["cell"]
+    accuracy = (low.get("accuracy") or {}).get("verdict")
+    executed = (low.get("executed") or {}).get("precision")
+    common = dict(
+        model=cell["model"], runtime=cell["runtime"], device=cell["device"], batch=cell["batch"],
+        scenario=cell["scenario"], precision=cell["precision"], executed=executed,
+        accuracy=accuracy,
+    )  # fmt: skip
+    for record in (base, low):
+        if record["status"] != "ok":
+            reason = f"{record['cell']['precision']} cell {record['status']}"
+            return Speedup(
+                **common, fp32_median_ms=None, median_ms=None, speedup=None, ci_low=None,
+                ci_high=None, verdict=f"not measured: {reason}",
+            )  # fmt: skip
+    fast = np.asarray(base["raw_times_ms"], float)
+    slow = np.asarray(low["raw_times_ms"], float)
+    ratio = float(np.median(fast) / np.median(slow))
+    low_ci, high_ci = ratio_interval(fast, slow, seed)
+    if accuracy == "fail":
+        verdict = "accuracy failed"
+    elif low_ci > 1:
+        verdict = "faster"
+    elif high_ci < 1:
+        verdict = "slower"
+    else:
+        verdict = "no clear difference"
+    return Speedup(
+        **common, fp32_median_ms=float(np.median(fast)), median_ms=float(np.median(slow)),
+        speedup=ratio, ci_low=low_ci, ci_high=high_ci, verdict=verdict,
+    )  # fmt: skip
+
+
+def ratio_interval(
+    numerator: np.ndarray, denominator: np.ndarray, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(numerator) / median(denominator), each
+    sample resampled on its own (scipy.stats.bootstrap)."""
+    rng = np.random.default_rng(seed)
+    samples = tuple(_thin(np.asarray(s, float)) for s in (numerator, denominator))
+
+    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+    result = stats.bootstrap(
+        samples, statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
+        method="percentile", vectorized=True, batch=100, random_state=rng,
+    )  # fmt: skip
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _thin(times: np.ndarray) -> np.ndarray:
+    if times.size <= MAX_SAMPLES:
+        return times
+    return times[np.linspace(0, times.size - 1, MAX_SAMPLES).astype(int)]
