@@ -1,0 +1,47 @@
+"""The summary and speedup tables: what ran is shown, a mismatch with the request too."""
+
+from __future__ import annotations
+
+from bench.report import COLUMNS, summary_markdown, summary_rows
+
+
+def record(requested: str, executed: str, status: str = "ok") -> dict:
+    return {
+        "cell": {"model": "resnet18", "runtime": "openvino", "device": "cpu",
+                 "precision": requested, "batch": 1, "scenario": "latency"},
+        "status": status,
+        "reason": None if status == "ok" else "no GPU",
+        "executed": {"precision": executed, "device": "cpu"},
+        "latency_ms": {"median": 9.12, "p99": 11.0, "cv": 0.02},
+        "unstable": False,
+        "throughput": {"samples_per_s": 109.6},
+        "accuracy": {"verdict": "pass"},
+    }  # fmt: skip
+
+
+def test_a_precision_mismatch_shows_request_and_execution() -> None:
+    (row,) = summary_rows([record("fp32", "bf16")])
+    target = row[COLUMNS.index("target")]
+    assert target == "cpu fp32→bf16"
+
+
+def test_a_matching_precision_is_shown_once() -> None:
+    (row,) = summary_rows([record("fp16", "fp16")])
+    assert row[COLUMNS.index("target")] == "cpu fp16"
+    assert row[COLUMNS.index("accuracy")] == "pass"
+    assert row[COLUMNS.index("median ms")] == "9.12"
+
+
+def test_a_skipped_cell_shows_its_reason() -> None:
+    skipped = {**record("fp32", "fp32", "skipped"), "executed": None, "latency_ms": None,
+               "throughput": None, "accuracy": None}  # fmt: skip
+    (row,) = summary_rows([skipped])
+    assert row[COLUMNS.index("status")] == "skipped: no GPU"
+    assert row[COLUMNS.index("median ms")] == "-"
+
+
+def test_markdown_has_a_header_and_a_row_per_cell() -> None:
+    lines = summary_markdown([record("fp32", "fp32"), record("bf16", "bf16")]).splitlines()
+    assert lines[0].startswith("| model | runtime | target")
+    assert len(lines) == 4
+    assert all(line.count("|") == len(COLUMNS) + 1 for line in lines)
