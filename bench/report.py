@@ -17,6 +17,7 @@ COLUMNS = (
     "p99 ms",
     "CV",
     "samples/s",
+    "accuracy",
     "status",
 )
 _NUMERIC = ("median ms", "p99 ms", "CV", "samples/s")
@@ -25,7 +26,7 @@ _NUMERIC = ("median ms", "p99 ms", "CV", "samples/s")
 def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     """One row per cell: what ran (executed device and precision, with the request beside
     it when they differ), scenario and batch, latency median and p99, CV, throughput and
-    status. An unstable cell's CV carries a '!'."""
+    accuracy verdict and status. An unstable cell's CV carries a '!'."""
     rows = []
     for record in records:
         cell = record["cell"]
@@ -44,6 +45,7 @@ def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
                 _number(latency.get("p99")),
                 _cv(latency.get("cv"), record.get("unstable")),
                 _number(throughput),
+                (record.get("accuracy") or {}).get("verdict") or "-",
                 _status(record),
             ]
         )
