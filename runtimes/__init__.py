@@ -8,10 +8,11 @@ from __future__ import annotations
 from bench.errors import UserError
 from runtimes.base import Runtime
 from runtimes.onnxruntime_rt import OnnxRuntime
+from runtimes.openvino_rt import OpenVinoRuntime
 from runtimes.pytorch_rt import PyTorchRuntime
 
 RUNTIMES: dict[str, type[Runtime]] = {
-    runtime.name: runtime for runtime in (PyTorchRuntime, OnnxRuntime)
+    runtime.name: runtime for runtime in (PyTorchRuntime, OnnxRuntime, OpenVinoRuntime)
 }
 
 

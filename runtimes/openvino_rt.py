@@ -1,0 +1,340 @@
+"""OpenVINO: compiles the ONNX file directly for CPU, GPU, NPU, AUTO, HETERO and MULTI devices.
+
+Every cell sets the inference precision, execution mode and performance hints explicitly
+(the CPU plugin would otherwise run an fp32 model in bf16 where the CPU has it), and the
+precision that ran is read back from the compiled model's runtime graph.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.config import OpenVinoOptions
+from bench.timing import LoopRecord, StopRule
+from exporters.cache import cache_key
+from exporters.spec import PreparedModel, TensorSpec
+from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
+
+_HINT_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+_CAPABILITY = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16"}
+_RUNTIME_PRECISION = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "i8": "int8", "u8": "int8"}
+_COMPUTE_LAYERS = {
+    "convolution", "groupconvolution", "deconvolution", "fullyconnected", "matmul", "gemm",
+    "rnnseq", "rnncell", "scaleddotproductattention",
+}  # fmt: skip
+_BOOKKEEPING_LAYERS = {"input", "output", "const", "parameter", "result", "constant"}
+_READ_BACK = (
+    "INFERENCE_PRECISION_HINT", "EXECUTION_MODE_HINT", "PERFORMANCE_HINT", "NUM_STREAMS",
+    "INFERENCE_NUM_THREADS", "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "EXECUTION_DEVICES",
+)  # fmt: skip
+_VPU_REMOVED = (
+    "OpenVINO dropped the Movidius VPU plugins (MYRIAD, HDDL) after its 2022.3 LTS release; "
+    'to use them install that release: pip install "openvino==2022.3.2" (Python 3.7 to 3.10)'
+)
+
+
+@cache
+def _core() -> Any:
+    """The process's one ``openvino.Core``, made on first use (never at import)."""
+    import openvino
+
+    return openvino.Core()
+
+
+def _hardware_devices(target: Target) -> list[str]:
+    """The hardware devices a target names, in OpenVINO's spelling (ours upper-cased:
+    ``gpu.1`` → ``GPU.1``); a bare ``auto`` names none."""
+    kind, _, listed = target.device.upper().partition(":")
+    if kind in ("AUTO", "HETERO", "MULTI"):
+        return [d for d in listed.split(",") if d]
+    return [kind]
+
+
+def _sees(device: str, available: list[str]) -> bool:
+    """Whether ``device`` (``GPU``, ``GPU.1``) is among OpenVINO's available devices, which
+    name a lone device without its index (``GPU``) and several with it (``GPU.0``)."""
+    kind, _, index = device.partition(".")
+    if not index:
+        return any(seen == kind or seen.startswith(kind + ".") for seen in available)
+    return device in available or (index == "0" and kind in available)
+
+
+class OpenVinoRuntime(Runtime):
+    name = "openvino"
+    package = "openvino"
+    install_hint = "pip install openvino"
+    precisions = ("fp32", "fp16", "bf16")
+    device_kinds = ("cpu", "gpu", "npu", "auto", "hetero", "multi", "myriad", "hddl")
+    chooses_in_flight = True
+
+    @classmethod
+    def unavailable_reason(cls, target: Target, source: str) -> str | None:
+        """Beyond the package and device checks: a precision that a named device does not
+        list in its OPTIMIZATION_CAPABILITIES is a skip reason."""
+        reason = super().unavailable_reason(target, source)
+        if reason is not None:
+            return reason
+        for device in _hardware_devices(target):
+            capabilities = _core().get_property(device, "OPTIMIZATION_CAPABILITIES")
+            if _CAPABILITY[target.precision] not in capabilities:
+                runs = ", ".join(capabilities)
+                return f"OpenVINO {device} cannot run {target.precision} (it offers: {runs})"
+        return None
+
+    @classmethod
+    def device_unavailable_reason(cls, target: Target) -> str | None:
+        if target.device_kind in ("myriad", "hddl"):
+            return _VPU_REMOVED
+        available = _core().available_devices
+        seen = ", ".join(available) or "nothing"
+        if not available:
+            return f"OpenVINO sees no device here (it sees: {seen})"
+        for device in _hardware_devices(target):
+            if not _sees(device, available):
+                return f"OpenVINO sees no {device} here (it sees: {seen})"
+        return None
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        return [device.lower() for device in _core().available_devices]
+
+    def build(
+        self, model: PreparedModel, target: Target, options: LoadOptions, cache_dir: Path
+    ) -> Built:
+        """Compile the ONNX file for the target device with the cell's hints. With the model
+        cache on, each distinct configuration gets its own cache directory: OpenVINO 2026.4's
+        CPU cache key ignores the precision hint, and a blob compiled for f16 served an f32
+        request in f16. ``cache_hit`` is the compiled model's LOADED_FROM_CACHE."""
+        settings = OpenVinoOptions(**options.extra)
+        device = target.device.upper()  # hetero:gpu,cpu → HETERO:GPU,CPU
+        config = compile_config(target, options, settings)
+        if settings.model_cache:
+            key = cache_key(device=device, config=config)
+            config["CACHE_DIR"] = str(cache_dir / "openvino" / key)
+        start = time.perf_counter()
+        compiled = _core().compile_model(str(model.onnx_path), device, config)
+        build_s = time.perf_counter() - start
+        cached = read_properties(compiled, ("LOADED_FROM_CACHE",)).get("LOADED_FROM_CACHE")
+        hit = settings.model_cache and cached is True
+        return Built(artifact=compiled, build_s=build_s, cache_hit=hit)
+
+    def load(
+        self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
+    ) -> Session:
+        return OpenVinoSession(built.artifact, model)
+
+
+def compile_config(target: Target, options: LoadOptions, settings: OpenVinoOptions) -> dict:
+    """The compile properties of a cell: precision, execution mode and performance hints
+    always; threads (CPU only), streams, hyper-threading and pinning when set."""
+    hint = settings.performance_hint
+    if hint == "auto":
+        hint = options.scenario
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": _HINT_PRECISION[target.precision],
+        "EXECUTION_MODE_HINT": settings.execution_mode.upper(),
+        "PERFORMANCE_HINT": hint.upper(),
+    }
+    if options.threads > 0 and target.device_kind == "cpu":
+        config["INFERENCE_NUM_THREADS"] = options.threads
+    if settings.num_streams is not None:
+        config["NUM_STREAMS"] = str(settings.num_streams).upper()
+    if settings.enable_hyper_threading is not None:
+        config["ENABLE_HYPER_THREADING"] = settings.enable_hyper_threading
+    if settings.enable_cpu_pinning is not None:
+        config["ENABLE_CPU_PINNING"] = settings.enable_cpu_pinning
+    return config
+
+
+class OpenVinoSession(Session):
+    def __init__(self, compiled: Any, model: PreparedModel) -> None:
+        import openvino
+
+        self._openvino = openvino
+        self._compiled = compiled
+        self.inputs = model.inputs
+        self.outputs = model.outputs
+        self._output_ports = _ports(compiled.outputs, model.outputs)
+        self._request = compiled.create_infer_request()
+        properties = read_properties(compiled)
+        layers = runtime_layers(compiled)
+        threads = properties.get("INFERENCE_NUM_THREADS")
+        self.executed = Executed(
+            precision=executed_precision(layers),
+            device=",".join(properties.get("EXECUTION_DEVICES", [])).lower(),
+            threads=threads if isinstance(threads, int) and threads > 0 else None,
+            provider=f"openvino {openvino.get_version()}",
+            details={
+                "properties": properties,
+                "layer_precisions": dict(Counter(p for _, p in layers)),
+                "compute_layer_precisions": dict(Counter(p for t, p in layers if _computes(t))),
+            },
+        )
+
+    def _tensors(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {
+            spec.name: self._openvino.Tensor(np.ascontiguousarray(feeds[spec.name]))
+            for spec in self.inputs
+        }
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = self._compiled.create_infer_request()
+        _bind(request, self._tensors(feeds))
+        request.infer()
+        return {
+            name: np.array(request.get_output_tensor(port).data)
+            for name, port in self._output_ports.items()
+        }
+
+    def stage(self, feeds: dict[str, np.ndarray]) -> None:
+        _bind(self._request, self._tensors(feeds))
+
+    def launch(self) -> None:
+        """One synchronous request, as benchmark_app runs its latency mode."""
+        self._request.infer()
+
+    def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
+        """One InferRequest per slot, the input tensors shared between them."""
+        tensors = self._tensors(feeds)
+        requests = [self._compiled.create_infer_request() for _ in range(count)]
+        return [_bind(request, tensors).infer for request in requests]
+
+    def run_throughput(
+        self, feeds: dict[str, np.ndarray], in_flight: int, warmup: StopRule, measure: StopRule
+    ) -> LoopRecord:
+        """Requests kept in flight by an AsyncInferQueue of ``in_flight`` requests (0: the
+        compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS), with bench.timing's window
+        rules; each latency is the request's own (start_async to its completion)."""
+        jobs = in_flight or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        queue = self._openvino.AsyncInferQueue(self._compiled, jobs)
+        tensors = self._tensors(feeds)
+        for request in queue:
+            _bind(request, tensors)
+        window = _Window(warmup, measure)
+        queue.set_callback(window.on_completion)
+        window.start = time.perf_counter_ns()
+        try:
+            while not window.closed.is_set():
+                queue.start_async()
+        finally:
+            queue.wait_all()
+        return window.record(jobs)
+
+
+@dataclass
+class _Window:
+    """The warm-up then measured window of ``bench.timing.time_throughput``, fed by
+    completion callbacks (which OpenVINO may run on several threads)."""
+
+    warmup: StopRule
+    measure: StopRule
+    start: int = 0
+    warmup_count: int = 0
+    window_start: int | None = None
+    window_end: int | None = None
+    times: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+    closed: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_completion(self, request: Any, _userdata: Any) -> None:
+        now = time.perf_counter_ns()
+        try:
+            latency_ns = round(request.latency * 1e6)
+            with self.lock:
+                if self.window_start is None:
+                    self.warmup_count += 1
+                    if self.warmup.done(now - self.start, self.warmup_count):
+                        self.window_start = now
+                elif self.window_end is None:
+                    self.times.append(latency_ns)
+                    if self.measure.done(now - self.window_start, len(self.times)):
+                        self.window_end = now
+                        self.closed.set()
+        except BaseException as exc:  # re-raised by record(), after the queue drained
+            self.error = exc
+            self.closed.set()
+
+    def record(self, in_flight: int) -> LoopRecord:
+        if self.error is not None:
+            raise self.error
+        window = (self.window_end or time.perf_counter_ns()) - (self.window_start or self.start)
+        capped = len(self.times) < self.measure.min_count or window < self.measure.min_s * 1e9
+        return LoopRecord(self.times, window, len(self.times), self.warmup_count, capped, in_flight)
+
+
+def _bind(request: Any, tensors: dict[str, Any]) -> Any:
+    """Set ``tensors`` as ``request``'s inputs (once: every later run reads them)."""
+    for name, tensor in tensors.items():
+        request.set_tensor(name, tensor)
+    return request
+
+
+def _ports(ports: list[Any], specs: tuple[TensorSpec, ...]) -> dict[str, int]:
+    """Each spec's port index: the port whose tensor names hold the spec's name, else the
+    port in the same position."""
+    found = {}
+    for position, spec in enumerate(specs):
+        named = [i for i, port in enumerate(ports) if spec.name in port.get_names()]
+        found[spec.name] = named[0] if named else position
+    return found
+
+
+def read_properties(compiled: Any, names: tuple[str, ...] = _READ_BACK) -> dict[str, Any]:
+    """The compiled model's ``names`` properties as it reports them, JSON-ready; one the
+    device does not report (virtual devices report few) is left out."""
+    properties = {}
+    for name in names:
+        try:
+            properties[name] = _plain(compiled.get_property(name))
+        except RuntimeError:
+            continue
+    return properties
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "get_type_name"):  # openvino.Type
+        return value.get_type_name()
+    return getattr(value, "name", str(value))  # enums such as PerformanceMode
+
+
+def runtime_layers(compiled: Any) -> list[tuple[str, str]]:
+    """(layer type, runtime precision) of each layer of the executed graph, constants,
+    inputs and outputs left out."""
+    layers = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" not in info or "runtimePrecision" not in info:
+            continue
+        layer = info["layerType"].astype(str)
+        if layer.lower() not in _BOOKKEEPING_LAYERS:
+            layers.append((layer, info["runtimePrecision"].astype(str)))
+    return layers
+
+
+def _computes(layer: str) -> bool:
+    return re.sub(r"[^a-z]", "", layer.lower()) in _COMPUTE_LAYERS
+
+
+def executed_precision(layers: list[tuple[str, str]]) -> str:
+    """The precision most compute layers (convolutions, matrix products, RNNs, attention)
+    ran in, as fp32 / fp16 / bf16 / int8; all layers count when there is no compute layer."""
+    compute = [p for t, p in layers if _computes(t)] or [p for _, p in layers]
+    known = [_RUNTIME_PRECISION[p] for p in compute if p in _RUNTIME_PRECISION]
+    if not known:
+        return "unknown"
+    return Counter(known).most_common(1)[0][0]
