@@ -12,8 +12,6 @@ from exporters.zoo import ZOO, ZooEntry
 from runtimes import RUNTIMES
 from runtimes.base import Target
 
-_CUDA = Target("cuda:0", "fp32")
-
 
 def model_cost(entry: ZooEntry) -> tuple[int, int]:
     """(parameters, FLOPs per sample) of a zoo model, counted on the meta device: no
@@ -74,10 +72,12 @@ def runtimes_table() -> Table:
         except PackageNotFoundError:
             installed = "?"
         devices = runtime.devices()
-        missing = (
-            []
-            if any(d.startswith("cuda") for d in devices)
-            else [f"cuda: {runtime.device_unavailable_reason(_CUDA)}"]
-        )
+        missing = [
+            f"{kind}: {reason}"
+            for kind in ("cuda", "gpu", "npu")
+            if kind in runtime.device_kinds
+            and not any(d.startswith(kind) for d in devices)
+            and (reason := runtime.device_unavailable_reason(Target(kind, "fp32")))
+        ]
         table.add_row(runtime.name, installed, ", ".join(devices), "; ".join(missing))
     return table

@@ -50,14 +50,15 @@ def workload(config: BenchConfig, cell: Cell) -> Workload:
     """Latency: one request with every thread. Throughput on the CPU: ``in_flight``
     requests (default: one per physical core, at least two), the threads shared out between
     them. Throughput on an accelerator: ``in_flight`` requests (default 2), each on its own
-    stream, the host threads left whole. A runtime that chooses its own number of requests
-    (OpenVINO) gets every thread and ``in_flight`` 0 unless the suite sets it."""
+    stream, the host threads left whole. A runtime that chooses its own threads and requests
+    in flight (OpenVINO) gets 0 for each unless the suite sets it, and reports what it chose."""
+    if get_runtime(cell.runtime).chooses_in_flight:  # 0 = the runtime's own choice
+        in_flight = 1 if cell.scenario == "latency" else config.suite.in_flight
+        return Workload(config.suite.threads, in_flight)
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     total = config.suite.threads or cores
     if cell.scenario == "latency":
         return Workload(total, 1)
-    if get_runtime(cell.runtime).chooses_in_flight:  # 0 = the runtime's own optimum
-        return Workload(total, config.suite.in_flight)
     if cell.device != "cpu":
         return Workload(total, config.suite.in_flight or GPU_IN_FLIGHT)
     in_flight = config.suite.in_flight or max(2, cores)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bench.config import MeasureConfig
 
@@ -79,57 +79,77 @@ def _loop(
     return LoopRecord(times, window, len(times), 0, capped)
 
 
+class ThroughputWindow:
+    """The throughput scenario's window, fed by request completions from any thread.
+
+    Completions first count as warm-up; the window opens at the completion that meets the
+    warm-up rule and closes at the one that meets the measurement rule. Throughput is the
+    completions inside the window ÷ the window's wall time. ``closed`` is set when the
+    window closes or a request fails.
+    """
+
+    def __init__(self, warmup: StopRule, measure: StopRule) -> None:
+        self.warmup = warmup
+        self.measure = measure
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+        self._start = _clock()
+        self._warmup_count = 0
+        self._window_start: int | None = None
+        self._window_end: int | None = None
+        self._times: list[int] = []
+        self._error: BaseException | None = None
+
+    def completed(self, latency_ns: int, now: int | None = None) -> None:
+        """A request finished at ``now`` (default: this instant) after ``latency_ns``."""
+        now = _clock() if now is None else now
+        with self._lock:
+            if self._window_start is None:
+                self._warmup_count += 1
+                if self.warmup.done(now - self._start, self._warmup_count):
+                    self._window_start = now
+            elif self._window_end is None:
+                self._times.append(latency_ns)
+                if self.measure.done(now - self._window_start, len(self._times)):
+                    self._window_end = now
+                    self.closed.set()
+
+    def failed(self, error: BaseException) -> None:
+        """A request raised: the window closes and ``record`` re-raises ``error``."""
+        self._error = error
+        self.closed.set()
+
+    def record(self, in_flight: int) -> LoopRecord:
+        """The measured window, once every request has drained."""
+        if self._error is not None:
+            raise self._error
+        window = (self._window_end or _clock()) - (self._window_start or self._start)
+        capped = len(self._times) < self.measure.min_count or window < self.measure.min_s * 1e9
+        return LoopRecord(
+            self._times, window, len(self._times), self._warmup_count, capped, in_flight
+        )
+
+
 def time_throughput(
     slots: list[Callable[[], None]], warmup: StopRule, measure: StopRule
 ) -> LoopRecord:
-    """``len(slots)`` requests kept in flight, one thread per slot.
-
-    The window opens when the warm-up rule is met and closes when the measurement rule is
-    met; throughput is requests completed inside the window ÷ the window's wall time.
-    """
-    lock = threading.Lock()
-    stop = threading.Event()
-    state = _ThroughputState()
+    """``len(slots)`` requests kept in flight, one thread per slot (see ThroughputWindow)."""
+    window = ThroughputWindow(warmup, measure)
 
     def drive(slot: Callable[[], None]) -> None:
-        while not stop.is_set():
+        while not window.closed.is_set():
             t0 = _clock()
             try:
                 slot()
-            except BaseException as exc:  # re-raised in the calling thread below
-                state.error = exc
-                stop.set()
+            except BaseException as exc:  # re-raised by window.record below
+                window.failed(exc)
                 return
             t1 = _clock()
-            with lock:
-                if state.window_start is None:
-                    state.warmup_count += 1
-                    if warmup.done(t1 - state.start, state.warmup_count):
-                        state.window_start = t1
-                elif state.window_end is None:
-                    state.times.append(t1 - t0)
-                    if measure.done(t1 - state.window_start, len(state.times)):
-                        state.window_end = t1
-                        stop.set()
+            window.completed(t1 - t0, t1)
 
     threads = [threading.Thread(target=drive, args=(slot,), daemon=True) for slot in slots]
-    state.start = _clock()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    if state.error is not None:
-        raise state.error
-    window = (state.window_end or _clock()) - (state.window_start or state.start)
-    capped = len(state.times) < measure.min_count or window < measure.min_s * 1e9
-    return LoopRecord(state.times, window, len(state.times), state.warmup_count, capped, len(slots))
-
-
-@dataclass
-class _ThroughputState:
-    start: int = 0
-    warmup_count: int = 0
-    window_start: int | None = None
-    window_end: int | None = None
-    times: list[int] = field(default_factory=list)
-    error: BaseException | None = None
+    return window.record(len(slots))

@@ -8,11 +8,9 @@ precision that ran is read back from the compiled model's runtime graph.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bench.config import OpenVinoOptions
-from bench.timing import LoopRecord, StopRule
+from bench.timing import LoopRecord, StopRule, ThroughputWindow
 from exporters.cache import cache_key
 from exporters.spec import PreparedModel, TensorSpec
 from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
@@ -220,57 +218,21 @@ class OpenVinoSession(Session):
         tensors = self._tensors(feeds)
         for request in queue:
             _bind(request, tensors)
-        window = _Window(warmup, measure)
-        queue.set_callback(window.on_completion)
-        window.start = time.perf_counter_ns()
+        window = ThroughputWindow(warmup, measure)
+
+        def on_completion(request: Any, _userdata: Any) -> None:
+            try:
+                window.completed(round(request.latency * 1e6))
+            except BaseException as exc:  # re-raised by window.record, after the queue drained
+                window.failed(exc)
+
+        queue.set_callback(on_completion)
         try:
             while not window.closed.is_set():
                 queue.start_async()
         finally:
             queue.wait_all()
         return window.record(jobs)
-
-
-@dataclass
-class _Window:
-    """The warm-up then measured window of ``bench.timing.time_throughput``, fed by
-    completion callbacks (which OpenVINO may run on several threads)."""
-
-    warmup: StopRule
-    measure: StopRule
-    start: int = 0
-    warmup_count: int = 0
-    window_start: int | None = None
-    window_end: int | None = None
-    times: list[int] = field(default_factory=list)
-    error: BaseException | None = None
-    closed: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def on_completion(self, request: Any, _userdata: Any) -> None:
-        now = time.perf_counter_ns()
-        try:
-            latency_ns = round(request.latency * 1e6)
-            with self.lock:
-                if self.window_start is None:
-                    self.warmup_count += 1
-                    if self.warmup.done(now - self.start, self.warmup_count):
-                        self.window_start = now
-                elif self.window_end is None:
-                    self.times.append(latency_ns)
-                    if self.measure.done(now - self.window_start, len(self.times)):
-                        self.window_end = now
-                        self.closed.set()
-        except BaseException as exc:  # re-raised by record(), after the queue drained
-            self.error = exc
-            self.closed.set()
-
-    def record(self, in_flight: int) -> LoopRecord:
-        if self.error is not None:
-            raise self.error
-        window = (self.window_end or time.perf_counter_ns()) - (self.window_start or self.start)
-        capped = len(self.times) < self.measure.min_count or window < self.measure.min_s * 1e9
-        return LoopRecord(self.times, window, len(self.times), self.warmup_count, capped, in_flight)
 
 
 def _bind(request: Any, tensors: dict[str, Any]) -> Any:

@@ -6,7 +6,7 @@ import psutil
 
 from bench.config import config_from_dict
 from bench.plan import Cell
-from bench.runner import GPU_IN_FLIGHT, workload
+from bench.runner import GPU_IN_FLIGHT, Workload, workload
 
 
 def cell(device: str, scenario: str) -> Cell:
@@ -38,3 +38,12 @@ def test_gpu_throughput_keeps_host_threads_and_defaults_to_two_streams() -> None
     assert (load.threads, load.in_flight) == (6, GPU_IN_FLIGHT)
     config = config_from_dict({"suite": {"threads": 6, "in_flight": 4}})
     assert workload(config, cell("cuda:0", "throughput")).in_flight == 4
+
+
+def test_a_runtime_that_chooses_gets_zero_threads_and_requests_unless_set() -> None:
+    latency = workload(config_from_dict({}), Cell("mlp", "openvino", "cpu", "fp32", 1, "latency"))
+    assert (latency.threads, latency.in_flight) == (0, 1)
+    throughput = Cell("mlp", "openvino", "cpu", "fp32", 1, "throughput")
+    assert workload(config_from_dict({}), throughput) == Workload(0, 0)
+    config = config_from_dict({"suite": {"threads": 4, "in_flight": 3}})
+    assert workload(config, throughput) == Workload(4, 3)
