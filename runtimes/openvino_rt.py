@@ -70,7 +70,7 @@ def _sees(device: str, available: list[str]) -> bool:
 class OpenVinoRuntime(Runtime):
     name = "openvino"
     package = "openvino"
-    install_hint = "pip install openvino"
+    install_hint = "pip install 'deploybench[openvino]'"
     precisions = ("fp32", "fp16", "bf16")
     device_kinds = ("cpu", "gpu", "npu", "auto", "hetero", "multi", "myriad", "hddl")
     chooses_in_flight = True
