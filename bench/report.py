@@ -53,19 +53,11 @@ def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def summary_table(records: list[dict[str, Any]], title: str) -> Table:
-    table = Table(
-        title=title,
-        title_justify="left",
-        caption="CV! = unstable (CV above the "
-        "suite's cv_threshold); samples/s = samples / wall time of the measured window",
-        caption_justify="left",
+    caption = (
+        "CV! = unstable (CV above the suite's cv_threshold); samples/s = samples / wall time "
+        "of the measured window"
     )
-    for name in COLUMNS:
-        wraps = name == "status"
-        table.add_column(name, justify="right" if name in _NUMERIC else "left", no_wrap=not wraps)
-    for row in summary_rows(records):
-        table.add_row(*row)
-    return table
+    return _table(title, caption, COLUMNS, summary_rows(records), "status")
 
 
 def summary_markdown(records: list[dict[str, Any]]) -> str:
@@ -125,18 +117,23 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
 
 
 def speedup_table(rows: list[Speedup]) -> Table:
-    table = Table(
-        title="Low-precision speedup over fp32 (median fp32 / median low precision)",
-        title_justify="left",
-        caption="95% bootstrap interval over both cells' raw times (iterations are correlated: "
-        "read narrow intervals with care); a speedup whose accuracy failed is no win",
-        caption_justify="left",
+    title = "Low-precision speedup over fp32 (median fp32 / median low precision)"
+    caption = (
+        "95% bootstrap interval over both cells' raw times (iterations are correlated: read "
+        "narrow intervals with care); a speedup whose accuracy failed is no win"
     )
-    for name in SPEEDUP_COLUMNS:
-        wraps = name == "verdict"
-        table.add_column(name, justify="right" if name.endswith(("ms", "up")) else "left",
-                         no_wrap=not wraps)  # fmt: skip
-    for row in speedup_rows(rows):
+    return _table(title, caption, SPEEDUP_COLUMNS, speedup_rows(rows), "verdict")
+
+
+def _table(
+    title: str, caption: str, columns: tuple[str, ...], rows: list[list[str]], wraps: str
+) -> Table:
+    """A left-titled table; figure columns right-aligned; only the ``wraps`` column wraps."""
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for name in columns:
+        figure = name in _NUMERIC or name.endswith(("ms", "speedup"))
+        table.add_column(name, justify="right" if figure else "left", no_wrap=name != wraps)
+    for row in rows:
         table.add_row(*row)
     return table
 
