@@ -31,6 +31,21 @@ def _csv(kind: type) -> Any:
     return parse
 
 
+def _devices(text: str) -> list[str]:
+    """Devices separated by ';', or by ',' where a combined device (``hetero:gpu,cpu``)
+    keeps the plain names that follow it."""
+    if ";" in text:
+        return [item for item in text.split(";") if item]
+    devices: list[str] = []
+    for item in (part for part in text.split(",") if part):
+        combined = bool(devices) and devices[-1].lower().startswith(("auto:", "hetero:", "multi:"))
+        if combined and ":" not in item and not item.lower().startswith("cuda"):
+            devices[-1] += f",{item}"
+        else:
+            devices.append(item)
+    return devices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cli.py",
@@ -54,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--runtimes", type=_csv(str), help="comma-separated runtimes, e.g. pytorch,onnxruntime"
     )
-    run.add_argument("--devices", type=_csv(str), help="comma-separated devices: cpu, cuda, cuda:N")
+    run.add_argument(
+        "--devices",
+        type=_devices,
+        help="comma-separated devices: cpu, cuda:N, gpu, npu, hetero:gpu,cpu "
+        "(a hetero:/auto:/multi: list takes the names after it; ';' also separates)",
+    )
     run.add_argument("--precisions", type=_csv(str), help="comma-separated precisions (fp32)")
     run.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
     run.add_argument("--scenarios", type=_csv(str), help="latency, throughput or both")

@@ -48,6 +48,7 @@ class Run:
     models: list[ModelRequest]
     planned: list[PlannedCell]
     cache_dir: Path
+    resumed: bool = False
 
 
 def new_run(request: RunRequest) -> Run:
@@ -57,6 +58,11 @@ def new_run(request: RunRequest) -> Run:
     if request.onnx and request.factory:
         raise UserError("give either --onnx or --model, not both")
     if request.onnx:
+        if "batch_sizes" in overrides.get("suite", {}):
+            raise UserError(
+                "--batch-sizes does not apply to --onnx: the batch is the first input's "
+                "leading size, given with --shape"
+            )
         model = ModelRequest.user_onnx(request.onnx, shapes)
         overrides.setdefault("suite", {}).update(_onnx_suite(request.onnx, shapes))
     elif request.factory:
@@ -94,10 +100,15 @@ def new_run(request: RunRequest) -> Run:
 def resumed_run(path: Path) -> Run:
     """The run in ``path``, to finish the cells it has no result for."""
     run_dir = RunDir.existing(path)
-    stored = run_dir.read_json(RUN_FILE)
-    config = BenchConfig.model_validate(stored["config"])
-    models = [ModelRequest.from_dict(m) for m in stored["models"]]
-    return Run(run_dir, config, models, expand(config, models), Path(stored["cache_dir"]))
+    try:
+        stored = run_dir.read_json(RUN_FILE)
+        config = BenchConfig.model_validate(stored["config"])
+        models = [ModelRequest.from_dict(m) for m in stored["models"]]
+        cache_dir = Path(stored["cache_dir"])
+    except (ValueError, KeyError, TypeError) as exc:  # JSON and pydantic errors are ValueErrors
+        reason = str(exc).splitlines()[0]
+        raise UserError(f"{path / RUN_FILE} is unreadable ({reason}): start a new run") from None
+    return Run(run_dir, config, models, expand(config, models), cache_dir, resumed=True)
 
 
 def execute(run: Run, console: Console, show_progress: bool = True) -> int:
@@ -109,7 +120,7 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
             run.config, run.models, run.planned, run.run_dir, run.cache_dir, console, show_progress
         )
     except UserError:
-        if not run.run_dir.records():  # nothing measured: leave no empty run behind
+        if not run.resumed and not run.run_dir.records():  # leave no empty new run behind
             shutil.rmtree(run.run_dir.path)
         raise
     records = run.run_dir.records()

@@ -57,7 +57,7 @@ class SuiteConfig(_Strict):
     in_flight: int = Field(0, ge=0, description="requests in flight (throughput); 0 = auto")
     seed: int = 0
     opset: int = Field(18, ge=11)
-    cell_timeout_s: float = Field(600.0, gt=0)
+    cell_timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
     cache_dir: str | None = None
     results_dir: str = "results"
 
@@ -128,9 +128,13 @@ def load_config(
     if not path.is_file():
         raise UserError(f"config file not found: {path} (pass --config PATH)")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text: save the suite file as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
     return config_from_dict(raw, profile, overrides, origin=str(path))
 
 

@@ -81,7 +81,10 @@ def _child(sender: Connection, func: Callable[[dict], dict], job: dict) -> None:
 
 def _death_reason(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
-        name = signal.Signals(-exitcode).name
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:  # a signal Python has no name for
+            name = f"signal {-exitcode}"
         hint = " (out of memory?)" if name == "SIGKILL" else ""
         return f"worker killed by {name}{hint}"
     return f"worker exited with code {exitcode} without a result"

@@ -105,7 +105,7 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
         measured = row.speedup is not None
         figures = (
             [_number(row.fp32_median_ms), _number(row.median_ms), f"{row.speedup:.2f}x",
-             f"{row.ci_low:.2f}–{row.ci_high:.2f}"]
+             f"{row.ci_low:.2f}–{row.ci_high:.2f}" if row.ci_low is not None else "-"]
             if measured else ["-"] * 4
         )  # fmt: skip
         table.append([

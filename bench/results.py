@@ -68,7 +68,13 @@ class RunDir:
         while path.exists():
             suffix += 1
             path = root / f"{stamp}-{slug}-{suffix}"
-        path.mkdir(parents=True)
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create a run directory under {root} ({exc.strerror}): "
+                "pass a writable folder with --results-dir"
+            ) from None
         return cls(path)
 
     @classmethod

@@ -18,8 +18,9 @@ MAX_SAMPLES = 5000
 @dataclass(frozen=True)
 class Speedup:
     """One low-precision cell against its fp32 twin. ``verdict`` is ``faster``, ``slower``
-    or ``no clear difference`` (the interval holds 1), ``accuracy failed`` (never a win)
-    or ``not measured`` with the reason."""
+    or ``no clear difference`` (the interval holds 1), ``accuracy failed`` (never a win),
+    ``not comparable`` (the two ran with different numbers of requests in flight), or
+    ``not measured`` / ``no interval`` with the reason."""
 
     model: str
     runtime: str
@@ -79,9 +80,18 @@ def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
     fast = np.asarray(base["raw_times_ms"], float)
     slow = np.asarray(low["raw_times_ms"], float)
     ratio = float(np.median(fast) / np.median(slow))
-    low_ci, high_ci = ratio_interval(fast, slow, seed)
+    flights = [(r.get("executed") or {}).get("in_flight") for r in (base, low)]
+    if min(fast.size, slow.size) < 2:
+        low_ci = high_ci = None
+        verdict = "no interval: fewer than 2 timed requests"
+    else:
+        low_ci, high_ci = ratio_interval(fast, slow, seed)
     if accuracy == "fail":
         verdict = "accuracy failed"
+    elif flights[0] != flights[1]:  # latencies under different loads do not compare
+        verdict = f"not comparable: {flights[0]} vs {flights[1]} requests in flight"
+    elif low_ci is None:
+        pass
     elif low_ci > 1:
         verdict = "faster"
     elif high_ci < 1:

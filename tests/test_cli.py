@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fixtures.onnx_models import dynamic_relu, two_input_model
 
+from bench.config import BenchConfig
 from bench.devices import cuda_device_count
 from exporters.zoo import ZOO
 from runtimes import RUNTIMES
@@ -396,7 +397,20 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "corrupt": corrupt,
         "dynamic": dynamic_relu(root / "dynamic.onnx"),
         "not_a_run": _mkdir(root / "not-a-run"),
+        "not_utf8": _bytes(root / "latin1.toml", b'[suite]\nname = "caf\xe9"\n'),
+        "damaged_run": _damaged_run(root / "damaged-run"),
     }
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _damaged_run(path: Path) -> Path:
+    path.mkdir()
+    (path / "run.json").write_text("{not json")
+    return path
 
 
 def _text(path: Path, text: str) -> Path:
@@ -435,6 +449,12 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
      "--shape"),
     ("resume a non-run dir", lambda f: ["--resume", f["not_a_run"]], "not a run directory"),
     ("unknown flag", lambda f: ["--config", f["good"], "--bogus"], "unrecognized arguments"),
+    ("endless cell timeout", lambda f: ["--config", f["good"], "--cell-timeout", "inf"],
+     "cell_timeout_s"),
+    ("config not UTF-8", lambda f: ["--config", f["not_utf8"]], "not UTF-8"),
+    ("damaged run.json", lambda f: ["--resume", f["damaged_run"]], "unreadable"),
+    ("--batch-sizes with --onnx", lambda f: ["--config", f["good"], "--onnx", f["dynamic"],
+     "--shape", "x=2x16", "--batch-sizes", "4"], "--batch-sizes does not apply"),
     ("unimportable factory", lambda f: ["--config", f["good"], "--model",
      "no_such_module_xyz:build", "--shape", "input=1x8"], "cannot import 'no_such_module_xyz'"),
 ]  # fmt: skip
@@ -537,3 +557,29 @@ def test_no_command_is_an_error(cache_dir: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_results_dir_that_is_a_file_is_one_line_and_exit_code_2(
+    bad_files: dict[str, Path], tmp_path: Path, cache_dir: Path
+) -> None:
+    a_file = _text(tmp_path / "a-file", "not a folder\n")
+    proc = cli("run", "--config", bad_files["good"], "--results-dir", a_file, cache_dir=cache_dir)
+    assert proc.returncode == 2, explain(proc)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().startswith("error:") and "--results-dir" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_resume_keeps_the_run_directory(tmp_path: Path, cache_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = BenchConfig.model_validate({"suite": {"runtimes": ["onnxruntime"]}}).model_dump()
+    models = [{"name": "x", "kind": "factory", "ref": "no_such_module_q:build",
+               "shapes": {"input": [1, 8]}}]  # fmt: skip
+    (run_dir / "run.json").write_text(
+        json.dumps({"config": config, "models": models, "cache_dir": str(cache_dir)})
+    )
+    proc = cli("run", "--resume", run_dir, "--no-progress", cache_dir=cache_dir)
+    assert proc.returncode == 2, explain(proc)
+    assert "cannot import 'no_such_module_q'" in proc.stderr
+    assert (run_dir / "run.json").is_file()

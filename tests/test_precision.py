@@ -208,3 +208,18 @@ def test_low_precision_cells_report_what_ran_and_stay_close(
     result = compare_outputs(session.infer(feeds), reference, precision, classifier=True)
     assert result["verdict"] != "fail", result
     assert result["max_abs_error"] > 0  # it really ran in a lower precision somewhere
+
+
+def test_too_few_samples_give_a_ratio_without_an_interval() -> None:
+    rows = speedups([record("fp32", np.array([10.0])), record("fp16", np.array([5.0]))])
+    assert rows[0].speedup == pytest.approx(2.0)
+    assert rows[0].ci_low is None and rows[0].ci_high is None
+    assert rows[0].verdict.startswith("no interval")
+
+
+def test_throughput_cells_with_different_requests_in_flight_are_not_compared() -> None:
+    rng = np.random.default_rng(6)
+    fp32, fp16 = record("fp32", rng.normal(10, 0.3, 100)), record("fp16", rng.normal(5, 0.2, 100))
+    fp32["executed"]["in_flight"], fp16["executed"]["in_flight"] = 2, 4
+    (row,) = speedups([fp32, fp16])
+    assert row.verdict == "not comparable: 2 vs 4 requests in flight"
