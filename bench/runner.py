@@ -27,7 +27,7 @@ from bench.errors import UserError
 from bench.isolation import run_in_worker
 from bench.plan import Cell, ModelRequest, PlannedCell
 from bench.results import RunDir, cell_result
-from exporters.spec import BATCH, PreparedModel
+from exporters.spec import PreparedModel
 from runtimes import get_runtime
 
 EXPORT_TIMEOUT_S = 1800.0
@@ -140,13 +140,6 @@ def prepare(request: ModelRequest, config: BenchConfig, cache_dir: Path) -> Prep
         status = "failed" if outcome.status == "failed" else outcome.status
         raise ExportFailed(status, f"export failed: {outcome.reason}")
     return PreparedModel.from_dict(outcome.payload)
-
-
-def check_shapes(prepared: PreparedModel, batch_sizes: list[int]) -> None:
-    """Raise the ``--shape`` UserError now if an input has a dynamic size nobody gave."""
-    sizes = {BATCH: max(batch_sizes)} if prepared.source else {}
-    for spec in prepared.inputs:
-        spec.concrete_shape(sizes)
 
 
 def measure(
