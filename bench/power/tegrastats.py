@@ -1,0 +1,97 @@
+"""``tegrastats``: its power fields, and a source that runs it for boards whose sysfs
+monitors are closed.
+
+Power fields look like ``NAME current/average`` in milliwatts: JetPack 4 without units
+(``POM_5V_IN 3273/3273``), JetPack 5 and 6 with them (``VDD_IN 5142mW/5142mW``). Other
+fields (RAM, SWAP, CPU, GR3D_FREQ, temperatures) are not needed and are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import shutil
+import subprocess
+from typing import Any
+
+from bench.power.source import PowerSource, PowerUnavailable, board_total
+
+_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
+_NOT_POWER = {"RAM", "SWAP", "IRAM"}
+
+
+def parse_rails(line: str) -> dict[str, float]:
+    """The current power of every rail on one tegrastats line, in watts by rail name."""
+    return {
+        name: int(current) / 1e3
+        for name, current, _average in _RAIL.findall(line)
+        if name not in _NOT_POWER
+    }
+
+
+class TegrastatsSource(PowerSource):
+    """Runs ``tegrastats --interval N`` and reads the board's power from each line it
+    prints (the input rail, else the sum of rails). ``read`` waits for the next line."""
+
+    name = "tegrastats"
+    kind = "power"
+    paced = True
+
+    def __init__(self, interval_s: float, executable: str = "tegrastats") -> None:
+        path = shutil.which(executable)
+        if path is None:
+            raise PowerUnavailable(f"{executable} is not on PATH (it comes with JetPack)")
+        self.interval_ms = max(1, round(interval_s * 1e3))
+        self.resolution_s = self.interval_ms / 1e3
+        self._timeout_s = 5 * self.resolution_s + 5
+        self._process = subprocess.Popen(
+            [path, "--interval", str(self.interval_ms)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        try:
+            rails = self._first_rails()
+        except PowerUnavailable:
+            self.close()
+            raise
+        if not rails:
+            self.close()
+            raise PowerUnavailable("tegrastats prints no power rails on this board")
+        self.label = board_total(rails).label
+
+    def _first_rails(self) -> dict[str, float]:
+        """The first line's rails, waiting at most a few intervals for it."""
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], self._timeout_s)
+        if not ready:
+            raise PowerUnavailable(f"tegrastats printed nothing within {self._timeout_s:.0f} s")
+        return self._next_rails()
+
+    def _next_rails(self) -> dict[str, float]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise PowerUnavailable(f"tegrastats stopped (exit code {self._process.poll()})")
+        return parse_rails(line)
+
+    def read(self) -> float:
+        rails = self._next_rails()
+        if not rails:  # a line without power fields: no reading, never 0 W
+            raise ValueError("a tegrastats line carried no power rails")
+        return board_total(rails).watts
+
+    def describe(self) -> dict[str, Any]:
+        return {"measures": f"board power, {self.label} (tegrastats every {self.interval_ms} ms)"}
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
