@@ -10,9 +10,11 @@ from runtimes.base import Runtime
 from runtimes.onnxruntime_rt import OnnxRuntime
 from runtimes.openvino_rt import OpenVinoRuntime
 from runtimes.pytorch_rt import PyTorchRuntime
+from runtimes.tensorrt_rt import TensorRTRuntime
 
 RUNTIMES: dict[str, type[Runtime]] = {
-    runtime.name: runtime for runtime in (PyTorchRuntime, OnnxRuntime, OpenVinoRuntime)
+    runtime.name: runtime
+    for runtime in (PyTorchRuntime, OnnxRuntime, TensorRTRuntime, OpenVinoRuntime)
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.timing import LoopRecord, StopRule, time_throughput
+from bench.timing import LoopRecord, StopRule, time_latency, time_throughput
 from exporters.spec import PreparedModel, TensorSpec
 
 
@@ -42,12 +42,14 @@ class Target:
 class LoadOptions:
     """What a session is loaded with: intra-op threads (0 = runtime default), how many
     requests it must be able to keep in flight (0 = the runtime's own optimum, for runtimes
-    whose ``chooses_in_flight`` is set), the scenario, and runtime-specific options."""
+    whose ``chooses_in_flight`` is set), the scenario, runtime-specific options, and the
+    cell's batch (what a runtime that builds for fixed shapes, TensorRT, optimises for)."""
 
     threads: int = 0
     in_flight: int = 1
     scenario: str = "latency"
     extra: dict[str, Any] = field(default_factory=dict)
+    batch: int = 1
 
 
 @dataclass
@@ -105,6 +107,22 @@ class Session(ABC):
 
         The default ``run_throughput`` calls them from ``count`` threads at once.
         """
+
+    def run_latency(
+        self, feeds: dict[str, np.ndarray], warmup: StopRule, measure: StopRule
+    ) -> LoopRecord:
+        """One request at a time on ``feeds`` through warm-up and the measured window.
+
+        The default stages ``feeds`` and times ``launch`` + ``synchronize``; a runtime whose
+        timed loop is another program's (trtexec) overrides this.
+        """
+        self.stage(feeds)
+        return time_latency(self.launch, self.synchronize, warmup, measure)
+
+    def device_metrics(self) -> dict[str, Any]:
+        """Device-side figures of the last timed loop (the latency split into host→device,
+        compute and device→host, peak device memory); empty where there are none."""
+        return {}
 
     def run_throughput(
         self, feeds: dict[str, np.ndarray], in_flight: int, warmup: StopRule, measure: StopRule

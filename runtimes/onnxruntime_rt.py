@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.config import OnnxRuntimeOptions
 from bench.devices import cuda_unavailable_reason
-from exporters.spec import PreparedModel
+from bench.errors import Unavailable
+from exporters.reference import reference_batches
+from exporters.spec import BATCH, PreparedModel
 from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
+from runtimes.tensorrt_build import profile_shapes
+
+GPU_INSTALL = (
+    "pip uninstall -y onnxruntime && pip install onnxruntime-gpu "
+    "(both packages install the one onnxruntime module: keep only the GPU one)"
+)
 
 _GRAPH_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -19,6 +29,14 @@ _GRAPH_LEVELS = {
     "extended": "ORT_ENABLE_EXTENDED",
     "all": "ORT_ENABLE_ALL",
 }
+
+
+@dataclass(frozen=True)
+class OrtGraph:
+    """What ``build`` hands to ``load``: the graph to run and where engine caches go."""
+
+    path: Path
+    cache_dir: Path
 
 
 class OnnxRuntime(Runtime):
@@ -34,7 +52,7 @@ class OnnxRuntime(Runtime):
         import onnxruntime
 
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            return "onnxruntime has no CUDAExecutionProvider: pip install onnxruntime-gpu"
+            return f"onnxruntime has no CUDAExecutionProvider: {GPU_INSTALL}"
         return cuda_unavailable_reason(target.device_index)
 
     @classmethod
@@ -51,14 +69,19 @@ class OnnxRuntime(Runtime):
         self, model: PreparedModel, target: Target, options: LoadOptions, cache_dir: Path
     ) -> Built:
         """The graph to load: the exported FP32 graph, or its FP16 conversion (cached).
-        ONNX Runtime optimises a graph when a session is made, so that is timed by load."""
-        if target.precision == "fp32":
-            return Built(artifact=model.onnx_path, build_s=0.0)
+        ONNX Runtime optimises a graph when a session is made, so that is timed by load;
+        the TensorRT provider takes the FP32 graph and builds its FP16 engine itself."""
+        settings = OnnxRuntimeOptions(**options.extra)
+        if target.precision == "fp32" or (settings.tensorrt and target.device_kind == "cuda"):
+            return Built(artifact=OrtGraph(model.onnx_path, cache_dir), build_s=0.0)
         from exporters.precision import fp16_graph
 
         converted = fp16_graph(model.onnx_path, cache_dir)
         return Built(
-            converted.path, converted.convert_s, converted.cache_hit, notes=converted.notes
+            OrtGraph(converted.path, cache_dir),
+            converted.convert_s,
+            converted.cache_hit,
+            notes=converted.notes,
         )
 
     def load(
@@ -69,64 +92,172 @@ class OnnxRuntime(Runtime):
 
 class OnnxRuntimeSession(Session):
     def __init__(
-        self, path: Path, model: PreparedModel, target: Target, options: LoadOptions
+        self, graph: OrtGraph, model: PreparedModel, target: Target, options: LoadOptions
     ) -> None:
         import onnxruntime
 
+        settings = OnnxRuntimeOptions(**options.extra)
+        providers = _providers(target, settings, model, options.batch, graph.cache_dir)
+        names = [p[0] if isinstance(p, tuple) else p for p in providers]
+        missing = sorted(set(names) - set(onnxruntime.get_available_providers()))
+        if missing:
+            raise Unavailable(f"onnxruntime has no {', '.join(missing)} here: {GPU_INSTALL}")
         session_options = onnxruntime.SessionOptions()
-        level = _GRAPH_LEVELS[options.extra.get("graph_optimization", "all")]
+        level = _GRAPH_LEVELS[settings.graph_optimization]
         session_options.graph_optimization_level = getattr(
             onnxruntime.GraphOptimizationLevel, level
         )
         session_options.intra_op_num_threads = options.threads
+        session_options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
         if options.in_flight > 1:
             # Requests in flight share the cores: spinning threads would steal them from each other.
             session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        compiled = "TensorrtExecutionProvider" in names  # compiled nodes cannot be saved
         with tempfile.TemporaryDirectory() as scratch:
             optimized = Path(scratch) / "optimized.onnx"
-            if target.precision != "fp32":  # read back what the optimised graph computes in
+            if target.precision != "fp32" and not compiled:  # read back what the graph runs in
                 session_options.optimized_model_filepath = str(optimized)
                 session_options.log_severity_level = 3  # not the warning about saving it
             self._session = onnxruntime.InferenceSession(
-                str(path), session_options, providers=_providers(target)
+                str(graph.path), session_options, providers=providers
             )
             precision = _compute_precision(optimized) if optimized.is_file() else "fp32"
+        self._ort = onnxruntime
+        self._device_id = target.device_index
         self.inputs = model.inputs
         self.outputs = model.outputs
-        used = self._session.get_providers()[0]
-        self.executed = Executed(
-            precision=precision,
-            device="cpu" if used == "CPUExecutionProvider" else target.device,
-            threads=self._session.get_session_options().intra_op_num_threads or None,
-            provider=used,
-            details={"providers": self._session.get_providers()},
-        )
+        self.executed = read_back(self._session, target, precision)
+        self._io_binding = settings.io_binding and self.executed.device != "cpu"
+        self.executed.details["io_binding"] = self._io_binding
         self._feeds: dict[str, np.ndarray] = {}
+        self._binding: Any = None
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, self._session.run(names, feeds), strict=True))
 
+    def _bind(self, feeds: dict[str, np.ndarray]) -> Any:
+        """An IO binding with ``feeds`` copied to the device once and the outputs left on
+        the device, so that a timed request moves no data between host and device."""
+        binding = self._session.io_binding()
+        for spec in self.inputs:
+            value = self._ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(feeds[spec.name]), "cuda", self._device_id
+            )
+            binding.bind_ortvalue_input(spec.name, value)
+        for output in self._session.get_outputs():
+            binding.bind_output(output.name, "cuda", self._device_id)
+        binding.synchronize_inputs()
+        return binding
+
     def stage(self, feeds: dict[str, np.ndarray]) -> None:
         self._feeds = feeds
+        self._binding = self._bind(feeds) if self._io_binding else None
 
     def launch(self) -> None:
-        self._session.run(None, self._feeds)
+        if self._binding is not None:
+            self._session.run_with_iobinding(self._binding)
+        else:
+            self._session.run(None, self._feeds)
+
+    def synchronize(self) -> None:
+        if self._binding is not None:
+            self._binding.synchronize_outputs()
 
     def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
         """ONNX Runtime's ``run`` is thread-safe and releases the GIL: one session serves
-        every slot, as onnxruntime_perf_test does for concurrent runs."""
+        every slot, as onnxruntime_perf_test does for concurrent runs; with IO binding each
+        slot has its own binding (its own device inputs and outputs)."""
+        if self._io_binding:
+            return [self._bound_slot(self._bind(feeds)) for _ in range(count)]
         run = self._session.run
         return [lambda: run(None, feeds) for _ in range(count)]
 
+    def _bound_slot(self, binding: Any) -> Callable[[], None]:
+        def run() -> None:
+            self._session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
 
-def _providers(target: Target) -> list[Any]:
+        return run
+
+
+def _providers(
+    target: Target,
+    settings: OnnxRuntimeOptions,
+    model: PreparedModel,
+    batch: int,
+    cache_dir: Path,
+) -> list[Any]:
+    """The provider list for a cell: CPU; CUDA (TF32 off for fp32) then CPU; or TensorRT
+    (fp16 per the cell, engine and timing caches, a shape profile over the suite's batch
+    sizes) then CUDA then CPU."""
+    if target.device_kind != "cuda":
+        return ["CPUExecutionProvider"]
+    import onnxruntime
+
+    cuda: dict[str, Any] = {"device_id": target.device_index}
+    if tuple(int(p) for p in onnxruntime.__version__.split(".")[:2]) >= (1, 18):
+        cuda["use_tf32"] = int(target.precision != "fp32")  # the option is 1.18 and newer
+    chain: list[Any] = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+    if not settings.tensorrt:
+        return chain
+    trt: dict[str, Any] = {
+        "device_id": target.device_index,
+        "trt_fp16_enable": target.precision == "fp16",
+        "trt_max_workspace_size": settings.trt_workspace_mb << 20,
+    }
+    if any(BATCH in spec.shape for spec in model.inputs):  # a batch axis: one profile for all
+        batches = sorted(reference_batches(model.reference)) if model.reference else []
+        shapes = profile_shapes(model.inputs, batches, batch)
+        for index, kind in enumerate(("min", "opt", "max")):
+            trt[f"trt_profile_{kind}_shapes"] = _shape_option(shapes, index)
+    if settings.trt_engine_cache:
+        cache = str(cache_dir / "ort-tensorrt")
+        trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache)
+        trt.update(trt_timing_cache_enable=True, trt_timing_cache_path=cache)
+    return [("TensorrtExecutionProvider", trt), *chain]
+
+
+def _shape_option(shapes: dict[str, tuple[tuple[int, ...], ...]], which: int) -> str:
+    return ",".join(f"{n}:{'x'.join(map(str, s[which]))}" for n, s in shapes.items())
+
+
+def read_back(session: Any, target: Target, precision: str) -> Executed:
+    """What a session runs with: the first provider ONNX Runtime kept (after any fallback
+    at session creation), how many nodes each provider was assigned (ONNX Runtime 1.24 and
+    newer say), the CUDA provider's TF32 setting. The TensorRT provider picks each layer's
+    precision itself and does not report it: its cells read ``unknown``."""
+    used = session.get_providers()
+    nodes = node_providers(session)
+    all_on_cpu = bool(nodes) and set(nodes) == {"CPUExecutionProvider"}
+    on_cpu = used[0] == "CPUExecutionProvider" or all_on_cpu
+    details: dict[str, Any] = {"providers": used, "node_providers": nodes}
     if target.device_kind == "cuda":
-        return [
-            ("CUDAExecutionProvider", {"device_id": target.device_index}),
-            "CPUExecutionProvider",
-        ]
-    return ["CPUExecutionProvider"]
+        details["cpu_fallback_nodes"] = nodes.get("CPUExecutionProvider", 0) if nodes else None
+        cuda = session.get_provider_options().get("CUDAExecutionProvider", {})
+        details["use_tf32"] = cuda.get("use_tf32")
+    if used[0] == "TensorrtExecutionProvider":
+        precision = "unknown"
+    return Executed(
+        precision=precision,
+        device="cpu" if on_cpu else target.device,
+        threads=session.get_session_options().intra_op_num_threads or None,
+        provider=used[0],
+        details=details,
+    )
+
+
+def node_providers(session: Any) -> dict[str, int] | None:
+    """How many graph nodes each provider was assigned, or None where this onnxruntime
+    cannot say (``get_provider_graph_assignment_info``, with the session config entry
+    ``session.record_ep_graph_assignment_info``, came with microsoft/onnxruntime#26781,
+    merged December 2025: 1.24 and newer)."""
+    if not hasattr(session, "get_provider_graph_assignment_info"):
+        return None
+    counts: dict[str, int] = {}
+    for subgraph in session.get_provider_graph_assignment_info():
+        counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
+    return counts
 
 
 _COMPUTE_OPS = {

@@ -1,7 +1,14 @@
-"""PyTorch eager: the reference module itself, on CPU or a CUDA device."""
+"""PyTorch: the reference module itself, on CPU or a CUDA device; optionally in NHWC
+(``channels_last``), compiled (``torch.compile``) or, on CUDA, replayed as a CUDA graph.
+
+On CUDA the timed path synchronizes the device after each request (the harness's clock
+then covers the whole request), and CUDA events around each forward give the device-side
+time, reported beside peak device memory in ``device_metrics``.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.config import PyTorchOptions
 from bench.devices import cuda_unavailable_reason
 from bench.errors import Unavailable
+from bench.timing import LoopRecord, StopRule
 from exporters.spec import PreparedModel
 from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
 
@@ -44,19 +53,33 @@ class PyTorchRuntime(Runtime):
     def build(
         self, model: PreparedModel, target: Target, options: LoadOptions, cache_dir: Path
     ) -> Built:
-        """Rebuild the same seeded module that was exported, on the target device."""
+        """Rebuild the same seeded module that was exported, on the target device, in the
+        cell's dtype and memory format. ``torch.compile`` is lazy: its compilation happens
+        in the first inference (the cold-start figure of that name)."""
         import torch
 
         from exporters.source import build_module
 
+        settings = PyTorchOptions(**options.extra)
         start = time.perf_counter()
         cuda = target.device_kind == "cuda"
         if cuda and target.precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise Unavailable(f"{target.device} has no bf16 support")
+        if cuda and settings.cuda_graphs and settings.compile != "none":
+            raise Unavailable(
+                'cuda_graphs with torch.compile: use compile = "reduce-overhead", which '
+                "captures CUDA graphs itself"
+            )
         module, _ = build_module(model.source, model.seed)
-        dtype = _DTYPES[target.precision]
-        module = module.to(device=torch.device(target.device), dtype=getattr(torch, dtype)).eval()
-        if target.device_kind == "cuda":
+        dtype = getattr(torch, _DTYPES[target.precision])
+        module = module.to(device=torch.device(target.device), dtype=dtype).eval()
+        if settings.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if settings.compile != "none":
+            module = torch.compile(
+                module, mode=None if settings.compile == "default" else settings.compile
+            )
+        if cuda:
             torch.cuda.synchronize(target.device)
         return Built(artifact=module, build_s=time.perf_counter() - start)
 
@@ -70,6 +93,7 @@ class PyTorchSession(Session):
     def __init__(self, module: Any, model: PreparedModel, target: Target, options: LoadOptions):
         import torch
 
+        settings = PyTorchOptions(**options.extra)
         if options.threads:
             torch.set_num_threads(options.threads)
         self._torch = torch
@@ -80,24 +104,43 @@ class PyTorchSession(Session):
             # PyTorch lets cuDNN convolutions use TF32 by default: an fp32 cell runs true fp32.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
+        self._channels_last = settings.channels_last
+        self._cuda_graphs = self._cuda and settings.cuda_graphs
+        parameter = next(module.parameters())
         self.inputs = model.inputs
         self.outputs = model.outputs
         self.executed = Executed(
             precision=_executed_precision(torch, module, self._device),
-            device=str(next(module.parameters()).device),
+            device=str(parameter.device),
             threads=torch.get_num_threads(),
-            provider=f"torch {torch.__version__} eager",
+            provider=f"torch {torch.__version__} "
+            + ("eager" if settings.compile == "none" else f"compile ({settings.compile})"),
+            details={
+                "channels_last": _is_channels_last(torch, module),
+                "compile": settings.compile,
+                "cuda_graphs": self._cuda_graphs,
+            },
         )
-        self._dtype = next(module.parameters()).dtype
+        self._dtype = parameter.dtype
         self._staged: list[Any] = []
+        self._graph: Any = None
+        self._events: tuple[Any, Any] | None = None
+        self._device_ms: list[float] = []
+        if self._cuda:
+            torch.cuda.reset_peak_memory_stats(self._device)
+            self._events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(2))
 
     def _to_device(self, feeds: dict[str, np.ndarray]) -> list[Any]:
-        """Inputs on the device; floating ones in the module's own dtype."""
+        """Inputs on the device; floating ones in the module's own dtype, 4-d ones NHWC
+        when ``channels_last`` is set."""
         tensors = []
         for spec in self.inputs:
             tensor = self._torch.from_numpy(np.ascontiguousarray(feeds[spec.name]))
             dtype = self._dtype if tensor.is_floating_point() else tensor.dtype
-            tensors.append(tensor.to(device=self._device, dtype=dtype))
+            tensor = tensor.to(device=self._device, dtype=dtype)
+            if self._channels_last and tensor.dim() == 4:
+                tensor = tensor.contiguous(memory_format=self._torch.channels_last)
+            tensors.append(tensor)
         return tensors
 
     def _forward(self, tensors: list[Any]) -> Any:
@@ -114,14 +157,61 @@ class PyTorchSession(Session):
         }
 
     def stage(self, feeds: dict[str, np.ndarray]) -> None:
+        """Inputs on the device once; with CUDA graphs, the forward captured on them
+        (after three warm-up runs on a side stream, as PyTorch's CUDA graph notes ask)."""
         self._staged = self._to_device(feeds)
+        if not self._cuda_graphs:
+            return
+        torch = self._torch
+        side = torch.cuda.Stream(self._device)
+        side.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._forward(self._staged)
+        torch.cuda.current_stream(self._device).wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(self._graph):
+            self._module(*self._staged)
 
     def launch(self) -> None:
-        self._forward(self._staged)
+        if self._events is not None:
+            self._events[0].record()
+        if self._graph is not None:
+            self._graph.replay()
+        else:
+            self._forward(self._staged)
+        if self._events is not None:
+            self._events[1].record()
 
     def synchronize(self) -> None:
         if self._cuda:
             self._torch.cuda.synchronize(self._device)
+            start, end = self._events
+            self._device_ms.append(start.elapsed_time(end))
+
+    def run_latency(
+        self, feeds: dict[str, np.ndarray], warmup: StopRule, measure: StopRule
+    ) -> LoopRecord:
+        """The harness's latency loop; the CUDA-event times keep the measured requests."""
+        self._device_ms.clear()
+        record = super().run_latency(feeds, warmup, measure)
+        self._device_ms = self._device_ms[-record.completed :]
+        return record
+
+    def device_metrics(self) -> dict[str, Any]:
+        """On CUDA: median CUDA-event time of the measured requests (the forward alone)
+        and peak device memory allocated and reserved by PyTorch since load."""
+        if not self._cuda:
+            return {}
+        metrics: dict[str, Any] = {
+            "peak_allocated_mb": self._torch.cuda.max_memory_allocated(self._device) / 2**20,
+            "peak_reserved_mb": self._torch.cuda.max_memory_reserved(self._device) / 2**20,
+        }
+        if self._device_ms:
+            metrics["compute_ms"] = statistics.median(self._device_ms)
+            metrics["split_source"] = "cuda events"
+            metrics["split_count"] = len(self._device_ms)
+        return metrics
 
     def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
         """One Python thread per request; torch operators release the GIL, and each thread
@@ -131,6 +221,8 @@ class PyTorchSession(Session):
             tensors = self._to_device(feeds)
             if self._cuda:
                 stream = self._torch.cuda.Stream(self._device)
+                # the inputs were made (NHWC copy included) on the current stream
+                stream.wait_stream(self._torch.cuda.current_stream(self._device))
                 slots.append(self._stream_slot(tensors, stream))
             else:
                 slots.append(lambda tensors=tensors: self._forward(tensors))
@@ -155,6 +247,14 @@ def _executed_precision(torch: Any, module: Any, device: Any) -> str:
     if tf32_allowed and torch.cuda.get_device_capability(device)[0] >= 8:
         return "tf32"
     return name
+
+
+def _is_channels_last(torch: Any, module: Any) -> bool:
+    """Whether the module's 4-d weights (convolutions) are NHWC; False without any."""
+    weights = [p for p in module.parameters() if p.dim() == 4]
+    return bool(weights) and all(
+        p.is_contiguous(memory_format=torch.channels_last) for p in weights
+    )
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -1,0 +1,185 @@
+"""TensorRT: an engine built from the exported ONNX file for the cell's precision, batch
+and GPU (or Jetson DLA core), cached on disk, and run through the Python API
+(``runtimes.tensorrt_session``) or, where the bindings are missing, the trtexec binary
+(``runtimes.trtexec_session``).
+
+Build time is a cold-start figure (``Built.build_s``; zero with ``cache_hit`` when the
+engine cache served it); the engine is deserialised in ``load``; the precision a cell ran
+in is read back per layer (engine inspector, or trtexec's ``--exportLayerInfo``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from bench.config import TensorRTOptions
+from bench.devices import cuda_device_count, cuda_devices, cuda_unavailable_reason
+from bench.errors import Unavailable
+from exporters.reference import reference_batches
+from exporters.spec import PreparedModel
+from runtimes.base import Built, LoadOptions, Runtime, Session, Target
+from runtimes.tensorrt_build import (
+    BuildPlan,
+    EngineFile,
+    TrtVersion,
+    TypingSupport,
+    engine_path,
+    profile_shapes,
+    resolve_typing,
+    timed_build,
+    timing_cache_path,
+)
+from runtimes.tensorrt_cuda import cuda_python_installed
+from runtimes.trtexec_driver import find_trtexec
+
+JETSON_RELEASE = Path("/etc/nv_tegra_release")
+_GPU_EXTRA = "pip install 'deploybench[gpu]'"
+
+
+def _bindings_installed() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def choose_driver(settings: TensorRTOptions) -> tuple[str, Path | None]:
+    """("python", None) or ("trtexec", its path) for ``settings.driver``; Unavailable with
+    the fix when the chosen (or, for auto, either) driver is missing."""
+    trtexec = find_trtexec(settings.trtexec_path)
+    python_missing = None
+    if not _bindings_installed():
+        python_missing = f"TensorRT's Python bindings are not installed: {_GPU_EXTRA}"
+    elif not cuda_python_installed():
+        python_missing = f"TensorRT's Python driver needs cuda-python: {_GPU_EXTRA}"
+    if settings.driver == "python" or (settings.driver == "auto" and python_missing is None):
+        if python_missing:
+            raise Unavailable(python_missing)
+        return "python", None
+    if trtexec is None:
+        where = settings.trtexec_path or "on PATH or at /usr/src/tensorrt/bin/trtexec"
+        missing = f"trtexec not found {where}"
+        if settings.driver == "trtexec":
+            raise Unavailable(f"{missing}: set runtime.tensorrt.trtexec_path")
+        raise Unavailable(f"{python_missing}; {missing}")
+    return "trtexec", trtexec
+
+
+class TensorRTRuntime(Runtime):
+    name = "tensorrt"
+    package = "tensorrt"
+    install_hint = f"{_GPU_EXTRA} (JetPack ships TensorRT and trtexec)"
+    precisions = ("fp32", "fp16", "bf16")
+    device_kinds = ("cuda", "dla")
+
+    @classmethod
+    def installed(cls) -> bool:
+        """The Python bindings (with cuda-python), or a trtexec binary."""
+        python = _bindings_installed() and cuda_python_installed()
+        return python or find_trtexec() is not None
+
+    @classmethod
+    def import_framework(cls) -> None:
+        if _bindings_installed() and cuda_python_installed():
+            importlib.import_module("tensorrt")
+
+    @classmethod
+    def unavailable_reason(cls, target: Target, source: str) -> str | None:
+        if not cls.installed():
+            return f"neither TensorRT's Python bindings nor trtexec found: {cls.install_hint}"
+        reason = super().unavailable_reason(target, source)
+        if reason is None and target.device_kind == "dla" and target.precision != "fp16":
+            return f"a DLA core runs fp16 and int8, not {target.precision}"
+        return reason
+
+    @classmethod
+    def device_unavailable_reason(cls, target: Target) -> str | None:
+        if target.device_kind == "dla":
+            if not JETSON_RELEASE.is_file():
+                return f"{target.device} needs a Jetson with DLA cores (AGX Xavier, AGX Orin)"
+            return cuda_unavailable_reason(0)
+        return cuda_unavailable_reason(target.device_index)
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        return [f"cuda:{i}" for i in range(cuda_device_count())]
+
+    def build(
+        self, model: PreparedModel, target: Target, options: LoadOptions, cache_dir: Path
+    ) -> Built:
+        """An engine for the cell: parsed from the ONNX file (its FP16 conversion for a
+        strongly typed fp16 engine), with an optimisation profile over the suite's batch
+        sizes at the cell's batch, cached by ONNX content, TensorRT version, GPU and plan."""
+        settings = TensorRTOptions(**options.extra)
+        driver, trtexec = choose_driver(settings)
+        if driver == "python":
+            import tensorrt as trt
+
+            version = TrtVersion.parse(trt.__version__)
+            support = TypingSupport.of_module(trt)
+        else:
+            from runtimes.trtexec_driver import trtexec_version
+
+            version = trtexec_version(trtexec)
+            support = TypingSupport.of_version(version)
+        typing = resolve_typing(support, version, settings.typing, target.precision)
+        onnx, convert_s, notes = model.onnx_path, 0.0, ()
+        if typing == "strong" and target.precision == "fp16":
+            from exporters.precision import fp16_graph
+
+            converted = fp16_graph(model.onnx_path, cache_dir)
+            onnx, convert_s, notes = converted.path, converted.convert_s, converted.notes
+        batches = sorted(reference_batches(model.reference)) if model.reference else []
+        plan = BuildPlan(
+            precision=target.precision,
+            typing=typing,
+            workspace_mb=settings.workspace_mb,
+            shapes=profile_shapes(model.inputs, batches, options.batch),
+            tf32=settings.tf32,
+            dla_core=target.device_index if target.device_kind == "dla" else None,
+            gpu_fallback=settings.gpu_fallback,
+            optimization_level=settings.builder_optimization_level,
+        )
+        gpu = _gpu_name(target)
+        path = engine_path(cache_dir, onnx, f"{version}-{driver}", gpu, plan)
+        if not settings.engine_cache:
+            path.unlink(missing_ok=True)
+        timing = timing_cache_path(cache_dir, str(version), gpu) if settings.timing_cache else None
+        if driver == "python":
+            from runtimes.tensorrt_build import build_serialized
+
+            def build(partial: Path) -> None:
+                partial.write_bytes(build_serialized(trt, onnx, plan, timing))
+        else:
+            from runtimes.trtexec_driver import build_flags, run_trtexec
+
+            def build(partial: Path) -> None:
+                flags = build_flags(version, onnx, partial, plan, timing)
+                run_trtexec(trtexec, flags, 24 * 3600, path.parent)
+
+        build_s, hit = timed_build(path, build)
+        engine = EngineFile(path, plan, str(version), driver, gpu)
+        made = f"tensorrt {version} via {driver}, {typing} typing"
+        return Built(engine, build_s + convert_s, hit, notes=(*notes, made))
+
+    def load(
+        self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
+    ) -> Session:
+        engine = built.artifact
+        if engine.driver == "python":
+            from runtimes.tensorrt_session import TensorRTSession
+
+            return TensorRTSession(engine, model, target, options.extra)
+        from runtimes.trtexec_session import TrtexecSession
+
+        settings = TensorRTOptions(**options.extra)
+        trtexec = find_trtexec(settings.trtexec_path)
+        if trtexec is None:
+            raise Unavailable("trtexec went missing between build and load")
+        return TrtexecSession(engine, model, target, options.extra, trtexec)
+
+
+def _gpu_name(target: Target) -> str:
+    """The GPU an engine is built for (an engine runs only on the model it was built for)."""
+    index = 0 if target.device_kind == "dla" else target.device_index
+    devices = cuda_devices()
+    return str(devices[index]["name"]) if index < len(devices) else "unknown GPU"

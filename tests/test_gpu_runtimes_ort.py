@@ -1,0 +1,203 @@
+"""ONNX Runtime's GPU providers against a double of onnxruntime: the provider list per
+cell, fallback to the CPU read back (whole session and per node), the TensorRT provider's
+options, and IO binding on the timed path."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.errors import Unavailable
+from exporters.onnx_export import prepare_zoo_model
+from exporters.reference import load_reference
+from exporters.spec import PreparedModel
+from runtimes.base import LoadOptions, Target
+from runtimes.onnxruntime_rt import OnnxRuntime, OnnxRuntimeSession, OrtGraph
+
+CUDA = Target("cuda:0", "fp32")
+
+
+@pytest.fixture(scope="module")
+def lenet(cache_dir: Path) -> PreparedModel:
+    return prepare_zoo_model("lenet5", [1, 2], cache_dir)
+
+
+class FakeBinding:
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def bind_ortvalue_input(self, name: str, value: Any) -> None:
+        self.log.append(("bind_input", name, value))
+
+    def bind_output(self, name: str, device: str, index: int) -> None:
+        self.log.append(("bind_output", name, device, index))
+
+    def synchronize_inputs(self) -> None:
+        self.log.append(("synchronize_inputs",))
+
+    def synchronize_outputs(self) -> None:
+        self.log.append(("synchronize_outputs",))
+
+
+def fake_onnxruntime(
+    kept: list[str], nodes: dict[str, int], version: str = "1.20.1", available: tuple = ()
+) -> types.ModuleType:
+    """An ``onnxruntime`` whose sessions keep the ``kept`` providers (what ONNX Runtime
+    reports after falling back) and were assigned ``nodes`` per provider."""
+    ort = types.ModuleType("onnxruntime")
+    ort.__version__ = version
+    ort.log = []
+    providers = available or ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    ort.get_available_providers = lambda: [*providers, "CPUExecutionProvider"]
+    ort.GraphOptimizationLevel = types.SimpleNamespace(ORT_ENABLE_ALL=99)
+
+    class SessionOptions:
+        intra_op_num_threads = 0
+
+        def add_session_config_entry(self, key: str, value: str) -> None:
+            ort.log.append(("config", key, value))
+
+    class Subgraph:
+        def __init__(self, ep: str, count: int) -> None:
+            self.ep_name, self._count = ep, count
+
+        def get_nodes(self) -> list[int]:
+            return list(range(self._count))
+
+    class InferenceSession:
+        def __init__(self, path: str, options: SessionOptions, providers: list) -> None:
+            ort.log.append(("session", path, providers, vars(options)))
+            self._options = options
+
+        def get_providers(self) -> list[str]:
+            return kept
+
+        def get_provider_options(self) -> dict:
+            return {"CUDAExecutionProvider": {"use_tf32": "0"}} if "CUDA" in kept[0] else {}
+
+        def get_provider_graph_assignment_info(self) -> list[Subgraph]:
+            return [Subgraph(ep, count) for ep, count in nodes.items()]
+
+        def get_session_options(self) -> SessionOptions:
+            return self._options
+
+        def get_outputs(self) -> list:
+            return [types.SimpleNamespace(name="logits")]
+
+        def io_binding(self) -> FakeBinding:
+            return FakeBinding(ort.log)
+
+        def run_with_iobinding(self, binding: FakeBinding) -> None:
+            ort.log.append(("run_with_iobinding", binding))
+
+    ort.SessionOptions = SessionOptions
+    ort.InferenceSession = InferenceSession
+    ort.OrtValue = types.SimpleNamespace(
+        ortvalue_from_numpy=lambda array, device, index: ("OrtValue", array.shape, device, index)
+    )
+    return ort
+
+
+def ort_session(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel, ort: types.ModuleType,
+    target: Target = CUDA, **extra: Any,
+) -> OnnxRuntimeSession:  # fmt: skip
+    monkeypatch.setitem(sys.modules, "onnxruntime", ort)
+    graph = OrtGraph(lenet.onnx_path, Path("/cache"))
+    return OnnxRuntimeSession(graph, lenet, target, LoadOptions(extra=extra, batch=2))
+
+
+def test_cuda_provider_that_fell_back_reads_cpu(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    ort = fake_onnxruntime(["CPUExecutionProvider"], {"CPUExecutionProvider": 12})
+    session = ort_session(monkeypatch, lenet, ort)
+    executed = session.executed
+    assert (executed.device, executed.provider) == ("cpu", "CPUExecutionProvider")
+    assert executed.details["cpu_fallback_nodes"] == 12 and not executed.details["io_binding"]
+    (requested,) = [entry[2] for entry in ort.log if entry[0] == "session"]
+    assert [p[0] if isinstance(p, tuple) else p for p in requested] == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"
+    ]  # fmt: skip
+    assert requested[0][1] == {"device_id": 0, "use_tf32": 0}  # an fp32 cell runs fp32
+
+
+def test_nodes_left_on_the_cpu_are_counted(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    kept = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    ort = fake_onnxruntime(kept, {"CUDAExecutionProvider": 9, "CPUExecutionProvider": 3})
+    executed = ort_session(monkeypatch, lenet, ort).executed
+    assert executed.device == "cuda:0" and executed.provider == "CUDAExecutionProvider"
+    assert executed.details["node_providers"] == {
+        "CUDAExecutionProvider": 9,
+        "CPUExecutionProvider": 3,
+    }
+    assert executed.details["cpu_fallback_nodes"] == 3 and executed.details["use_tf32"] == "0"
+    assert ("config", "session.record_ep_graph_assignment_info", "1") in ort.log
+
+
+def test_tensorrt_provider_options(monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel) -> None:
+    kept = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    ort = fake_onnxruntime(kept, {"TensorrtExecutionProvider": 1})
+    session = ort_session(monkeypatch, lenet, ort, Target("cuda:0", "fp16"), tensorrt=True)
+    (entry,) = [e for e in ort.log if e[0] == "session"]
+    name, trt = entry[2][0]
+    assert name == "TensorrtExecutionProvider" and trt["trt_fp16_enable"] is True
+    assert trt["trt_profile_min_shapes"] == "input:1x1x32x32"
+    assert trt["trt_profile_opt_shapes"] == "input:2x1x32x32"
+    assert trt["trt_profile_max_shapes"] == "input:2x1x32x32"
+    assert trt["trt_engine_cache_path"] == str(Path("/cache") / "ort-tensorrt")
+    assert "optimized_model_filepath" not in entry[3]  # compiled nodes cannot be saved
+    assert session.executed.precision == "unknown"  # TensorRT's choice, not reported
+    assert session.executed.provider == "TensorrtExecutionProvider"
+
+
+def test_missing_tensorrt_provider_is_unavailable_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    ort = fake_onnxruntime(["CUDAExecutionProvider"], {}, available=("CUDAExecutionProvider",))
+    with pytest.raises(Unavailable, match="no TensorrtExecutionProvider here: pip uninstall"):
+        ort_session(monkeypatch, lenet, ort, tensorrt=True)
+
+
+def test_old_onnxruntime_gets_no_tf32_option(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    ort = fake_onnxruntime(["CUDAExecutionProvider"], {}, version="1.17.3")
+    ort_session(monkeypatch, lenet, ort)
+    (entry,) = [e for e in ort.log if e[0] == "session"]
+    assert entry[2][0] == ("CUDAExecutionProvider", {"device_id": 0})
+
+
+def test_io_binding_keeps_the_timed_path_on_the_device(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    ort = fake_onnxruntime(["CUDAExecutionProvider"], {"CUDAExecutionProvider": 12})
+    session = ort_session(monkeypatch, lenet, ort)
+    assert session.executed.details["io_binding"]
+    feeds, _ = load_reference(lenet.reference, 2)
+    session.stage(feeds)
+    assert ("bind_input", "input", ("OrtValue", (2, 1, 32, 32), "cuda", 0)) in ort.log
+    assert ("bind_output", "logits", "cuda", 0) in ort.log
+    del ort.log[:]
+    session.launch()
+    session.synchronize()
+    assert [e[0] for e in ort.log] == ["run_with_iobinding", "synchronize_outputs"]
+    slots = session.request_slots(feeds, 2)
+    for slot in slots:
+        slot()
+    bindings = {id(e[1]) for e in ort.log if e[0] == "run_with_iobinding"}
+    assert len(bindings) == 3  # the staged binding, then one per slot
+
+
+def test_tensorrt_provider_builds_from_the_fp32_graph(lenet: PreparedModel, tmp_path: Path) -> None:
+    options = LoadOptions(extra={"tensorrt": True})
+    built = OnnxRuntime().build(lenet, Target("cuda:0", "fp16"), options, tmp_path)
+    assert built.artifact.path == lenet.onnx_path and not (tmp_path / "precision").exists()
+    converted = OnnxRuntime().build(lenet, Target("cuda:0", "fp16"), LoadOptions(), tmp_path)
+    assert converted.artifact.path != lenet.onnx_path
