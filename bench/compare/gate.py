@@ -1,0 +1,209 @@
+"""``compare BASELINE CURRENT``: match cells by key, assess every metric, give each cell a
+verdict, and decide whether the gate fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.compare.fingerprint import Difference, differences, setting_differences
+from bench.compare.metrics import ACCURACY, DEFAULT_ALPHA, METRICS, Thresholds
+from bench.compare.sides import CellRuns, Side
+from bench.compare.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, Change, assess
+from bench.errors import UserError
+
+FAILED = "failed"  # ran in the baseline, fails now
+FIXED = "fixed"  # failed in the baseline, runs now
+NEW, MISSING = "new", "missing"
+STILL_FAILING, SKIPPED = "still failing", "skipped"
+
+ORDER = (FAILED, REGRESSED, INCONCLUSIVE, IMPROVED, UNCHANGED, FIXED, NEW, MISSING,
+         STILL_FAILING, SKIPPED)  # fmt: skip
+"""Cell verdicts, worst first."""
+GATE_FAILS = (FAILED, REGRESSED)
+_RAN = "ok"
+
+
+@dataclass
+class CellComparison:
+    """One cell's verdict, the metric changes behind it and a note for the other cases."""
+
+    key: str
+    cell: dict[str, Any]
+    verdict: str
+    changes: list[Change] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def decisive(self) -> Change | None:
+        """The change that decided the verdict: among those with the cell's verdict, the
+        one that moved most in the bad direction (most in the good one for improved)."""
+        same = [c for c in self.changes if c.verdict == self.verdict] or self.changes
+        if not same:
+            return None
+        if self.verdict == IMPROVED:
+            return min(same, key=lambda c: c.worse_by)
+        return max(same, key=lambda c: c.worse_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "cell": self.cell,
+            "verdict": self.verdict,
+            "note": self.note,
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+@dataclass
+class Comparison:
+    """The whole comparison: environment differences, then every cell, worst first."""
+
+    baseline: Side
+    current: Side
+    differences: list[Difference]
+    different_hardware_allowed: bool
+    thresholds: Thresholds
+    alpha: float
+    cells: list[CellComparison]
+
+    @property
+    def failed(self) -> bool:
+        """Whether the gate fails: a cell regressed or newly fails."""
+        return any(c.verdict in GATE_FAILS for c in self.cells)
+
+    def counts(self) -> dict[str, int]:
+        counts = {verdict: 0 for verdict in ORDER}
+        for cell in self.cells:
+            counts[cell.verdict] += 1
+        return {verdict: n for verdict, n in counts.items() if n}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": {"source": self.baseline.label, "run_id": self.baseline.run_id},
+            "current": {"source": self.current.label, "run_id": self.current.run_id},
+            "gate": "fail" if self.failed else "pass",
+            "counts": self.counts(),
+            "different_hardware_allowed": self.different_hardware_allowed,
+            "differences": [d.to_dict() for d in self.differences],
+            "thresholds": {"default": self.thresholds.default, **dict(self.thresholds.per_metric)},
+            "alpha": self.alpha,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+
+def compare(
+    baseline: Side,
+    current: Side,
+    thresholds: Thresholds | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    allow_different_hardware: bool = False,
+    seed: int = 0,
+) -> Comparison:
+    """Compare ``current`` against ``baseline``. Raises UserError when the hardware differs
+    and that was not allowed, or when the two sides share no cell."""
+    thresholds = thresholds or Thresholds()
+    found = differences(baseline.environment, current.environment)
+    found += setting_differences(baseline.settings, current.settings)
+    hardware = [d for d in found if d.hardware]
+    if hardware and not allow_different_hardware:
+        first = hardware[0]
+        raise UserError(
+            f"the runs are from different hardware ({first.what}: {first.baseline} vs "
+            f"{first.current}): compare runs from one machine, or pass "
+            "--allow-different-hardware to compare machines"
+        )
+    shared = baseline.cells.keys() & current.cells.keys()
+    if not shared:
+        raise UserError(
+            f"{baseline.label} and {current.label} have no cell in common: "
+            "compare two runs of the same suite"
+        )
+    cells = [
+        _compare_cell(baseline.cells.get(key), current.cells.get(key), thresholds, alpha, seed)
+        for key in list(current.cells) + [k for k in baseline.cells if k not in current.cells]
+    ]
+    cells.sort(key=_severity)
+    return Comparison(baseline, current, found, bool(hardware), thresholds, alpha, cells)
+
+
+def _compare_cell(
+    base: CellRuns | None, current: CellRuns | None, thresholds: Thresholds, alpha: float,
+    seed: int,
+) -> CellComparison:  # fmt: skip
+    either = current or base
+    assert either is not None
+    if base is None:
+        return CellComparison(either.key, either.cell, NEW, note=_status(either))
+    if current is None:
+        return CellComparison(base.key, base.cell, MISSING, note="not in the current run")
+    ran = base.status == _RAN, current.status == _RAN
+    if ran == (True, False):
+        verdict = SKIPPED if current.status == "skipped" else FAILED
+        return CellComparison(current.key, current.cell, verdict, note=_status(current))
+    if ran == (False, True):
+        return CellComparison(current.key, current.cell, FIXED, note=f"baseline {_status(base)}")
+    if ran == (False, False):
+        both_skipped = base.status == current.status == "skipped"
+        verdict = SKIPPED if both_skipped else STILL_FAILING
+        return CellComparison(current.key, current.cell, verdict, note=_status(current))
+    changes = _metric_changes(base, current, thresholds, alpha, seed)
+    accuracy = _accuracy_change(base, current)
+    if accuracy is not None:
+        changes.append(accuracy)
+    return CellComparison(current.key, current.cell, _cell_verdict(changes), changes)
+
+
+def _metric_changes(
+    base: CellRuns, current: CellRuns, thresholds: Thresholds, alpha: float, seed: int
+) -> list[Change]:
+    changes = []
+    for metric in METRICS.values():
+        a = [r[metric.name] for r in base.repetitions if metric.name in r]
+        b = [r[metric.name] for r in current.repetitions if metric.name in r]
+        if a and b:
+            threshold = thresholds.of(metric.name)
+            changes.append(
+                assess(metric.name, a, b, metric.higher_is_worse, threshold, alpha, seed)
+            )
+    return changes
+
+
+def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:
+    """An accuracy check that newly fails is a regression whatever the speed; one that no
+    longer fails is an improvement. Compared on the error scaled by the output's size."""
+    if not base.accuracy or not current.accuracy:
+        return None
+    was, now = base.accuracy.get("verdict"), current.accuracy.get("verdict")
+    error_a = float(base.accuracy.get("scaled_error") or 0.0)
+    error_b = float(current.accuracy.get("scaled_error") or 0.0)
+    if now == "fail" and was != "fail":
+        verdict, note = REGRESSED, f"accuracy check now fails (was {was})"
+    elif was == "fail" and now != "fail":
+        verdict, note = IMPROVED, f"accuracy check now {now} (was fail)"
+    else:
+        verdict, note = UNCHANGED, f"accuracy {was} → {now}" if was != now else None
+    ratio = error_b / error_a if error_a > 0 else (1.0 if error_b == 0 else float("inf"))
+    return Change(
+        metric=ACCURACY, baseline=error_a, current=error_b, ratio=ratio, ci_low=None,
+        ci_high=None, p_value=None, n_baseline=1, n_current=1, threshold=0.0,
+        higher_is_worse=True, verdict=verdict, note=note,
+    )  # fmt: skip
+
+
+def _cell_verdict(changes: list[Change]) -> str:
+    verdicts = {c.verdict for c in changes}
+    for verdict in (REGRESSED, IMPROVED, INCONCLUSIVE):
+        if verdict in verdicts:
+            return verdict
+    return UNCHANGED
+
+
+def _severity(cell: CellComparison) -> tuple[int, float]:
+    decisive = cell.decisive
+    magnitude = abs(decisive.worse_by) if decisive is not None else 0.0
+    return ORDER.index(cell.verdict), -magnitude
+
+
+def _status(cell: CellRuns) -> str:
+    return f"{cell.status}: {cell.reason}" if cell.reason else cell.status

@@ -1,0 +1,115 @@
+"""The metrics the gate compares, where each is read from a results.jsonl record, which
+direction is worse, and the thresholds a suite or the command line sets for them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import UserError
+
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One compared figure. ``scenarios`` limits it to the scenarios where it means
+    something of its own (in the latency scenario throughput is only 1 / mean latency)."""
+
+    name: str
+    label: str
+    unit: str
+    higher_is_worse: bool
+    read: Callable[[dict[str, Any]], float | None]
+    scenarios: tuple[str, ...] | None = None
+
+    def applies_to(self, scenario: str) -> bool:
+        return self.scenarios is None or scenario in self.scenarios
+
+
+def _field(section: str, name: str) -> Callable[[dict[str, Any]], float | None]:
+    def read(record: dict[str, Any]) -> float | None:
+        value = (record.get(section) or {}).get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    return read
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("latency_median", "latency median", "ms", True, _field("latency_ms", "median")),
+        Metric("latency_p99", "latency p99", "ms", True, _field("latency_ms", "p99")),
+        Metric(
+            "throughput",
+            "throughput",
+            "samples/s",
+            False,
+            _field("throughput", "samples_per_s"),
+            ("throughput", "train"),
+        ),  # fmt: skip
+        Metric("peak_memory", "peak memory", "MB", True, _field("memory", "peak_rss_mb")),
+        Metric(
+            "device_memory",
+            "peak device memory",
+            "MB",
+            True,
+            _field("device_metrics", "peak_allocated_mb"),
+        ),  # fmt: skip
+        Metric("energy", "energy per sample", "J", True, _field("power", "j_per_sample")),
+    )
+}
+ACCURACY = "accuracy"
+"""Not a threshold metric: a cell whose accuracy check newly fails has regressed."""
+
+
+def read_metrics(record: dict[str, Any]) -> dict[str, float]:
+    """Every metric this record has, by name."""
+    scenario = record["cell"]["scenario"]
+    values = {m.name: m.read(record) for m in METRICS.values() if m.applies_to(scenario)}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The change (a fraction: 0.05 = 5%) beyond which a significant change counts."""
+
+    default: float = DEFAULT_THRESHOLD
+    per_metric: tuple[tuple[str, float], ...] = ()
+
+    def of(self, metric: str) -> float:
+        return dict(self.per_metric).get(metric, self.default)
+
+    def with_specs(self, specs: list[str]) -> Thresholds:
+        """These thresholds updated by command-line specs: ``5%``, ``0.05`` or
+        ``latency_p99=10%``."""
+        default, per_metric = self.default, dict(self.per_metric)
+        for spec in specs:
+            name, _, value = spec.rpartition("=")
+            if name:
+                per_metric[check_metric(name, spec)] = parse_fraction(value, spec)
+            else:
+                default = parse_fraction(value, spec)
+        return Thresholds(default, tuple(sorted(per_metric.items())))
+
+
+def check_metric(name: str, spec: str) -> str:
+    if name not in METRICS:
+        raise UserError(
+            f"unknown metric '{name}' in threshold '{spec}': use one of {', '.join(METRICS)}"
+        )
+    return name
+
+
+def parse_fraction(text: str, spec: str) -> float:
+    """``5%`` or ``0.05`` → 0.05; anything else, or a value outside (0, 10), is an error."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
+    if not match:
+        raise UserError(f"threshold '{spec}' is not a number: write 5% or 0.05")
+    value = float(match.group(1)) / (100 if match.group(2) else 1)
+    if not 0 < value < 10:
+        raise UserError(f"threshold '{spec}' must be above 0 and below 1000%")
+    return value

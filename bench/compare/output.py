@@ -1,0 +1,210 @@
+"""What ``compare`` writes: the terminal table (worst first), Markdown for a pull-request
+comment or ``$GITHUB_STEP_SUMMARY``, JSON, JUnit XML, and github-action-benchmark's
+``customSmallerIsBetter`` JSON."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from bench.compare.gate import GATE_FAILS, CellComparison, Comparison
+from bench.compare.metrics import ACCURACY, METRICS
+from bench.compare.sides import Side
+from bench.compare.stats import Change
+from bench.report import markdown_table
+
+COLUMNS = (
+    "verdict", "cell", "metric", "runs", "baseline", "current", "change", "95% CI", "p", "note"
+)  # fmt: skip
+
+
+def rows(comparison: Comparison) -> list[list[str]]:
+    """One row per cell, worst first: its verdict and the change that decided it."""
+    table = []
+    for cell in comparison.cells:
+        change = cell.decisive
+        figures = _figures(change) if change else ["-"] * 7
+        note = cell.note or (change.note if change else None) or ""
+        table.append([cell.verdict, cell.key, *figures, note])
+    return table
+
+
+def headline(comparison: Comparison) -> str:
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items())
+    gate = "FAIL" if comparison.failed else "pass"
+    return f"gate: {gate} ({counts})"
+
+
+def context_lines(comparison: Comparison) -> list[str]:
+    """Which runs, with which thresholds, and what differs between their environments."""
+    from bench.compare.fingerprint import commits
+
+    base, current = commits(comparison.baseline.environment, comparison.current.environment)
+    thresholds = f"{comparison.thresholds.default:.0%}" + "".join(
+        f", {name} {value:.0%}" for name, value in comparison.thresholds.per_metric
+    )
+    lines = [
+        f"baseline: {_side(comparison.baseline)}" + (f" at {base}" if base else ""),
+        f"current:  {_side(comparison.current)}" + (f" at {current}" if current else ""),
+        f"threshold {thresholds}; significance: Mann-Whitney U p < {comparison.alpha} over "
+        "repetitions; interval: 95% bootstrap of the median ratio",
+    ]
+    if comparison.different_hardware_allowed:
+        lines.append("DIFFERENT HARDWARE (--allow-different-hardware): this compares machines")
+    for name, side in (("baseline", comparison.baseline), ("current", comparison.current)):
+        for change in (side.environment.get("power") or {}).get("changes") or []:
+            lines.append(f"{name} run flagged: {change}")
+    for difference in comparison.differences:
+        kind = "hardware" if difference.hardware else "software"
+        lines.append(
+            f"{kind} differs: {difference.what}: {difference.baseline} → {difference.current}"
+        )
+    return lines
+
+
+def terminal(comparison: Comparison) -> Group:
+    table = Table(title=headline(comparison), title_justify="left")
+    for name in COLUMNS:
+        table.add_column(
+            name,
+            justify="right" if name in ("baseline", "current", "change", "p") else "left",
+            no_wrap=name not in ("note", "cell"),
+            overflow="fold" if name == "cell" else "ellipsis",
+        )
+    for row in rows(comparison):
+        style = "bold red" if row[0] in GATE_FAILS else None
+        table.add_row(*row, style=style)
+    return Group(*(Text(line) for line in context_lines(comparison)), table)
+
+
+def markdown(comparison: Comparison) -> str:
+    """A headline, the context, the table of cells, and every metric in a details block."""
+    lines = [f"### deploybench compare — {headline(comparison)}", ""]
+    lines += [f"- {line}" for line in context_lines(comparison)]
+    lines += [
+        "",
+        markdown_table(COLUMNS, rows(comparison)),
+        "<details><summary>every metric</summary>",
+        "",
+    ]
+    detail = [
+        [cell.key, *_figures(change), change.verdict, change.note or ""]
+        for cell in comparison.cells
+        for change in cell.changes
+    ]
+    columns = ("cell", *COLUMNS[2:-1], "verdict", "note")
+    lines += [markdown_table(columns, detail), "</details>", ""]
+    return "\n".join(lines)
+
+
+def junit(comparison: Comparison) -> str:
+    """JUnit XML: one test case per cell; regressions and new failures are failures, cells
+    missing from the current run are skipped."""
+    failures = sum(cell.verdict in GATE_FAILS for cell in comparison.cells)
+    skipped = sum(cell.verdict in ("missing", "skipped") for cell in comparison.cells)
+    suite = ET.Element(
+        "testsuite",
+        name="deploybench.compare",
+        tests=str(len(comparison.cells)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+    )
+    for cell in comparison.cells:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"deploybench.{cell.cell['model']}.{cell.cell['runtime']}",
+            name=cell.key,
+        )
+        message = _message(cell)
+        if cell.verdict in GATE_FAILS:
+            ET.SubElement(case, "failure", message=message, type=cell.verdict).text = message
+        elif cell.verdict in ("missing", "skipped"):
+            ET.SubElement(case, "skipped", message=message)
+        ET.SubElement(case, "system-out").text = "\n".join(_describe(c) for c in cell.changes)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def github_benchmark(side: Side) -> list[dict[str, Any]]:
+    """The current run in github-action-benchmark's ``customSmallerIsBetter`` format: one
+    entry per cell and metric (median over repetitions; ``range`` their spread).
+    Throughput becomes time per sample, so that smaller is better for every entry."""
+    entries = []
+    for cell in side.cells.values():
+        if cell.status != "ok" or not cell.repetitions:
+            continue
+        for metric in METRICS.values():
+            values = sorted(r[metric.name] for r in cell.repetitions if metric.name in r)
+            if not values:
+                continue
+            name, unit = f"{cell.key} {metric.label}", metric.unit
+            if not metric.higher_is_worse:  # samples/s → ms per sample
+                values = sorted(1e3 / v for v in values if v > 0)
+                name, unit = f"{cell.key} time per sample", "ms"
+            if not values:
+                continue
+            median = values[len(values) // 2]
+            entries.append(
+                {
+                    "name": name,
+                    "unit": unit,
+                    "value": median,
+                    "range": f"{values[0]:.6g}–{values[-1]:.6g}",
+                    "extra": f"{len(values)} repetitions of run {side.run_id}",
+                }
+            )
+    return entries
+
+
+def _figures(change: Change) -> list[str]:
+    """metric, runs, baseline, current, change, interval, p."""
+    metric = METRICS.get(change.metric)
+    unit = metric.unit if metric else "scaled error"
+    label = metric.label if metric else ACCURACY
+    interval = (
+        f"[{_percent(change.ci_low - 1)}, {_percent(change.ci_high - 1)}]"
+        if change.ci_low is not None and change.ci_high is not None
+        else "-"
+    )
+    p_value = "-" if change.p_value is None else f"{change.p_value:.3g}"
+    return [
+        label,
+        f"{change.n_baseline}/{change.n_current}" if metric else "-",
+        f"{change.baseline:.4g} {unit}",
+        f"{change.current:.4g} {unit}",
+        _percent(change.ratio - 1),
+        interval,
+        p_value,
+    ]
+
+
+def _describe(change: Change) -> str:
+    figures = _figures(change)
+    label, runs, base, current, ratio, interval, p_value = figures
+    text = f"{label} over {runs} runs: {base} → {current} ({ratio}, CI {interval}, p {p_value})"
+    return f"{text}: {change.verdict}" + (f" ({change.note})" if change.note else "")
+
+
+def _message(cell: CellComparison) -> str:
+    change = cell.decisive
+    if cell.note or change is None:
+        return f"{cell.verdict}: {cell.note or ''}".rstrip(": ")
+    return f"{cell.verdict}: {_describe(change)}"
+
+
+def _percent(fraction: float) -> str:
+    if fraction != fraction or abs(fraction) == float("inf"):
+        return "n/a"
+    return f"{fraction:+.1%}"
+
+
+def _side(side: Side) -> str:
+    return side.label if side.run_id in side.label else f"{side.label} (run {side.run_id})"

@@ -1,0 +1,163 @@
+"""Each side of a comparison, read from a results directory or a baseline file: its
+environment fingerprint and, per cell, its status and one set of metrics per repetition.
+
+A baseline file (``baseline save``) holds exactly this and nothing more (no raw times), so
+it is small enough to commit to a repository.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.compare.metrics import read_metrics
+from bench.errors import UserError
+from bench.repetitions import by_key
+from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE, RunDir
+
+BASELINE_FORMAT = "deploybench-baseline"
+BASELINE_VERSION = 1
+
+
+@dataclass
+class CellRuns:
+    """One cell on one side. ``status`` is ``ok`` only when every repetition ran; else the
+    first other status, and ``reason`` says how many repetitions had it. ``repetitions``
+    holds the metrics of each repetition that ran."""
+
+    key: str
+    cell: dict[str, Any]
+    status: str
+    reason: str | None
+    repetitions: list[dict[str, float]]
+    accuracy: dict[str, Any] | None = None
+    executed: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Side:
+    """A results directory or a baseline file, as the gate sees it."""
+
+    label: str
+    run_id: str
+    environment: dict[str, Any]
+    cells: dict[str, CellRuns]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """How the run measured (the suite's [measure] table, threads, requests in flight)."""
+
+
+def load_side(path: Path) -> Side:
+    """The side at ``path``: a results directory (with results.jsonl) or a baseline file."""
+    if path.is_dir():
+        return _from_run_dir(path)
+    if path.is_file():
+        return _from_baseline(path)
+    raise UserError(f"{path} does not exist: give a results directory or a baseline file")
+
+
+def side_from_records(
+    label: str, run_id: str, environment: dict[str, Any], records: list[dict[str, Any]]
+) -> Side:
+    """A side built from results.jsonl records (several per cell when repeated)."""
+    cells = {key: _cell_runs(key, group) for key, group in by_key(records).items()}
+    return Side(label, run_id, environment, cells)
+
+
+def baseline_document(side: Side, source: str) -> dict[str, Any]:
+    """What ``baseline save`` writes: the environment, and per cell its status and the
+    metrics of each repetition."""
+    return {
+        "format": BASELINE_FORMAT,
+        "version": BASELINE_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": source,
+        "run_id": side.run_id,
+        "environment": side.environment,
+        "settings": side.settings,
+        "cells": [asdict(cell) for cell in side.cells.values()],
+    }
+
+
+def _from_run_dir(path: Path) -> Side:
+    if not (path / RESULTS_FILE).is_file():
+        raise UserError(f"{path} holds no {RESULTS_FILE}: give a run's results directory")
+    run_dir = RunDir(path)
+    records = run_dir.records()
+    if not records:
+        raise UserError(f"{path / RESULTS_FILE} has no results yet: finish the run first")
+    environment = _read_json(path / ENVIRONMENT_FILE) if (path / ENVIRONMENT_FILE).is_file() else {}
+    run = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
+    side = side_from_records(str(path), run.get("run_id", path.name), environment, records)
+    side.settings = measure_settings(run.get("config") or {})
+    return side
+
+
+def measure_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change what a number means, flattened: ``measure.min_duration_s``,
+    ``suite.threads``, ``suite.in_flight``."""
+    suite = config.get("suite") or {}
+    settings = {f"measure.{k}": v for k, v in (config.get("measure") or {}).items()}
+    settings.update({f"suite.{k}": suite[k] for k in ("threads", "in_flight") if k in suite})
+    return settings
+
+
+def _from_baseline(path: Path) -> Side:
+    document = _read_json(path)
+    if not isinstance(document, dict) or document.get("format") != BASELINE_FORMAT:
+        raise UserError(
+            f"{path} is not a deploybench baseline: make one with "
+            "python cli.py baseline save RUN_DIR FILE"
+        )
+    if document.get("version") != BASELINE_VERSION:
+        raise UserError(
+            f"{path} is baseline version {document.get('version')}, this deploybench reads "
+            f"version {BASELINE_VERSION}: save the baseline again"
+        )
+    try:
+        cells = {c["key"]: CellRuns(**c) for c in document["cells"]}
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path} is a damaged baseline ({exc}): save it again") from None
+    return Side(
+        str(path),
+        document.get("run_id", path.stem),
+        document["environment"],
+        cells,
+        document.get("settings") or {},
+    )
+
+
+def _cell_runs(key: str, records: list[dict[str, Any]]) -> CellRuns:
+    ran = [r for r in records if r["status"] == "ok"]
+    other = [r for r in records if r["status"] != "ok"]
+    first = (ran or records)[0]
+    status, reason = "ok", None
+    if other:
+        status = other[0]["status"]
+        reason = other[0].get("reason")
+        if len(records) > 1:
+            reason = f"{len(other)}/{len(records)} repetitions {status}: {reason}"
+    accuracy = first.get("accuracy") or None
+    return CellRuns(
+        key=key,
+        cell={k: v for k, v in first["cell"].items() if k != "key"},
+        status=status,
+        reason=reason,
+        repetitions=[read_metrics(r) for r in ran],
+        accuracy={k: accuracy.get(k) for k in ("verdict", "scaled_error", "tolerance")}
+        if accuracy
+        else None,
+        executed=first.get("executed") or {},
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise UserError(
+            f"{path} is unreadable ({reason}): give a results directory or a baseline file"
+        ) from None

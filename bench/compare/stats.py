@@ -1,0 +1,152 @@
+"""The statistics of the gate: one metric of one cell, baseline against current.
+
+The unit is the repetition (one worker run of the cell), never the single iteration:
+iterations inside one run share its memory layout, clocks and neighbours, so they are
+correlated and would make any interval far too narrow. Each side gives one value per
+repetition; the change is the ratio of their medians, with a bootstrap interval over
+repetitions and a Mann–Whitney U test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 4000
+
+REGRESSED, IMPROVED, UNCHANGED, INCONCLUSIVE = "regressed", "improved", "unchanged", "inconclusive"
+
+
+@dataclass(frozen=True)
+class Change:
+    """How one metric moved. ``ratio`` is current ÷ baseline (medians over repetitions);
+    ``ci_low``/``ci_high`` its bootstrap interval; ``p_value`` the two-sided Mann–Whitney
+    U test; ``verdict`` one of regressed, improved, unchanged, inconclusive, with ``note``
+    saying why when it is not obvious."""
+
+    metric: str
+    baseline: float
+    current: float
+    ratio: float
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_baseline: int
+    n_current: int
+    threshold: float
+    higher_is_worse: bool
+    verdict: str
+    note: str | None = None
+
+    @property
+    def worse_by(self) -> float:
+        """How much worse, as a fraction (negative = better), whatever the metric's direction."""
+        return self.worse_factor - 1.0
+
+    @property
+    def worse_factor(self) -> float:
+        return self.ratio if self.higher_is_worse else 1.0 / self.ratio
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "worse_by": self.worse_by}
+
+
+def smallest_p_value(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p-value an exact Mann–Whitney U test can reach with these
+    sample sizes (complete separation): 2 / C(n_a + n_b, n_a)."""
+    if n_a == 0 or n_b == 0:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+
+
+def enough_repetitions(n_a: int, n_b: int, alpha: float) -> bool:
+    """Whether a significant difference is possible at all with these sizes."""
+    return smallest_p_value(n_a, n_b) < alpha
+
+
+def assess(
+    metric: str,
+    baseline: list[float],
+    current: list[float],
+    higher_is_worse: bool,
+    threshold: float,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> Change:
+    """The verdict for one metric from its per-repetition values on each side.
+
+    ``regressed`` needs both: the Mann–Whitney U test significant at ``alpha`` and the
+    median ratio worse than ``threshold`` (0.05 = 5%). ``improved`` is the mirror image.
+    ``unchanged``: the interval lies inside the threshold band, or the change is
+    significant but smaller than the threshold. Anything else is ``inconclusive``, and so
+    is every change when the sizes cannot reach significance (too few repetitions).
+    """
+    a, b = np.asarray(baseline, float), np.asarray(current, float)
+    base_median, current_median = float(np.median(a)), float(np.median(b))
+    ratio = _ratio(current_median, base_median)
+    common = dict(
+        metric=metric, baseline=base_median, current=current_median, ratio=ratio,
+        n_baseline=a.size, n_current=b.size, threshold=threshold,
+        higher_is_worse=higher_is_worse,
+    )  # fmt: skip
+    worse = ratio if higher_is_worse else 1.0 / ratio
+    band = (1.0 / (1.0 + threshold), 1.0 + threshold)
+    if not enough_repetitions(a.size, b.size, alpha):
+        within = band[0] <= worse <= band[1]
+        note = (
+            f"{a.size} vs {b.size} repetitions cannot reach p < {alpha}: "
+            "run both sides with --repeat 5 or more"
+        )
+        return Change(
+            **common, ci_low=None, ci_high=None, p_value=None,
+            verdict=INCONCLUSIVE, note=note if not within else f"{note} (change within threshold)",
+        )  # fmt: skip
+    ci_low, ci_high = ratio_interval(a, b, seed)
+    p_value = float(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
+    if math.isnan(p_value):  # every value equal on both sides
+        p_value = 1.0
+    worse_ci = sorted(x if higher_is_worse else 1.0 / x for x in (ci_low, ci_high))
+    significant = p_value < alpha
+    if significant and worse > band[1]:
+        verdict, note = REGRESSED, None
+    elif significant and worse < band[0]:
+        verdict, note = IMPROVED, None
+    elif significant:
+        verdict, note = UNCHANGED, "a real change, smaller than the threshold"
+    elif band[0] <= worse_ci[0] and worse_ci[1] <= band[1]:
+        verdict, note = UNCHANGED, None
+    else:
+        verdict = INCONCLUSIVE
+        note = "not significant, and the interval reaches past the threshold"
+    return Change(
+        **common, ci_low=ci_low, ci_high=ci_high, p_value=p_value, verdict=verdict, note=note
+    )
+
+
+def ratio_interval(baseline: np.ndarray, current: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(current) / median(baseline), each side
+    resampled on its own. Equal values on both sides give a zero-width interval."""
+    if np.ptp(baseline) == 0 and np.ptp(current) == 0:
+        ratio = _ratio(float(current[0]), float(baseline[0]))
+        return ratio, ratio
+
+    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.median(b, axis=axis) / np.median(a, axis=axis)
+
+    result = stats.bootstrap(
+        (baseline, current), statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
+        method="percentile", vectorized=True, random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _ratio(current: float, baseline: float) -> float:
+    if baseline == 0:
+        return 1.0 if current == 0 else math.inf
+    return current / baseline

@@ -1,0 +1,101 @@
+"""The gate end to end on real runs: ``run --repeat`` twice with the same build must not
+say regressed (A/A), and a run with a test-only 30% slowdown injected into the runtime
+wrapper (tests/fixtures/slowdown) must."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli import FIXTURES, REPO_ROOT, _env, explain, records_of, run_dirs, write_suite
+
+REPEAT = 5
+MEASURE = {"warmup_s": 0.1, "warmup_min_iters": 5, "min_duration_s": 0.3, "min_iters": 20}
+SLOWDOWN = 0.3
+
+
+def run(config: Path, results: Path, cache_dir: Path, slowdown: float = 0.0) -> Path:
+    env = _env(cache_dir, FIXTURES / "slowdown" if slowdown else None)
+    if slowdown:
+        env["DEPLOYBENCH_TEST_SLOWDOWN"] = str(slowdown)
+    before = set(run_dirs(results))
+    proc = subprocess.run(
+        [sys.executable, "cli.py", "run", "--config", str(config), "--results-dir", str(results),
+         "--repeat", str(REPEAT), "--no-progress"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    (new,) = set(run_dirs(results)) - before
+    return new
+
+
+def compare(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "cli.py", "compare", *map(str, args)],
+        cwd=REPO_ROOT, env={**os.environ}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gate")
+    config = write_suite(
+        root / "bench.toml", models=["lenet5", "mlp"], runtimes=["onnxruntime"], measure=MEASURE
+    )
+    results = root / "results"
+    return {
+        "baseline": run(config, results, cache_dir),
+        "same": run(config, results, cache_dir),
+        "slower": run(config, results, cache_dir, SLOWDOWN),
+        "config": config,
+    }
+
+
+def verdicts(json_file: Path) -> dict[str, str]:
+    return {c["key"]: c["verdict"] for c in json.loads(json_file.read_text())["cells"]}
+
+
+def test_repetitions_are_interleaved(runs: dict[str, Path]) -> None:
+    records = records_of(runs["baseline"])
+    order = [(r["cell"]["model"], r["repetition"]) for r in records]
+    assert order == [(m, rep) for rep in range(REPEAT) for m in ("lenet5", "mlp")]
+    assert all(r["status"] == "ok" for r in records)
+
+
+def test_a_run_against_itself_never_regresses(runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = compare(runs["baseline"], runs["same"], "--json", tmp_path / "aa.json")
+    assert proc.returncode == 0, explain(proc)
+    assert set(verdicts(tmp_path / "aa.json").values()) <= {"unchanged", "inconclusive"}
+
+
+def test_an_injected_slowdown_regresses(runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = compare(runs["baseline"], runs["slower"], "--json", tmp_path / "slow.json")
+    assert proc.returncode == 1, explain(proc)
+    assert set(verdicts(tmp_path / "slow.json").values()) == {"regressed"}
+    cells = json.loads((tmp_path / "slow.json").read_text())["cells"]
+    for cell in cells:
+        median = next(c for c in cell["changes"] if c["metric"] == "latency_median")
+        assert median["verdict"] == "regressed"
+        assert median["ratio"] > 1 + SLOWDOWN / 2
+
+
+def test_resume_finishes_the_missing_repetitions(
+    runs: dict[str, Path], tmp_path: Path, cache_dir: Path
+) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(runs["baseline"], partial)
+    lines = (partial / "results.jsonl").read_text().splitlines(keepends=True)
+    (partial / "results.jsonl").write_text("".join(lines[:3]))
+    proc = subprocess.run(
+        [sys.executable, "cli.py", "run", "--resume", str(partial), "--no-progress"],
+        cwd=REPO_ROOT, env=_env(cache_dir), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, explain(proc)
+    done = sorted((r["key"], r["repetition"]) for r in records_of(partial))
+    assert done == sorted((r["key"], r["repetition"]) for r in records_of(runs["baseline"]))
+    assert "×5" in proc.stdout  # the summary merges each cell's repetitions
