@@ -77,11 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--precisions", type=_csv(str), help="comma-separated precisions (fp32)")
     run.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
-    run.add_argument("--scenarios", type=_csv(str), help="latency, throughput or both")
+    run.add_argument(
+        "--scenarios", type=_csv(str), help="latency, throughput, train (comma-separated)"
+    )
     run.add_argument("--threads", type=int, help="intra-op threads in all (0 = physical cores)")
     run.add_argument("--in-flight", type=int, help="requests in flight in the throughput scenario")
     run.add_argument(
         "--cell-timeout", type=float, help="seconds before a cell is stopped as a timeout"
+    )
+    run.add_argument(
+        "--power",
+        help="power source: auto (what the machine has for the cell's device), nvml, rapl, "
+        "jetson, tegrastats or none",
+    )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="run each cell in N separate workers, the suite repeated N times (for compare)",
     )
     run.add_argument(
         "--onnx", type=Path, help="benchmark this ONNX file instead of the suite's models"
@@ -107,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", type=Path, metavar="RUN_DIR", help="finish the missing cells of a run"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--hw",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="hw result for the roofline (default: a matching one in the results dir)",
+    )
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser(
@@ -117,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.set_defaults(handler=_list)
 
+    _add_compare(commands)
+    _add_baseline(commands)
+    _add_hw(commands)
+    _add_report(commands)
+
     env = commands.add_parser(
         "env",
         help="print this machine's fingerprint (environment.json)",
@@ -124,6 +150,98 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.set_defaults(handler=_env)
     return parser
+
+
+def _add_compare(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="the regression gate: compare a run against a baseline",
+        description="Compare CURRENT against BASELINE (each a results directory or a "
+        "baseline file), cell by cell. A metric regressed when the change is significant "
+        "(Mann-Whitney U over repetitions) and beyond its threshold. Exit code 0: nothing "
+        "regressed; 1: a cell regressed or newly fails; 2: bad input.",
+    )
+    compare.add_argument("baseline", type=Path, help="results directory or baseline file")
+    compare.add_argument("current", type=Path, help="results directory or baseline file")
+    compare.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="[METRIC=]PCT",
+        help="smallest change that counts, e.g. 5%% or latency_p99=10%% (repeatable; "
+        "default: the suite's [compare] table, else 5%%)",
+    )
+    compare.add_argument("--alpha", type=float, help="significance level (default 0.05)")
+    compare.add_argument(
+        "--allow-different-hardware",
+        action="store_true",
+        help="compare runs from different CPUs/GPUs/boards/power modes (compares machines)",
+    )
+    compare.add_argument(
+        "--config", type=Path, help="suite file whose [compare] table to use (default: bench.toml)"
+    )
+    compare.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary")
+    compare.add_argument("--json", type=Path, metavar="FILE", help="write the comparison as JSON")
+    compare.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    compare.add_argument(
+        "--github-benchmark",
+        type=Path,
+        metavar="FILE",
+        help="write CURRENT in github-action-benchmark's customSmallerIsBetter format",
+    )
+    compare.set_defaults(handler=_compare)
+
+
+def _add_baseline(commands: Any) -> None:
+    baseline = commands.add_parser(
+        "baseline",
+        help="save a run as a baseline file for compare",
+        description="Baselines hold what compare needs (per-repetition summaries, the "
+        "environment), small enough to commit.",
+    )
+    actions = baseline.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    save = actions.add_parser("save", help="save RUN_DIR as a baseline file")
+    save.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    save.add_argument("file", type=Path, metavar="FILE", help="e.g. results/baselines/main.json")
+    save.set_defaults(handler=_baseline_save)
+
+
+def _add_hw(commands: Any) -> None:
+    hw = commands.add_parser(
+        "hw",
+        help="microbenchmark this machine: matrix multiply per dtype, STREAM, host<->device",
+        description="Dense matrix-multiply TFLOP/s per dtype (2*M*N*K), STREAM copy/scale/"
+        "add/triad bandwidth on arrays of 4x the last-level cache, and pinned host<->device "
+        "copies, per device. Results land in results/<stamp>-hw/ (hw.json).",
+    )
+    hw.add_argument("--devices", type=_csv(str), help="cpu, cuda (every GPU) or cuda:N")
+    hw.add_argument(
+        "--dtypes", type=_csv(str), help="matrix-multiply dtypes: fp64,fp32,tf32,fp16,bf16,int8"
+    )
+    hw.add_argument("--sizes", type=_csv(int), help="square matrix sizes, e.g. 1024,2048,4096")
+    hw.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    hw.add_argument(
+        "--stream-mib", type=int, metavar="MIB", help="STREAM array size (default: 4x the LLC)"
+    )
+    hw.add_argument("--results-dir", type=Path, default=Path("results"), help="default: results")
+    hw.set_defaults(handler=_hw)
+
+
+def _add_report(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="machines side by side from run and hw result directories",
+        description="One column per machine (directories from one machine merge by their "
+        "hardware fingerprint): measured TFLOPS and bandwidth, per-model training and "
+        "inference throughput, speedups, energy; a ratio column for two machines; then each "
+        "machine's roofline (achieved FLOP/s and share of the measured peak).",
+    )
+    report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run or hw directory")
+    report.add_argument(
+        "--hw", type=Path, action="append", default=[], metavar="DIR", help="an hw directory"
+    )
+    report.add_argument("--markdown", type=Path, metavar="FILE", help="also write Markdown")
+    report.set_defaults(handler=_report)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,6 +255,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "threads": "threads",
         "in_flight": "in_flight",
         "cell_timeout": "cell_timeout_s",
+        "power": "power",
+        "repeat": "repeat",
         "results_dir": "results_dir",
     }
     suite = {
@@ -156,8 +276,11 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 
 def _run(args: argparse.Namespace) -> int:
     from bench import app
+    from bench.hw.command import show_roofline
+    from bench.roofline import check_hw_dirs
 
     console = _console()
+    check_hw_dirs(args.hw)
     if args.resume:
         run = app.resumed_run(args.resume)
     else:
@@ -173,13 +296,15 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
     try:
-        return app.execute(run, console, show_progress=not args.no_progress)
+        code = app.execute(run, console, show_progress=not args.no_progress)
     except KeyboardInterrupt:
         console.print(
             f"\ninterrupted: every finished cell is kept in {run.run_dir.path}; "
             f"finish with: python cli.py run --resume {run.run_dir.path}"
         )
         return 130
+    show_roofline(run.run_dir.path, args.hw, console)
+    return code
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -188,7 +313,46 @@ def _list(args: argparse.Namespace) -> int:
     console = _console()
     console.print(catalog.models_table())
     console.print(catalog.runtimes_table())
+    console.print(catalog.gpu_stack_table())
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from bench.compare.command import CompareRequest, run_compare
+
+    request = CompareRequest(
+        baseline=args.baseline,
+        current=args.current,
+        config=args.config,
+        thresholds=args.threshold,
+        alpha=args.alpha,
+        allow_different_hardware=args.allow_different_hardware,
+        markdown=args.markdown,
+        json=args.json,
+        junit=args.junit,
+        github_benchmark=args.github_benchmark,
+    )
+    return run_compare(request, _console())
+
+
+def _baseline_save(args: argparse.Namespace) -> int:
+    from bench.compare.command import save_baseline
+
+    return save_baseline(args.run_dir, args.file)
+
+
+def _hw(args: argparse.Namespace) -> int:
+    from bench.hw.command import hw_command
+    from bench.hw.suite import hw_options
+
+    options = hw_options(args.devices, args.dtypes, args.sizes, args.quick, args.stream_mib)
+    return hw_command(options, args.results_dir, _console())
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench.hw.command import report_command
+
+    return report_command(args.dirs, args.hw, args.markdown, _console())
 
 
 def _env(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from bench.config import BenchConfig, load_config
 from bench.environment import fingerprint
 from bench.errors import UserError
 from bench.plan import ModelRequest, PlannedCell, expand
+from bench.power import record_end_state
+from bench.repetitions import merged
 from bench.report import speedup_markdown, speedup_table, summary_markdown, summary_table
 from bench.results import ENVIRONMENT_FILE, RUN_FILE, SPEEDUP_FILE, SUITE_FILE, RunDir
 from bench.runner import run_suite
@@ -123,17 +125,23 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
         if not run.resumed and not run.run_dir.records():  # leave no empty new run behind
             shutil.rmtree(run.run_dir.path)
         raise
-    records = run.run_dir.records()
+    power_changes = record_end_state(run.run_dir.path / ENVIRONMENT_FILE)
+    all_records = run.run_dir.records()
+    records = merged(all_records)
     rows = speedups(records, seed=run.config.suite.seed)
     run.run_dir.write_json(SPEEDUP_FILE, [row.to_dict() for row in rows])
     report = f"# {run.config.suite.name} ({run.run_dir.run_id})\n\n{summary_markdown(records)}"
     if rows:
         report += f"\n## Low-precision speedup over fp32\n\n{speedup_markdown(rows)}"
+    if power_changes:
+        report += "\nPower state changed during the run: " + "; ".join(power_changes) + "\n"
     (run.run_dir.path / "report.md").write_text(report)
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
     if rows:
         console.print(speedup_table(rows))
-    return 1 if any(r["status"] in FAILED_STATUSES for r in records) else 0
+    if power_changes:
+        console.print("power state changed during the run: " + "; ".join(power_changes))
+    return 1 if any(r["status"] in FAILED_STATUSES for r in all_records) else 0
 
 
 def _onnx_suite(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from rich.markup import escape
 from rich.table import Table
 
 from exporters.spec import BATCH
@@ -64,7 +65,7 @@ def runtimes_table() -> Table:
                 runtime.name,
                 "-",
                 "-",
-                f"{runtime.package} is not installed: {runtime.install_hint}",
+                escape(f"{runtime.package} is not installed: {runtime.install_hint}"),
             )
             continue
         try:
@@ -79,5 +80,18 @@ def runtimes_table() -> Table:
             and not any(d.startswith(kind) for d in devices)
             and (reason := runtime.device_unavailable_reason(Target(kind, "fp32")))
         ]
-        table.add_row(runtime.name, installed, ", ".join(devices), "; ".join(missing))
+        table.add_row(runtime.name, installed, ", ".join(devices), escape("; ".join(missing)))
+    return table
+
+
+def gpu_stack_table() -> Table:
+    """The NVIDIA GPU stack here: each part found, or the command that installs it."""
+    from runtimes.tensorrt_stack import gpu_stack
+
+    table = Table(title="GPU stack", title_justify="left")
+    for name in ("component", "here", "missing: fix"):
+        table.add_column(name)
+    for item in gpu_stack():
+        found, fix = escape(item.found or "-"), "" if item.found else escape(item.fix)
+        table.add_row(item.component, found, fix)
     return table

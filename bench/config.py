@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.compare.metrics import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
 from bench.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -18,9 +19,11 @@ else:  # pragma: no cover - exercised on Python 3.10 (JetPack 6)
     import tomli as tomllib
 
 _DEVICE = re.compile(
-    r"^(cpu|cuda(:\d+)?|gpu(\.\d+)?|npu|myriad|hddl|(auto|hetero|multi):[a-z0-9.,]+|auto)$"
+    r"^(cpu|cuda(:\d+)?|dla(:\d+)?|gpu(\.\d+)?|npu|myriad|hddl|(auto|hetero|multi):[a-z0-9.,]+|auto)$"
 )
-DEVICE_FORMS = "cpu, cuda, cuda:N, gpu, gpu.N, npu, auto, auto:D1,D2, hetero:D1,D2, multi:D1,D2"
+DEVICE_FORMS = (
+    "cpu, cuda, cuda:N, gpu, gpu.N, npu, auto, auto:D1,D2, hetero:D1,D2, multi:D1,D2, dla:N"
+)
 
 
 class _Strict(BaseModel):
@@ -50,7 +53,7 @@ class SuiteConfig(_Strict):
         default_factory=lambda: ["fp32"], min_length=1
     )
     batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    scenarios: list[Literal["latency", "throughput"]] = Field(
+    scenarios: list[Literal["latency", "throughput", "train"]] = Field(
         default_factory=lambda: ["latency"], min_length=1
     )
     threads: int = Field(0, ge=0, description="intra-op threads in all; 0 = physical cores")
@@ -58,8 +61,14 @@ class SuiteConfig(_Strict):
     seed: int = 0
     opset: int = Field(18, ge=11)
     cell_timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
+    repeat: int = Field(1, ge=1, le=1000, description="worker runs per cell, interleaved")
     cache_dir: str | None = None
     results_dir: str = "results"
+    power: Literal["auto", "nvml", "rapl", "jetson", "tegrastats", "none"] = Field(
+        "auto", description="power source; auto = what the machine has for the cell's device"
+    )
+    power_sample_hz: float = Field(20.0, gt=0, le=1000, description="power readings per second")
+    power_idle_s: float = Field(0.0, ge=0, le=600, description="idle baseline first; 0 = off")
 
     @field_validator("batch_sizes")
     @classmethod
@@ -77,7 +86,7 @@ class SuiteConfig(_Strict):
         for device in value:
             if not _DEVICE.match(device):
                 raise ValueError(f"unknown device '{device}': use one of {DEVICE_FORMS}")
-        return [("cuda:0" if d == "cuda" else d) for d in value]
+        return [{"cuda": "cuda:0", "dla": "dla:0"}.get(d, d) for d in value]
 
     @field_validator("models", "runtimes", "devices", "precisions", "batch_sizes", "scenarios")
     @classmethod
@@ -87,11 +96,47 @@ class SuiteConfig(_Strict):
 
 
 class OnnxRuntimeOptions(_Strict):
+    """ONNX Runtime settings. On a CUDA device ``tensorrt = true`` puts the TensorRT
+    execution provider before CUDA's (engines cached under the cache dir unless
+    ``trt_engine_cache`` is off); ``io_binding`` keeps inputs and outputs on the device in
+    the timed loop (device-resident timing; the copies are left out)."""
+
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    tensorrt: bool = False
+    trt_engine_cache: bool = True
+    trt_workspace_mb: int = Field(1024, ge=1)
+    io_binding: bool = True
 
 
 class PyTorchOptions(_Strict):
-    pass
+    """PyTorch settings: NHWC memory format for 4-d inputs, ``torch.compile`` (a mode name,
+    or none), and CUDA graphs for the timed loop (CUDA devices only)."""
+
+    channels_last: bool = False
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    cuda_graphs: bool = False
+
+
+class TensorRTOptions(_Strict):
+    """TensorRT settings. ``driver``: the Python API when importable, else the trtexec
+    binary (``auto``), or one of them. ``typing``: ``weak`` sets precision with builder flags
+    (TensorRT 8.6 and 10.x), ``strong`` builds a strongly typed network from a graph already
+    in the cell's precision (the only way from TensorRT 11 on); ``auto`` takes builder flags
+    where the installed version has them. ``data_transfers`` puts the host↔device copies in
+    each timed request (trtexec's "Latency", split into H2D, compute and D2H); off (as for
+    PyTorch and ONNX Runtime's IO binding), inputs and outputs stay on the device."""
+
+    driver: Literal["auto", "python", "trtexec"] = "auto"
+    typing: Literal["auto", "weak", "strong"] = "auto"
+    workspace_mb: int = Field(4096, ge=1)
+    builder_optimization_level: int | None = Field(None, ge=0, le=5)
+    tf32: bool = False
+    timing_cache: bool = True
+    engine_cache: bool = True
+    cuda_graph: bool = False
+    data_transfers: bool = False
+    gpu_fallback: bool = True
+    trtexec_path: str | None = None
 
 
 class OpenVinoOptions(_Strict):
@@ -110,6 +155,26 @@ class RuntimeOptions(_Strict):
     onnxruntime: OnnxRuntimeOptions = OnnxRuntimeOptions()
     pytorch: PyTorchOptions = PyTorchOptions()
     openvino: OpenVinoOptions = OpenVinoOptions()
+    tensorrt: TensorRTOptions = TensorRTOptions()
+
+
+class CompareConfig(_Strict):
+    """The regression gate (``compare``): a change counts when it is significant at
+    ``alpha`` and larger than its metric's threshold (a fraction: 0.05 = 5%)."""
+
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=10)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if name not in METRICS:
+                raise ValueError(f"unknown metric '{name}': use one of {', '.join(METRICS)}")
+            if not 0 < threshold < 10:
+                raise ValueError(f"threshold of {name} must be a fraction above 0, e.g. 0.05")
+        return value
 
 
 class BenchConfig(_Strict):
@@ -118,6 +183,7 @@ class BenchConfig(_Strict):
     suite: SuiteConfig = SuiteConfig()
     measure: MeasureConfig = MeasureConfig()
     runtime: RuntimeOptions = RuntimeOptions()
+    compare: CompareConfig = CompareConfig()
 
 
 def load_config(

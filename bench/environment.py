@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 from bench.devices import cuda_devices
+from bench.power import power_fingerprint
 
 LIBRARIES = (
     "deploybench",
@@ -50,6 +51,7 @@ def fingerprint() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "libraries": library_versions(),
         "git": git_state(),
+        "power": power_fingerprint(),
         "environment": {
             k: v
             for k, v in os.environ.items()

@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.config import BenchConfig
 from runtimes import get_runtime
 from runtimes.base import Target
+from runtimes.pytorch_train import train_unavailable_reason
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ def expand(config: BenchConfig, models: list[ModelRequest]) -> list[PlannedCell]
             suite.runtimes, suite.devices, suite.precisions, suite.batch_sizes, suite.scenarios
         ):
             cell = Cell(model.name, runtime_name, device, precision, batch, scenario)
-            reason = runtimes[runtime_name].unavailable_reason(cell.target, model.source)
+            reason = (
+                train_unavailable_reason(runtimes[runtime_name], cell.target, model.source)
+                if scenario == "train"
+                else runtimes[runtime_name].unavailable_reason(cell.target, model.source)
+            )
             planned.append(PlannedCell(cell, reason))
     return planned

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from bench.speedup import Speedup
@@ -20,7 +21,8 @@ COLUMNS = (
     "accuracy",
     "status",
 )
-_NUMERIC = ("median ms", "p99 ms", "CV", "samples/s")
+_NUMERIC = ("median ms", "p99 ms", "CV", "samples/s", "avg W", "J/sample")
+POWER_COLUMNS = ("avg W", "J/sample")
 
 
 def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
@@ -40,12 +42,12 @@ def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
                 _requested_vs_executed(cell["device"], executed.get("device"))
                 + " "
                 + _requested_vs_executed(cell["precision"], executed.get("precision")),
-                f"{cell['scenario']} b{cell['batch']}",
+                f"{cell['scenario']} b{cell['batch']}" + _runs(record),
                 _number(latency.get("median")),
                 _number(latency.get("p99")),
                 _cv(latency.get("cv"), record.get("unstable")),
                 _number(throughput),
-                (record.get("accuracy") or {}).get("verdict") or "-",
+                (record.get("accuracy") or {}).get("verdict") or _loss(record),
                 _status(record),
             ]
         )
@@ -55,13 +57,32 @@ def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
 def summary_table(records: list[dict[str, Any]], title: str) -> Table:
     caption = (
         "CV! = unstable (CV above the suite's cv_threshold); samples/s = samples / wall time "
-        "of the measured window"
+        "of the measured window; ×N = N repetitions (latency over all their times, samples/s "
+        "their median)"
     )
-    return _table(title, caption, COLUMNS, summary_rows(records), "status")
+    columns, rows = with_power_columns(records, COLUMNS, summary_rows(records))
+    if columns != COLUMNS:
+        caption += "; avg W and J/sample over the same window (each cell's power.source)"
+    return _table(title, caption, columns, rows, "status")
 
 
 def summary_markdown(records: list[dict[str, Any]]) -> str:
-    return _markdown(COLUMNS, summary_rows(records))
+    return markdown_table(*with_power_columns(records, COLUMNS, summary_rows(records)))
+
+
+def with_power_columns(
+    records: list[dict[str, Any]], columns: tuple[str, ...], rows: list[list[str]]
+) -> tuple[tuple[str, ...], list[list[str]]]:
+    """``columns`` and ``rows`` with average W and energy per sample (J) put before the last
+    column, when some cell measured power; unchanged otherwise."""
+    powers = [record.get("power") or {} for record in records]
+    if not any("avg_w" in power for power in powers):
+        return columns, rows
+    added = [
+        [*row[:-1], _number(power.get("avg_w")), _number(power.get("j_per_sample")), row[-1]]
+        for row, power in zip(rows, powers, strict=True)
+    ]
+    return (*columns[:-1], *POWER_COLUMNS, columns[-1]), added
 
 
 def _requested_vs_executed(requested: str, executed: str | None) -> str:
@@ -82,6 +103,21 @@ def _cv(cv: float | None, unstable: bool | None) -> str:
     if cv is None:
         return "-"
     return f"{cv:.0%}" + ("!" if unstable else "")
+
+
+def _runs(record: dict[str, Any]) -> str:
+    """' ×N' for a cell merged from N repetitions (bench.repetitions)."""
+    runs = record.get("repetitions")
+    return f" ×{len(runs)}" if runs else ""
+
+
+def _loss(record: dict[str, Any]) -> str:
+    """A train cell's loss at its first and last step (in place of an accuracy check)."""
+    training = record.get("training") or {}
+    first, last = training.get("loss_first"), training.get("loss_last")
+    if first is None or last is None:
+        return "-"
+    return f"loss {first:.3g}→{last:.3g}"
 
 
 def _status(record: dict[str, Any]) -> str:
@@ -134,16 +170,17 @@ def _table(
         figure = name in _NUMERIC or name.endswith(("ms", "speedup"))
         table.add_column(name, justify="right" if figure else "left", no_wrap=name != wraps)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # text, not markup: 'deploybench[gpu]'
     return table
 
 
 def speedup_markdown(rows: list[Speedup]) -> str:
     """The speedup table as Markdown, for report.md."""
-    return _markdown(SPEEDUP_COLUMNS, speedup_rows(rows))
+    return markdown_table(SPEEDUP_COLUMNS, speedup_rows(rows))
 
 
-def _markdown(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    """A Markdown table; a '|' inside a value becomes '/'."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")

@@ -57,7 +57,7 @@ def workload(config: BenchConfig, cell: Cell) -> Workload:
         return Workload(config.suite.threads, in_flight)
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     total = config.suite.threads or cores
-    if cell.scenario == "latency":
+    if cell.scenario in ("latency", "train"):  # one request (or training step) at a time
         return Workload(total, 1)
     if cell.device != "cpu":
         return Workload(total, config.suite.in_flight or GPU_IN_FLIGHT)
@@ -74,39 +74,47 @@ def run_suite(
     console: Console,
     show_progress: bool = True,
 ) -> None:
-    """Run every planned cell that has no result in ``run_dir`` yet.
+    """Run every planned cell (each of its ``suite.repeat`` repetitions) that has no result
+    in ``run_dir`` yet.
 
-    Results are appended as each cell ends. KeyboardInterrupt propagates after the
-    current worker is killed; everything appended before it stays.
+    Repetitions are interleaved: the whole suite runs once, then again, so that drift on
+    the machine (heat, other load) touches every cell alike. Each model is prepared once.
+    Results are appended as each cell ends; KeyboardInterrupt propagates after the current
+    worker is killed, and everything appended before it stays.
     """
-    done = {record["key"] for record in run_dir.records()}
-    todo = [p for p in planned if p.cell.key not in done]
+    done = {(r["key"], r.get("repetition", 0)) for r in run_dir.records()}
+    repeat = config.suite.repeat
+    todo = [
+        (rep, p)
+        for rep in range(repeat)
+        for p in planned
+        if (p.cell.key, rep) not in done and (p.skip_reason is None or rep == 0)
+    ]
     by_model = {m.name: m for m in models}
+    prepared: dict[str, PreparedModel | ExportFailed] = {}
     with _progress(console, len(todo), show_progress) as advance:
-        for request in models:
-            cells = [p for p in todo if p.cell.model == request.name]
-            runnable = [p.cell for p in cells if p.skip_reason is None]
-            for skipped in (p for p in cells if p.skip_reason is not None):
-                run_dir.append(
-                    cell_result(run_dir.run_id, skipped.cell, "skipped", skipped.skip_reason)
-                )
-                advance(skipped.cell.key)
-            if not runnable:
-                continue
-            advance(f"{request.name}: preparing", step=0)
-            try:
-                prepared = prepare(by_model[request.name], config, cache_dir)
-            except ExportFailed as failure:
-                for cell in runnable:
-                    run_dir.append(
-                        cell_result(run_dir.run_id, cell, failure.status, failure.reason)
-                    )
-                    advance(cell.key)
-                continue
-            for cell in runnable:
-                advance(cell.key, step=0)
-                run_dir.append(measure(cell, prepared, config, cache_dir, run_dir.run_id))
-                advance(cell.key)
+        for rep, item in todo:
+            cell, label = item.cell, _label(item.cell, rep, repeat)
+            if item.skip_reason is None and cell.model not in prepared:
+                advance(f"{cell.model}: preparing", step=0)
+                try:
+                    prepared[cell.model] = prepare(by_model[cell.model], config, cache_dir)
+                except ExportFailed as failure:
+                    prepared[cell.model] = failure
+            model = prepared.get(cell.model)
+            advance(label, step=0)
+            if item.skip_reason is not None:
+                record = cell_result(run_dir.run_id, cell, "skipped", item.skip_reason)
+            elif isinstance(model, ExportFailed):
+                record = cell_result(run_dir.run_id, cell, model.status, model.reason)
+            else:
+                record = measure(cell, model, config, cache_dir, run_dir.run_id)
+            run_dir.append({**record, "repetition": rep})
+            advance(label)
+
+
+def _label(cell: Cell, rep: int, repeat: int) -> str:
+    return cell.key if repeat == 1 else f"{cell.key} (run {rep + 1}/{repeat})"
 
 
 class ExportFailed(Exception):
@@ -156,6 +164,11 @@ def measure(
         "in_flight": load.in_flight,
         "runtime_options": options.model_dump() if options is not None else {},
         "cache_dir": str(cache_dir),
+        "power": {
+            "source": config.suite.power,
+            "sample_hz": config.suite.power_sample_hz,
+            "idle_s": config.suite.power_idle_s,
+        },
         "spawned_at": time.time(),
     }
     started_at = time.time()

@@ -26,7 +26,12 @@ class Summary:
     @classmethod
     def from_ns(cls, times_ns: list[int] | np.ndarray) -> Summary:
         """Summarise raw times given in nanoseconds (at least one)."""
-        ms = np.asarray(times_ns, dtype=np.float64) / 1e6
+        return cls.from_ms(np.asarray(times_ns, dtype=np.float64) / 1e6)
+
+    @classmethod
+    def from_ms(cls, times_ms: list[float] | np.ndarray) -> Summary:
+        """Summarise raw times given in milliseconds (at least one)."""
+        ms = np.asarray(times_ms, dtype=np.float64)
         if ms.size == 0:
             raise ValueError("no times to summarise")
         p25, p50, p75, p90, p95, p99 = np.percentile(ms, [25, 50, 75, 90, 95, 99])

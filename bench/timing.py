@@ -37,7 +37,11 @@ class StopRule:
 
 @dataclass
 class LoopRecord:
-    """What a measured window produced: each request's latency and the window's wall time."""
+    """What a measured window produced: each request's latency and the window's wall time.
+
+    ``start_ns`` and ``end_ns`` are the window's edges on the ``perf_counter_ns`` clock, so
+    that readings taken beside the loop (power samples) can be cut to exactly the window.
+    """
 
     times_ns: list[int]
     window_ns: int
@@ -45,6 +49,8 @@ class LoopRecord:
     warmup_count: int
     capped: bool = False
     in_flight: int = 1
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 def time_latency(
@@ -74,9 +80,10 @@ def _loop(
         append(t1 - t0)
         if rule.done(t1 - start, len(times)):
             break
-    window = _clock() - start
+    end = _clock()
+    window = end - start
     capped = len(times) < rule.min_count or window < rule.min_s * 1e9
-    return LoopRecord(times, window, len(times), 0, capped)
+    return LoopRecord(times, window, len(times), 0, capped, start_ns=start, end_ns=end)
 
 
 class ThroughputWindow:
@@ -123,11 +130,14 @@ class ThroughputWindow:
         """The measured window, once every request has drained."""
         if self._error is not None:
             raise self._error
-        window = (self._window_end or _clock()) - (self._window_start or self._start)
+        start = self._window_start or self._start
+        end = self._window_end or _clock()
+        window = end - start
         capped = len(self._times) < self.measure.min_count or window < self.measure.min_s * 1e9
         return LoopRecord(
-            self._times, window, len(self._times), self._warmup_count, capped, in_flight
-        )
+            self._times, window, len(self._times), self._warmup_count, capped, in_flight,
+            start_ns=start, end_ns=end,
+        )  # fmt: skip
 
 
 def time_throughput(

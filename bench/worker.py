@@ -17,8 +17,9 @@ import numpy as np
 from bench.accuracy import compare_outputs
 from bench.config import MeasureConfig
 from bench.plan import Cell
+from bench.power import CellPower, PowerSettings
 from bench.stats import Summary
-from bench.timing import LoopRecord, StopRule, time_latency
+from bench.timing import LoopRecord, StopRule
 from exporters.reference import load_reference, reference_batches
 from exporters.spec import BATCH, PreparedModel, make_inputs
 from runtimes import get_runtime
@@ -59,14 +60,18 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
     model = PreparedModel.from_dict(job["model"])
     measure = MeasureConfig(**job["measure"])
     options = LoadOptions(
-        job["threads"], job["in_flight"], cell.scenario, job.get("runtime_options", {})
+        job["threads"], job["in_flight"], cell.scenario, job.get("runtime_options", {}), cell.batch
     )
 
     runtime_class = get_runtime(cell.runtime)
     start = time.perf_counter()
     runtime_class.import_framework()
     import_s = time.perf_counter() - start
-    rss_after_import_mb = _peak_rss_mb()
+    rss_after_import_mb = peak_rss_mb()
+    if cell.scenario == "train":
+        from bench.train import measure_train
+
+        return measure_train(job, cell, model, measure, import_s, rss_after_import_mb)
     runtime = runtime_class()
     built = runtime.build(model, cell.target, options, Path(job["cache_dir"]))
     start = time.perf_counter()
@@ -79,11 +84,12 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
     first_inference_ms = (time.perf_counter() - start) * 1e3
 
     warmup, measurement = StopRule.warmup(measure), StopRule.measurement(measure)
-    if cell.scenario == "latency":
-        session.stage(feeds)
-        record = time_latency(session.launch, session.synchronize, warmup, measurement)
-    else:
-        record = session.run_throughput(feeds, options.in_flight, warmup, measurement)
+    with CellPower(PowerSettings(**job.get("power", {})), cell.device) as power:
+        if cell.scenario == "latency":
+            record = session.run_latency(feeds, warmup, measurement)
+        else:
+            record = session.run_throughput(feeds, options.in_flight, warmup, measurement)
+    device_metrics = session.device_metrics()
     session.close()
 
     summary = Summary.from_ns(record.times_ns)
@@ -98,7 +104,8 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
         },
         "latency_ms": summary.to_dict(),
         "unstable": summary.cv > measure.cv_threshold,
-        "throughput": _throughput(record, cell.batch),
+        "throughput": throughput_figures(record, cell.batch),
+        "power": power.result(record.start_ns, record.end_ns, record.completed, cell.batch),
         "cold_start": {
             "worker_start_s": job["worker_started_at"] - job["spawned_at"],
             "import_s": import_s,
@@ -109,7 +116,8 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
             "load_s": load_s,
             "first_inference_ms": first_inference_ms,
         },
-        "memory": {"after_import_mb": rss_after_import_mb, "peak_rss_mb": _peak_rss_mb()},
+        "memory": {"after_import_mb": rss_after_import_mb, "peak_rss_mb": peak_rss_mb()},
+        "device_metrics": device_metrics,
         "accuracy": (
             compare_outputs(outputs, reference, cell.precision, model.task == "classification")
             if reference
@@ -131,7 +139,8 @@ def _inputs_and_reference(
     return make_inputs(model.inputs, sizes, model.seed), None
 
 
-def _throughput(record: LoopRecord, batch: int) -> dict[str, Any]:
+def throughput_figures(record: LoopRecord, batch: int) -> dict[str, Any]:
+    """Samples and requests per second over the measured window, and the window itself."""
     window_s = record.window_ns / 1e9
     return {
         "samples_per_s": record.completed * batch / window_s if window_s > 0 else None,
@@ -143,7 +152,7 @@ def _throughput(record: LoopRecord, batch: int) -> dict[str, Any]:
     }
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
