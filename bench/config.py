@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.compare.metrics import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
+from bench.compare.metrics import DEFAULT_ALPHA, METRICS
 from bench.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -162,7 +162,8 @@ class CompareConfig(_Strict):
     """The regression gate (``compare``): a change counts when it is significant at
     ``alpha`` and larger than its metric's threshold (a fraction: 0.05 = 5%)."""
 
-    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=10)
+    threshold: float | None = Field(None, gt=0, lt=10)
+    """Every metric without a threshold of its own; unset: the built-in ones."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
 

@@ -11,7 +11,7 @@ from bench.plan import Cell
 from bench.power import CellPower, PowerSettings
 from bench.stats import Summary
 from bench.timing import StopRule, time_latency
-from bench.worker import peak_rss_mb, throughput_figures
+from bench.worker import executed_figures, peak_rss_mb, throughput_figures
 from exporters.spec import PreparedModel
 from runtimes.pytorch_train import FORWARD_FLOP_FACTOR, TrainSession
 
@@ -41,16 +41,8 @@ def measure_train(
     with CellPower(PowerSettings(**job.get("power", {})), cell.device) as power:
         record = time_latency(session.step, session.synchronize, warmup, measurement)
     summary = Summary.from_ns(record.times_ns)
-    executed = session.executed
     return {
-        "executed": {
-            "precision": executed.precision,
-            "device": executed.device,
-            "threads": executed.threads,
-            "in_flight": record.in_flight,
-            "provider": executed.provider,
-            **executed.details,
-        },
+        "executed": executed_figures(session.executed, record.in_flight),
         "latency_ms": summary.to_dict(),
         "unstable": summary.cv > measure.cv_threshold,
         "throughput": throughput_figures(record, cell.batch),

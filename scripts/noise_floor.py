@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.compare.gate import compare  # noqa: E402
+
+TRIED = (0.03, 0.05, 0.10, 0.15, 0.25)
 from bench.compare.metrics import Thresholds  # noqa: E402
 from bench.compare.sides import load_side  # noqa: E402
 
@@ -53,11 +55,9 @@ def main() -> int:
         runs = [
             run_suite(suite, results, args.repeat, i, args.pairs + 1) for i in range(args.pairs + 1)
         ]
-        comparisons = [
-            compare(load_side(a), load_side(b), Thresholds(), 0.05)
-            for a, b in zip(runs, runs[1:], strict=False)
-        ]
-    figures = summarise(comparisons)
+        pairs = [(load_side(a), load_side(b)) for a, b in zip(runs, runs[1:], strict=False)]
+    figures = summarise([compare(a, b) for a, b in pairs])
+    figures["false_alarms"] = false_alarms(pairs)
     print_figures(figures, args)
     if args.out:
         args.out.write_text(
@@ -103,6 +103,19 @@ def summarise(comparisons: list) -> dict:
     return {"metrics": metrics, "cell_verdicts": cell_verdicts}
 
 
+def false_alarms(pairs: list) -> dict[str, dict[str, int]]:
+    """Per metric and one threshold for all: how many A/A changes came out regressed or
+    improved (both are false alarms when nothing changed)."""
+    alarms: dict[str, dict[str, int]] = {}
+    for threshold in TRIED:
+        for a, b in pairs:
+            for cell in compare(a, b, Thresholds(threshold, ())).cells:
+                for change in cell.changes:
+                    counts = alarms.setdefault(change.metric, {f"{t:.0%}": 0 for t in TRIED})
+                    counts[f"{threshold:.0%}"] += change.verdict in ("regressed", "improved")
+    return alarms
+
+
 def print_figures(figures: dict, args: argparse.Namespace) -> None:
     print(
         f"\nA/A noise floor: {args.pairs} pairs, {args.repeat} repetitions per run, "
@@ -116,7 +129,11 @@ def print_figures(figures: dict, args: argparse.Namespace) -> None:
             f"{m['p90_abs_change']:>9.1%} {m['max_abs_change']:>9.1%}  {verdicts}"
         )
     cells = ", ".join(f"{v} {n}" for v, n in sorted(figures["cell_verdicts"].items()))
-    print(f"cell verdicts: {cells}")
+    print(f"cell verdicts with the default thresholds: {cells}")
+    print("false alarms (regressed or improved) if every metric had one threshold:")
+    print(f"{'metric':<16} " + " ".join(f"{f'{t:.0%}':>5}" for t in TRIED))
+    for name, counts in figures["false_alarms"].items():
+        print(f"{name:<16} " + " ".join(f"{n:>5}" for n in counts.values()))
 
 
 if __name__ == "__main__":

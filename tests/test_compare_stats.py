@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.compare.metrics import Thresholds, parse_fraction
+from bench.compare.metrics import (
+    DEFAULT_PER_METRIC,
+    DEFAULT_THRESHOLD,
+    METRICS,
+    Thresholds,
+    parse_fraction,
+)
 from bench.compare.stats import (
     IMPROVED,
     INCONCLUSIVE,
@@ -143,3 +149,16 @@ def test_bad_threshold_specs_are_one_line_errors(spec: str) -> None:
     message = str(error.value)
     assert "\n" not in message
     assert spec in message and ("5%" in message or "metric" in message or "below" in message)
+
+
+def test_built_in_thresholds_and_what_overrides_them() -> None:
+    built_in = Thresholds()
+    assert built_in.of("latency_median") == pytest.approx(DEFAULT_THRESHOLD)
+    assert built_in.of("latency_p99") == pytest.approx(dict(DEFAULT_PER_METRIC)["latency_p99"])
+    assert built_in.of("peak_memory") < built_in.of("latency_median")
+    everywhere = built_in.with_specs(["4%"])  # one threshold for every metric
+    assert list(everywhere.effective().values()) == pytest.approx([0.04] * len(METRICS))
+    own = built_in.with_specs(["4%", "latency_p99=30%"])
+    assert own.of("latency_p99") == pytest.approx(0.3) and own.of("throughput") == pytest.approx(
+        0.04
+    )

@@ -86,7 +86,7 @@ class Comparison:
             "counts": self.counts(),
             "different_hardware_allowed": self.different_hardware_allowed,
             "differences": [d.to_dict() for d in self.differences],
-            "thresholds": {"default": self.thresholds.default, **dict(self.thresholds.per_metric)},
+            "thresholds": self.thresholds.effective(),
             "alpha": self.alpha,
             "cells": [c.to_dict() for c in self.cells],
         }

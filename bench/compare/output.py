@@ -44,14 +44,14 @@ def context_lines(comparison: Comparison) -> list[str]:
     from bench.compare.fingerprint import commits
 
     base, current = commits(comparison.baseline.environment, comparison.current.environment)
-    thresholds = f"{comparison.thresholds.default:.0%}" + "".join(
-        f", {name} {value:.0%}" for name, value in comparison.thresholds.per_metric
+    thresholds = ", ".join(
+        f"{name} {value:.0%}" for name, value in comparison.thresholds.effective().items()
     )
     lines = [
         f"baseline: {_side(comparison.baseline)}" + (f" at {base}" if base else ""),
         f"current:  {_side(comparison.current)}" + (f" at {current}" if current else ""),
-        f"threshold {thresholds}; significance: Mann-Whitney U p < {comparison.alpha} over "
-        "repetitions; interval: 95% bootstrap of the median ratio",
+        f"thresholds: {thresholds}; significance: Mann-Whitney U p < {comparison.alpha} "
+        "over repetitions; interval: 95% bootstrap of the median ratio",
     ]
     if comparison.different_hardware_allowed:
         lines.append("DIFFERENT HARDWARE (--allow-different-hardware): this compares machines")
