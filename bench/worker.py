@@ -23,7 +23,7 @@ from bench.timing import LoopRecord, StopRule
 from exporters.reference import load_reference, reference_batches
 from exporters.spec import BATCH, PreparedModel, make_inputs
 from runtimes import get_runtime
-from runtimes.base import LoadOptions
+from runtimes.base import Executed, LoadOptions
 
 
 def prepare_model(job: dict[str, Any]) -> dict[str, Any]:
@@ -94,14 +94,7 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
 
     summary = Summary.from_ns(record.times_ns)
     return {
-        "executed": {
-            "precision": session.executed.precision,
-            "device": session.executed.device,
-            "threads": session.executed.threads,
-            "in_flight": record.in_flight,
-            "provider": session.executed.provider,
-            **session.executed.details,
-        },
+        "executed": executed_figures(session.executed, record.in_flight),
         "latency_ms": summary.to_dict(),
         "unstable": summary.cv > measure.cv_threshold,
         "throughput": throughput_figures(record, cell.batch),
@@ -137,6 +130,18 @@ def _inputs_and_reference(
         return load_reference(model.reference, batch)
     sizes = {BATCH: batch} if model.source else {}
     return make_inputs(model.inputs, sizes, model.seed), None
+
+
+def executed_figures(executed: Executed, in_flight: int) -> dict[str, Any]:
+    """What ran, as read back from the runtime, with the requests in flight."""
+    return {
+        "precision": executed.precision,
+        "device": executed.device,
+        "threads": executed.threads,
+        "in_flight": in_flight,
+        "provider": executed.provider,
+        **executed.details,
+    }
 
 
 def throughput_figures(record: LoopRecord, batch: int) -> dict[str, Any]:

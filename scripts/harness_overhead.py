@@ -25,18 +25,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ort_session import staged_session  # noqa: E402
+
 from bench.config import MeasureConfig  # noqa: E402
 from bench.timing import StopRule, time_latency  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
-from exporters.onnx_export import prepare_zoo_model  # noqa: E402
-from exporters.reference import load_reference  # noqa: E402
-from runtimes.base import LoadOptions, Target  # noqa: E402
-from runtimes.onnxruntime_rt import OnnxRuntime  # noqa: E402
 
 
 def bare_median_ms(run, feeds, measure: MeasureConfig) -> float:  # noqa: ANN001
@@ -102,17 +99,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
+    session, feeds, threads = staged_session(args.model, args.batch)
     cache_dir = default_cache_dir()
-    threads = psutil.cpu_count(logical=False) or 1
-    prepared = prepare_zoo_model(args.model, [args.batch], cache_dir)
-    feeds, _ = load_reference(prepared.reference, args.batch)
-    runtime = OnnxRuntime()
-    target = Target("cpu", "fp32")
-    options = LoadOptions(threads=threads)
-    session = runtime.load(
-        runtime.build(prepared, target, options, cache_dir), prepared, target, options
-    )
-    session.stage(feeds)
     measure = MeasureConfig()
     raw_run = session._session.run  # the very session the harness times
 

@@ -23,21 +23,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from ort_session import staged_session  # noqa: E402
 
 from bench.config import MeasureConfig  # noqa: E402
 from bench.power import PowerSource, PowerUnavailable, choose_source  # noqa: E402
 from bench.power.rapl import RaplSource  # noqa: E402
 from bench.power.sampler import PowerSampler  # noqa: E402
 from bench.timing import StopRule, time_latency  # noqa: E402
-from exporters.cache import default_cache_dir  # noqa: E402
-from exporters.onnx_export import prepare_zoo_model  # noqa: E402
-from exporters.reference import load_reference  # noqa: E402
-from runtimes.base import LoadOptions, Target  # noqa: E402
-from runtimes.onnxruntime_rt import OnnxRuntime  # noqa: E402
 
 FIXTURE_RAPL = ROOT / "tests" / "fixtures" / "power" / "rapl" / "xeon-2s"
 
@@ -79,17 +75,7 @@ def main() -> None:
     parser.add_argument("--measure-s", type=float, default=3.0, help="seconds per loop")
     args = parser.parse_args()
 
-    cache_dir = default_cache_dir()
-    threads = psutil.cpu_count(logical=False) or 1
-    prepared = prepare_zoo_model(args.model, [args.batch], cache_dir)
-    feeds, _ = load_reference(prepared.reference, args.batch)
-    runtime = OnnxRuntime()
-    target = Target("cpu", "fp32")
-    options = LoadOptions(threads=threads)
-    session = runtime.load(
-        runtime.build(prepared, target, options, cache_dir), prepared, target, options
-    )
-    session.stage(feeds)
+    session, feeds, threads = staged_session(args.model, args.batch)
     measure = MeasureConfig(min_duration_s=args.measure_s, warmup_s=min(1.0, args.measure_s))
     interval_s = 1.0 / args.hz
 
