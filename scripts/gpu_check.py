@@ -12,6 +12,10 @@ Writes under ``results/device/<name>/`` (or ``--out``):
   CUDA graph, and with host copies timed for the H2D/compute/D2H split) and ONNX
   Runtime's CUDA and TensorRT providers (batch 8: every TensorRT cell builds an engine,
   about a minute for ResNet-50); ``summary.md`` tabulates them;
+- ``nvml.json``: the NVML power probe against NVML itself: the cell meter's average W
+  over a 5 s bf16 matrix-multiply loop on cuda:0 beside the mean of
+  ``nvmlDeviceGetPowerUsage`` polled every 50 ms over the same window, and the GPU's power
+  state before and after (the cells in ``runs/`` carry ``power`` too, from ``auto``);
 - ``trtexec/``: trtexec's own exports for ResNet-50 fp16, where trtexec is found;
 - ``pytest-gpu.log``: the tests marked ``gpu``.
 
@@ -132,6 +136,53 @@ def events_vs_harness(out: Path, cache: Path, rounds: int) -> dict:
     return result
 
 
+def nvml_check(out: Path, seconds: float = 5.0) -> dict:
+    """The meter's NVML figure for a busy window against NVML's own power readings."""
+    import threading
+
+    import torch
+
+    from bench.power import CellPower, PowerSettings
+    from bench.power.nvml import device_handle, gpu_states, nvml_init
+
+    pynvml = nvml_init()
+    handle = device_handle(pynvml, 0)  # the NVML handle of CUDA device 0
+    readings: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.05):
+            readings.append(pynvml.nvmlDeviceGetPowerUsage(handle) / 1e3)
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    before = gpu_states()
+    with CellPower(PowerSettings(source="nvml"), "cuda:0") as power:
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        start, products = time.perf_counter_ns(), 0
+        while time.perf_counter_ns() - start < seconds * 1e9:
+            a @ a
+            products += 1
+            if products % 20 == 0:
+                torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        end = time.perf_counter_ns()
+        stop.set()
+        poller.join()
+    meter = power.result(start, end, products, 1)
+    polled = statistics.fmean(readings) if readings else None
+    check = {
+        "meter": meter,
+        "polled_power_usage_w": polled,
+        "polled_readings": len(readings),
+        "meter_over_polled": meter.get("avg_w") / polled if polled and meter.get("avg_w") else None,
+        "state_before": before,
+        "state_after": gpu_states(),
+    }
+    (out / "nvml.json").write_text(json.dumps(check, indent=2, default=str))
+    return check
+
+
 def trtexec_exports(out: Path, cache: Path) -> None:
     """trtexec's own run of ResNet-50 fp16 at batch 8, its exports kept (real captures of
     the files tests/fixtures/tensorrt imitates)."""
@@ -157,14 +208,15 @@ def summary(run_dirs: list[Path]) -> str:
     """A Markdown table of every cell of ``run_dirs``."""
     lines = [
         "| cell | status | precision ran | provider | median ms | samples/s | accuracy | "
-        "device compute ms | h2d / d2h ms | peak MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "device compute ms | h2d / d2h ms | peak MiB | avg W | J/sample |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run_dir in run_dirs:
         for path in run_dir.glob("*/results.jsonl"):
             for line in path.read_text().splitlines():
                 r = json.loads(line)
                 executed, device = r.get("executed") or {}, r.get("device_metrics") or {}
+                power = r.get("power") or {}
                 median = (r.get("latency_ms") or {}).get("median")
                 rate = (r.get("throughput") or {}).get("samples_per_s")
                 lines.append(
@@ -174,7 +226,8 @@ def summary(run_dirs: list[Path]) -> str:
                     f"{(r.get('accuracy') or {}).get('verdict', '')} | "
                     f"{_num(device.get('compute_ms'))} | "
                     f"{_num(device.get('h2d_ms'))} / {_num(device.get('d2h_ms'))} | "
-                    f"{_num(device.get('peak_allocated_mb'))} |"
+                    f"{_num(device.get('peak_allocated_mb'))} | "
+                    f"{_num(power.get('avg_w'))} | {_num(power.get('j_per_sample'))} |"
                 )
     return "\n".join(lines) + "\n"
 
@@ -201,6 +254,8 @@ def main() -> int:
     (out / "stack.json").write_text(json.dumps([asdict(i) for i in items], indent=2))
     stack = {item.component: item.found for item in items}
     print(json.dumps(events_vs_harness(out, args.cache_dir, args.rounds), indent=2))
+    nvml = nvml_check(out)
+    print(f"nvml: meter {nvml['meter'].get('avg_w')} W, polled {nvml['polled_power_usage_w']} W")
     failed = False
     run_dirs = []
     for name, text in runs(stack):
