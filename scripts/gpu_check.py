@@ -16,6 +16,11 @@ Writes under ``results/device/<name>/`` (or ``--out``):
   over a 5 s bf16 matrix-multiply loop on cuda:0 beside the mean of
   ``nvmlDeviceGetPowerUsage`` polled every 50 ms over the same window, and the GPU's power
   state before and after (the cells in ``runs/`` carry ``power`` too, from ``auto``);
+- ``runs/pytorch-train``: ResNet-50 training steps and inference at batch 32 in fp32, fp16
+  (autocast + grad scaler) and bf16, one speedup table for both;
+- ``hw/`` and ``hw_targets.log``: ``cli.py hw`` on every GPU and the CPU, and
+  ``scripts/hw_targets.py`` (bf16 at 8192 against a bare event-timed ``torch.matmul``:
+  target ≥ 90%); ``cli.py report runs/pytorch-train/* hw/*`` then gives the roofline;
 - ``trtexec/``: trtexec's own exports for ResNet-50 fp16, where trtexec is found;
 - ``pytest-gpu.log``: the tests marked ``gpu``.
 
@@ -45,13 +50,16 @@ MEASURE = (
 )
 
 
-def suite(name: str, runtime: str, precisions: str, batches: str, extra: str = "") -> str:
+def suite(
+    name: str, runtime: str, precisions: str, batches: str, extra: str = "",
+    scenarios: str = '"latency"',
+) -> str:  # fmt: skip
     """A suite file for one ``cli.py run`` on ResNet-50 on cuda:0 (dla:0 on a Jetson
     is left to a manual run)."""
     return (
         f'[suite]\nname = "{name}"\nmodels = ["resnet50"]\nruntimes = ["{runtime}"]\n'
         f'devices = ["cuda:0"]\nprecisions = [{precisions}]\nbatch_sizes = [{batches}]\n'
-        f'scenarios = ["latency"]\ncell_timeout_s = 900\n{MEASURE}{extra}'
+        f"scenarios = [{scenarios}]\ncell_timeout_s = 900\n{MEASURE}{extra}"
     )
 
 
@@ -77,10 +85,11 @@ def runs(stack: dict[str, str | None]) -> list[tuple[str, str]]:
             plans.append(
                 ("ort-trt", "onnxruntime", both, "8", "[runtime.onnxruntime]\ntensorrt = true")
             )
+    training = suite("pytorch-train", "pytorch", every, "32", "", '"train", "latency"')
     return [
         (name, suite(name, rt, precisions, batches, extra + "\n"))
         for name, rt, precisions, batches, extra in plans
-    ]
+    ] + [("pytorch-train", training)]
 
 
 def events_vs_harness(out: Path, cache: Path, rounds: int) -> dict:
@@ -254,6 +263,13 @@ def main() -> int:
     (out / "stack.json").write_text(json.dumps([asdict(i) for i in items], indent=2))
     stack = {item.component: item.found for item in items}
     print(json.dumps(events_vs_harness(out, args.cache_dir, args.rounds), indent=2))
+    for command, log in (
+        (["cli.py", "hw", "--devices", "cuda,cpu", "--results-dir", str(out / "hw")], "hw.log"),
+        (["scripts/hw_targets.py"], "hw_targets.log"),
+    ):
+        done = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True)
+        (out / log).write_text(done.stdout + done.stderr)
+        print(f"{log}: exit {done.returncode}")
     nvml = nvml_check(out)
     print(f"nvml: meter {nvml['meter'].get('avg_w')} W, polled {nvml['polled_power_usage_w']} W")
     failed = False
