@@ -67,11 +67,16 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
             raise UserError(f"{path} has no {ENVIRONMENT_FILE}: pass run or hw directories")
         if not (path / RESULTS_FILE).is_file() and not (path / HW_FILE).is_file():
             raise UserError(f"{path} has neither {RESULTS_FILE} nor {HW_FILE}")
-        environment = json.loads((path / ENVIRONMENT_FILE).read_text())
-        key = machine_id(environment)
+        try:
+            environment = json.loads((path / ENVIRONMENT_FILE).read_text())
+            key = machine_id(environment)
+            hw = read_hw(path)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"{path} holds an unreadable result ({reason})") from None
         machine = machines.setdefault(key, Machine(key, environment))
         machine.sources.append(path)
-        machine.hw.extend(read_hw(path))
+        machine.hw.extend(hw)
         for record in merged(read_records(path / RESULTS_FILE)):  # run --repeat: one per cell
             held = machine.cells.get(record["key"])
             if held is None or record["status"] == "ok" or held["status"] != "ok":

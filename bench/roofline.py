@@ -101,9 +101,12 @@ def find_hw(run_dir: Path, environment: dict[str, Any], explicit: list[Path]) ->
         return [record for path in explicit for record in read_hw(path)]
     wanted = machine_id(environment)
     for candidate in sorted(run_dir.parent.glob(f"*/{HW_FILE}"), reverse=True):
-        env_file = candidate.parent / ENVIRONMENT_FILE
-        if env_file.is_file() and machine_id(json.loads(env_file.read_text())) == wanted:
-            return read_hw(candidate.parent)
+        try:  # a damaged neighbour is not this run's business: skip it
+            environment = json.loads((candidate.parent / ENVIRONMENT_FILE).read_text())
+            if machine_id(environment) == wanted:
+                return read_hw(candidate.parent)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
     return []
 
 

@@ -16,7 +16,7 @@ import pytest
 from bench.compare import output
 from bench.compare.gate import FAILED, FIXED, MISSING, NEW, SKIPPED, STILL_FAILING, compare
 from bench.compare.sides import load_side, side_from_records
-from bench.compare.stats import IMPROVED, REGRESSED, UNCHANGED
+from bench.compare.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED
 from bench.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -249,6 +249,9 @@ def test_thresholds_come_from_the_suite_and_the_command_line(
         (("{base}", "{same}", "--threshold", "fast"), "is not a number"),
         (("{base}", "{same}", "--alpha", "2"), "--alpha"),
         (("{empty}", "{same}"), "holds no results.jsonl"),
+        (("{not_results}", "{same}"), "record 1 is not a deploybench result"),
+        (("{list_env}", "{same}"), "environment.json is not a JSON object"),
+        (("{base}", "{same}", "--json", "{empty}"), "cannot write"),
     ],
 )
 def test_bad_input_is_a_one_line_error(
@@ -258,8 +261,12 @@ def test_bad_input_is_a_one_line_error(
     (tmp_path / "other.json").write_text('{"format": "something else"}')
     (tmp_path / "empty").mkdir()
     other_hw = write_run(tmp_path / "hw", repeated("m", 1.0), {**ENV, "cpu": {"model": "X"}})
+    not_results = write_run(tmp_path / "not_results", [{"foo": 1}])
+    list_env = write_run(tmp_path / "list_env", repeated("m", 1.0))
+    (list_env / "environment.json").write_text("[]")
     names = {**runs, "bad_json": tmp_path / "bad.json", "not_baseline": tmp_path / "other.json",
-             "other_hw": other_hw, "empty": tmp_path / "empty"}  # fmt: skip
+             "other_hw": other_hw, "empty": tmp_path / "empty", "not_results": not_results,
+             "list_env": list_env}  # fmt: skip
     proc = cli("compare", *(a.format(**names) for a in args), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert fragment in proc.stderr
@@ -284,3 +291,78 @@ def test_measure_settings_that_differ_are_reported(tmp_path: Path) -> None:
     assert any(
         "measure.min_duration_s: 0.3 → 3.0" in line for line in output.context_lines(comparison)
     )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("environment"),
+        lambda d: d.update(environment=[]),
+        lambda d: d["cells"][0].update(repetitions=[1, 2]),
+        lambda d: d["cells"][0].update(repetitions=[]),
+        lambda d: d["cells"][0].update(cell=None),
+        lambda d: d["cells"][0]["repetitions"][0].update(latency_median="fast"),
+    ],
+)
+def test_a_damaged_baseline_is_a_user_error(runs: dict[str, Path], tmp_path: Path, damage) -> None:
+    baseline = tmp_path / "base.json"
+    assert cli("baseline", "save", runs["base"], baseline).returncode == 0
+    document = json.loads(baseline.read_text())
+    damage(document)
+    baseline.write_text(json.dumps(document))
+    with pytest.raises(UserError, match="damaged baseline"):
+        load_side(baseline)
+
+
+def test_a_cell_with_no_metric_on_both_sides_is_not_unchanged() -> None:
+    bare = [{k: v for k, v in r.items() if k not in ("latency_ms", "throughput", "memory")}
+            for r in repeated("m", 1.0)]  # fmt: skip
+    (cell,) = compare(side(repeated("m", 1.0)), side(bare)).cells
+    assert cell.verdict == INCONCLUSIVE
+    assert cell.note == "no metric measured on both sides"
+
+
+def test_non_finite_figures_are_not_metrics() -> None:
+    current = repeated("m", 1.0, seed=1)
+    current[0]["latency_ms"]["median"] = float("nan")
+    current[1]["latency_ms"]["p99"] = float("inf")
+    (cell,) = compare(side(repeated("m", 1.0)), side(current)).cells
+    by_metric = {c.metric: c for c in cell.changes}
+    assert by_metric["latency_median"].n_current == 5
+    assert by_metric["latency_p99"].n_current == 5
+    assert cell.verdict == UNCHANGED
+
+
+def test_github_benchmark_value_is_the_median_of_an_even_count() -> None:
+    current = side([record("m", median, i) for i, median in enumerate((1.0, 2.0, 3.0, 10.0))])
+    entries = {e["name"]: e for e in output.github_benchmark(current)}
+    median = entries["m/onnxruntime/cpu/fp32/b1/latency latency median"]
+    assert median["value"] == pytest.approx(2.5)  # as the gate's np.median, not the upper one
+    assert median["range"] == "1–10"
+
+
+def test_terminal_table_shows_reasons_as_text_not_markup() -> None:
+    from rich.console import Console
+
+    base = repeated("m", 1.0)
+    current = [{**record("m", 0, status="failed"), "reason": "pip install 'x[openvino]' [/gpu]"}]
+    console = Console(width=300, record=True)
+    console.print(output.terminal(compare(side(base), side(current))))
+    assert "pip install 'x[openvino]' [/gpu]" in console.export_text()
+
+
+def test_a_field_recorded_on_one_side_only_is_reported_not_refused() -> None:
+    """A run from before the power fingerprint (no power state) against a GPU run with it."""
+    gpu = {**ENV, "gpus": [{"name": "NVIDIA H100", "cuda_driver": "13.0"}]}
+    newer = {**gpu, "power": {"state": {"gpus": [{"power_limit_w": 700.0}]}}}
+    comparison = compare(side(repeated("m", 1.0), gpu), side(repeated("m", 1.0), newer))
+    assert not comparison.different_hardware_allowed
+    (difference,) = comparison.differences
+    assert (difference.what, difference.baseline, difference.known) == (
+        "GPU power limit (W)", "unknown", False,
+    )  # fmt: skip
+    line = "hardware (recorded on one side only) differs: GPU power limit (W): unknown → 700.0"
+    assert line in output.context_lines(comparison)
+    lower = {**gpu, "power": {"state": {"gpus": [{"power_limit_w": 300.0}]}}}
+    with pytest.raises(UserError, match="GPU power limit"):
+        compare(side(repeated("m", 1.0), lower), side(repeated("m", 1.0), newer))

@@ -162,3 +162,9 @@ def test_built_in_thresholds_and_what_overrides_them() -> None:
     assert own.of("latency_p99") == pytest.approx(0.3) and own.of("throughput") == pytest.approx(
         0.04
     )
+
+
+def test_throughput_that_drops_to_zero_is_worse_not_a_crash() -> None:
+    change = assess("throughput", [1000.0] * 5, [0.0] * 5, False, 0.05)
+    assert change.ratio == 0.0 and change.worse_by == float("inf")
+    assert change.verdict == REGRESSED

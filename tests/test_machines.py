@@ -161,3 +161,25 @@ def test_cli_report_rejects_what_is_not_a_result_directory(tmp_path: Path) -> No
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = _report(tmp_path)
     assert proc.returncode == 2 and "has no environment.json" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name, text", [("environment.json", "{x"), ("environment.json", "[]"), ("hw.json", "{}")]
+)
+def test_an_unreadable_directory_is_a_user_error(tmp_path: Path, name: str, text: str) -> None:
+    broken = tmp_path / "hw"
+    shutil.copytree(XEON_HW, broken)
+    (broken / name).write_text(text)
+    with pytest.raises(UserError, match="holds an unreadable result"):
+        load_machines([broken])
+
+
+def test_a_damaged_hw_neighbour_is_skipped_when_looking_for_peaks(tmp_path: Path) -> None:
+    run = tmp_path / "20261101-130000-train"
+    shutil.copytree(XEON_RUN, run)
+    shutil.copytree(XEON_HW, tmp_path / "20261101-120000-hw")
+    damaged = tmp_path / "20261102-120000-hw"  # newer, so looked at first
+    shutil.copytree(XEON_HW, damaged)
+    (damaged / "environment.json").write_text("{x")
+    environment = json.loads((run / "environment.json").read_text())
+    assert find_hw(run, environment, []) == read_hw(XEON_HW)

@@ -50,15 +50,22 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     comparison = compare(baseline, current, thresholds, alpha, request.allow_different_hardware)
     console.print(output.terminal(comparison))
     if request.markdown:
-        request.markdown.write_text(output.markdown(comparison))
+        _write(request.markdown, output.markdown(comparison))
     if request.json:
-        request.json.write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+        _write(request.json, json.dumps(comparison.to_dict(), indent=2) + "\n")
     if request.junit:
-        request.junit.write_text(output.junit(comparison))
+        _write(request.junit, output.junit(comparison))
     if request.github_benchmark:
         entries = output.github_benchmark(current)
-        request.github_benchmark.write_text(json.dumps(entries, indent=2) + "\n")
+        _write(request.github_benchmark, json.dumps(entries, indent=2) + "\n")
     return 1 if comparison.failed else 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror}): choose another path") from None
 
 
 def save_baseline(run_dir: Path, destination: Path) -> int:

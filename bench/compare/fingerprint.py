@@ -17,10 +17,14 @@ Environment = dict[str, Any]
 
 @dataclass(frozen=True)
 class Difference:
+    """One fingerprint field that differs. ``known`` is False when one side does not record
+    it (an older run, no environment.json): reported, but no proof of other hardware."""
+
     what: str
     baseline: str
     current: str
     hardware: bool
+    known: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,13 +82,14 @@ SOFTWARE: tuple[tuple[str, Callable[[Environment], Any]], ...] = (
 
 def differences(baseline: Environment, current: Environment) -> list[Difference]:
     """Every fingerprint field that differs, hardware first. A field missing on both sides
-    is no difference; missing on one side it is (shown as 'unknown')."""
+    is no difference; missing on one side it is (shown as 'unknown', and not ``known``)."""
     found = []
     for hardware, fields in ((True, HARDWARE), (False, SOFTWARE)):
         for what, read in fields:
             a, b = read(baseline), read(current)
-            if a != b and not (a is None and b is None):
-                found.append(Difference(what, _show(a), _show(b), hardware))
+            if a != b:
+                known = a is not None and b is not None
+                found.append(Difference(what, _show(a), _show(b), hardware, known))
     libraries = (baseline.get("libraries") or {}), (current.get("libraries") or {})
     for name in sorted(set(libraries[0]) | set(libraries[1])):
         if name == "deploybench":

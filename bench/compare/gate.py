@@ -101,11 +101,12 @@ def compare(
     seed: int = 0,
 ) -> Comparison:
     """Compare ``current`` against ``baseline``. Raises UserError when the hardware differs
-    and that was not allowed, or when the two sides share no cell."""
+    (a field recorded on both sides) and that was not allowed, or when the two sides share
+    no cell."""
     thresholds = thresholds or Thresholds()
     found = differences(baseline.environment, current.environment)
     found += setting_differences(baseline.settings, current.settings)
-    hardware = [d for d in found if d.hardware]
+    hardware = [d for d in found if d.hardware and d.known]  # unknown on one side: reported
     if hardware and not allow_different_hardware:
         first = hardware[0]
         raise UserError(
@@ -148,10 +149,15 @@ def _compare_cell(
         verdict = SKIPPED if both_skipped else STILL_FAILING
         return CellComparison(current.key, current.cell, verdict, note=_status(current))
     changes = _metric_changes(base, current, thresholds, alpha, seed)
+    measured = bool(changes)
     accuracy = _accuracy_change(base, current)
     if accuracy is not None:
         changes.append(accuracy)
-    return CellComparison(current.key, current.cell, _cell_verdict(changes), changes)
+    verdict = _cell_verdict(changes)
+    if not measured and verdict == UNCHANGED:  # no timing was compared: not a sign of "same"
+        note = "no metric measured on both sides"
+        return CellComparison(current.key, current.cell, INCONCLUSIVE, changes, note)
+    return CellComparison(current.key, current.cell, verdict, changes)
 
 
 def _metric_changes(

@@ -3,6 +3,7 @@ direction is worse, and the thresholds a suite or the command line sets for them
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ class Metric:
 def _field(section: str, name: str) -> Callable[[dict[str, Any]], float | None]:
     def read(record: dict[str, Any]) -> float | None:
         value = (record.get(section) or {}).get(name)
-        return float(value) if isinstance(value, (int, float)) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value) if math.isfinite(value) else None  # NaN / inf: not measured
 
     return read
 

@@ -4,10 +4,12 @@ comment or ``$GITHUB_STEP_SUMMARY``, JSON, JUnit XML, and github-action-benchmar
 
 from __future__ import annotations
 
+import statistics
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -60,6 +62,7 @@ def context_lines(comparison: Comparison) -> list[str]:
             lines.append(f"{name} run flagged: {change}")
     for difference in comparison.differences:
         kind = "hardware" if difference.hardware else "software"
+        kind += "" if difference.known else " (recorded on one side only)"
         lines.append(
             f"{kind} differs: {difference.what}: {difference.baseline} → {difference.current}"
         )
@@ -77,7 +80,7 @@ def terminal(comparison: Comparison) -> Group:
         )
     for row in rows(comparison):
         style = "bold red" if row[0] in GATE_FAILS else None
-        table.add_row(*row, style=style)
+        table.add_row(*(escape(cell) for cell in row), style=style)  # text, not markup
     return Group(*(Text(line) for line in context_lines(comparison)), table)
 
 
@@ -151,12 +154,11 @@ def github_benchmark(side: Side) -> list[dict[str, Any]]:
                 name, unit = f"{cell.key} time per sample", "ms"
             if not values:
                 continue
-            median = values[len(values) // 2]
             entries.append(
                 {
                     "name": name,
                     "unit": unit,
-                    "value": median,
+                    "value": statistics.median(values),
                     "range": f"{values[0]:.6g}–{values[-1]:.6g}",
                     "extra": f"{len(values)} repetitions of run {side.run_id}",
                 }

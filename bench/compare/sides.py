@@ -8,6 +8,7 @@ it is small enough to commit to a repository.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,11 +89,28 @@ def _from_run_dir(path: Path) -> Side:
     records = run_dir.records()
     if not records:
         raise UserError(f"{path / RESULTS_FILE} has no results yet: finish the run first")
+    for number, record in enumerate(records, 1):
+        if not _is_result(record):
+            raise UserError(
+                f"{path / RESULTS_FILE} record {number} is not a deploybench result "
+                "(no key, status or cell): give a run's results directory"
+            )
     environment = _read_json(path / ENVIRONMENT_FILE) if (path / ENVIRONMENT_FILE).is_file() else {}
     run = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
+    for name, document in ((ENVIRONMENT_FILE, environment), (RUN_FILE, run)):
+        if not isinstance(document, dict):
+            raise UserError(f"{path / name} is not a JSON object: give a run's results directory")
     side = side_from_records(str(path), run.get("run_id", path.name), environment, records)
     side.settings = measure_settings(run.get("config") or {})
     return side
+
+
+def _is_result(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and {"key", "status"} <= record.keys()
+        and isinstance(record.get("cell"), dict)
+    )
 
 
 def measure_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -117,16 +135,35 @@ def _from_baseline(path: Path) -> Side:
             f"version {BASELINE_VERSION}: save the baseline again"
         )
     try:
-        cells = {c["key"]: CellRuns(**c) for c in document["cells"]}
-    except (KeyError, TypeError) as exc:
+        cells = {c["key"]: _baseline_cell(c) for c in document["cells"]}
+        environment = document["environment"]
+        if not isinstance(environment, dict):
+            raise TypeError("environment is not an object")
+    except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is a damaged baseline ({exc}): save it again") from None
     return Side(
         str(path),
         document.get("run_id", path.stem),
-        document["environment"],
+        environment,
         cells,
         document.get("settings") or {},
     )
+
+
+def _baseline_cell(data: dict[str, Any]) -> CellRuns:
+    """One cell of a baseline file; TypeError or ValueError when it is not as saved."""
+    cell = CellRuns(**data)
+    if not isinstance(cell.cell, dict) or not isinstance(cell.status, str):
+        raise TypeError(f"cell {cell.key!r} has no cell description or status")
+    if not isinstance(cell.repetitions, list) or not all(
+        isinstance(r, dict)
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in r.values())
+        for r in cell.repetitions
+    ):
+        raise ValueError(f"cell {cell.key!r} has repetitions that are not tables of finite figures")
+    if cell.status == "ok" and not cell.repetitions:
+        raise ValueError(f"cell {cell.key!r} ran but has no repetition")
+    return cell
 
 
 def _cell_runs(key: str, records: list[dict[str, Any]]) -> CellRuns:

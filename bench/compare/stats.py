@@ -50,10 +50,18 @@ class Change:
 
     @property
     def worse_factor(self) -> float:
-        return self.ratio if self.higher_is_worse else 1.0 / self.ratio
+        return worse_factor(self.ratio, self.higher_is_worse)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "worse_by": self.worse_by}
+
+
+def worse_factor(ratio: float, higher_is_worse: bool) -> float:
+    """``ratio`` (current ÷ baseline) turned so that above 1 is worse: the ratio itself
+    when higher is worse, else its inverse (a drop to zero is infinitely worse)."""
+    if higher_is_worse:
+        return ratio
+    return 1.0 / ratio if ratio else math.inf
 
 
 def smallest_p_value(n_a: int, n_b: int) -> float:
@@ -94,7 +102,7 @@ def assess(
         n_baseline=a.size, n_current=b.size, threshold=threshold,
         higher_is_worse=higher_is_worse,
     )  # fmt: skip
-    worse = ratio if higher_is_worse else 1.0 / ratio
+    worse = worse_factor(ratio, higher_is_worse)
     band = (1.0 / (1.0 + threshold), 1.0 + threshold)
     if not enough_repetitions(a.size, b.size, alpha):
         within = band[0] <= worse <= band[1]
@@ -110,7 +118,7 @@ def assess(
     p_value = float(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
     if math.isnan(p_value):  # every value equal on both sides
         p_value = 1.0
-    worse_ci = sorted(x if higher_is_worse else 1.0 / x for x in (ci_low, ci_high))
+    worse_ci = sorted(worse_factor(x, higher_is_worse) for x in (ci_low, ci_high))
     significant = p_value < alpha
     if significant and worse > band[1]:
         verdict, note = REGRESSED, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from bench.hw.records import HwRecord
@@ -38,7 +39,7 @@ def hw_table(records: list[HwRecord], title: str) -> Table:
         right = name in ("size", "best", "median", "min–max")
         table.add_column(name, justify="right" if right else "left", no_wrap=name != "notes")
     for row in hw_rows(records):
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # reasons are text, not markup
     return table
 
 
