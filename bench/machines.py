@@ -103,11 +103,15 @@ class Row:
     label: str
     texts: list[str]
     values: list[float | None]
+    kinds: list[str | None] | None = None
+    """What each number is, where a row picks the best of several (bf16, int8, …)."""
 
     def ratio(self) -> str:
-        """Second machine / first, when both have a number."""
+        """Second machine / first, when both have a number of the same kind."""
         if len(self.values) != 2 or None in self.values or not self.values[0]:
             return ABSENT
+        if self.kinds and self.kinds[0] != self.kinds[1]:
+            return f"{ABSENT} ({self.kinds[1]} vs {self.kinds[0]})"
         return f"{self.values[1] / self.values[0]:.3g}x"  # type: ignore[operator]
 
 
@@ -139,7 +143,8 @@ def machine_rows(machines: list[Machine]) -> list[Row]:
         if on_host and all(m.primary == "cpu" for m in machines):
             continue
         texts = [_hw_text(r, names, m, kind) for r, m in zip(found, machines, strict=True)]
-        rows.append(Row(label, texts, [r.best if r else None for r in found]))
+        kinds = [r.name if r else None for r in found]
+        rows.append(Row(label, texts, [r.best if r else None for r in found], kinds))
     caches = [_cache_mib(m) for m in machines]
     rows.append(Row("last-level cache MiB", [_num(c) for c in caches], caches))
     return rows + _model_rows(machines)

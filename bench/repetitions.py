@@ -29,9 +29,22 @@ def merged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_merge(group) if len(group) > 1 else group[0] for group in by_key(records).values()]
 
 
+def status_of(group: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """A cell's status over its repetitions: ``ok`` only when every one ran; else the
+    first other status, its reason prefixed with how many repetitions had such a status."""
+    bad = [r for r in group if r["status"] != "ok"]
+    if not bad:
+        return "ok", None
+    first = bad[0]
+    if len(group) == 1:
+        return first["status"], first.get("reason")
+    return first[
+        "status"
+    ], f"{len(bad)}/{len(group)} repetitions {first['status']}: {first.get('reason')}"
+
+
 def _merge(group: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in group if r["status"] == "ok"]
-    bad = [r for r in group if r["status"] != "ok"]
     merged_record = dict(ok[0] if ok else group[0])
     merged_record["repetitions"] = [
         {
@@ -41,12 +54,7 @@ def _merge(group: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for r in group
     ]
-    if bad:
-        first = bad[0]
-        merged_record["status"] = first["status"]
-        merged_record["reason"] = (
-            f"{len(bad)}/{len(group)} repetitions {first['status']}: {first.get('reason')}"
-        )
+    merged_record["status"], merged_record["reason"] = status_of(group)
     if ok:
         times = [t for r in ok for t in r.get("raw_times_ms") or []]
         if times:

@@ -168,3 +168,12 @@ def test_throughput_that_drops_to_zero_is_worse_not_a_crash() -> None:
     change = assess("throughput", [1000.0] * 5, [0.0] * 5, False, 0.05)
     assert change.ratio == 0.0 and change.worse_by == float("inf")
     assert change.verdict == REGRESSED
+
+
+def test_a_ratio_over_a_zero_baseline_is_null_in_json() -> None:
+    import json
+
+    change = assess("peak_memory", [0.0] * 5, [1.0] * 5, True, 0.05)
+    assert change.ratio == float("inf") and change.verdict == REGRESSED
+    document = json.dumps(change.to_dict(), allow_nan=False)  # raises on inf / nan
+    assert json.loads(document)["ratio"] is None

@@ -80,6 +80,12 @@ def test_absent_figures_show_a_dash_or_unavailable_and_no_ratio(rows: dict) -> N
     assert rows["TF32 TFLOPS (matrix multiply)"].texts[1] == "unavailable"
 
 
+def test_no_ratio_between_figures_of_different_dtypes(rows: dict) -> None:
+    inference = rows["inference TFLOPS (best fp16/bf16; int8 in TOPS)"]
+    assert inference.kinds == ["int8", "bf16"]  # the H100's int8 TOPS, the Xeon's bf16 TFLOPS
+    assert inference.ratio() == f"{ABSENT} (bf16 vs int8)"
+
+
 def test_model_rows_hold_each_machines_throughput_and_speedups(rows: dict) -> None:
     h100 = _cell(H100_RUN, "resnet18/pytorch/cuda:0/fp32/b8/train")
     xeon = _cell(XEON_RUN, "resnet18/pytorch/cpu/fp32/b8/train")

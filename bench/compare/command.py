@@ -52,7 +52,7 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     if request.markdown:
         _write(request.markdown, output.markdown(comparison))
     if request.json:
-        _write(request.json, json.dumps(comparison.to_dict(), indent=2) + "\n")
+        _write(request.json, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
     if request.junit:
         _write(request.junit, output.junit(comparison))
     if request.github_benchmark:

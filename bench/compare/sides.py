@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.compare.metrics import read_metrics
 from bench.errors import UserError
-from bench.repetitions import by_key
+from bench.repetitions import by_key, status_of
 from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE, RunDir
 
 BASELINE_FORMAT = "deploybench-baseline"
@@ -168,14 +168,8 @@ def _baseline_cell(data: dict[str, Any]) -> CellRuns:
 
 def _cell_runs(key: str, records: list[dict[str, Any]]) -> CellRuns:
     ran = [r for r in records if r["status"] == "ok"]
-    other = [r for r in records if r["status"] != "ok"]
     first = (ran or records)[0]
-    status, reason = "ok", None
-    if other:
-        status = other[0]["status"]
-        reason = other[0].get("reason")
-        if len(records) > 1:
-            reason = f"{len(other)}/{len(records)} repetitions {status}: {reason}"
+    status, reason = status_of(records)
     accuracy = first.get("accuracy") or None
     return CellRuns(
         key=key,

@@ -53,7 +53,11 @@ class Change:
         return worse_factor(self.ratio, self.higher_is_worse)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "worse_by": self.worse_by}
+        """The fields, with a non-finite figure (a ratio over a zero baseline) as None, so
+        that the JSON output stays standard JSON."""
+        fields = {**asdict(self), "worse_by": self.worse_by}
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in fields.items()}  # fmt: skip
 
 
 def worse_factor(ratio: float, higher_is_worse: bool) -> float:
