@@ -130,7 +130,7 @@ def test_gpu_check_suites_are_valid(tmp_path: Path) -> None:
     plans = dict(_gpu_check().runs(stack))
     assert set(plans) == {
         "pytorch", "pytorch-nhwc", "pytorch-graphs", "tensorrt", "tensorrt-graphs",
-        "tensorrt-copies", "ort-cuda", "ort-trt",
+        "tensorrt-copies", "ort-cuda", "ort-trt", "pytorch-train",
     }  # fmt: skip
     configs = {name: config(text) for name, text in plans.items()}
     assert configs["pytorch"].suite.batch_sizes == [1, 8, 32]
@@ -138,7 +138,10 @@ def test_gpu_check_suites_are_valid(tmp_path: Path) -> None:
     assert configs["tensorrt-graphs"].runtime.tensorrt.cuda_graph
     assert configs["tensorrt-copies"].runtime.tensorrt.data_transfers
     assert configs["ort-trt"].runtime.onnxruntime.tensorrt
-    assert set(dict(_gpu_check().runs({}))) == {"pytorch", "pytorch-nhwc", "pytorch-graphs"}
+    assert configs["pytorch-train"].suite.scenarios == ["train", "latency"]
+    assert configs["pytorch-train"].suite.precisions == ["fp32", "fp16", "bf16"]
+    without = set(dict(_gpu_check().runs({})))
+    assert without == {"pytorch", "pytorch-nhwc", "pytorch-graphs", "pytorch-train"}
 
 
 @pytest.mark.skipif(cuda_device_count() > 0, reason="a CUDA device is here")
