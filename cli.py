@@ -169,7 +169,7 @@ def _add_compare(commands: Any) -> None:
         default=[],
         metavar="[METRIC=]PCT",
         help="smallest change that counts, e.g. 5%% or latency_p99=10%% (repeatable; "
-        "default: the suite's [compare] table, else 10%%, latency_p99 25%%, memory 5%%)",
+        "default: the suite's [compare] table, else 10%%, latency_p99 50%%, memory 5%%)",
     )
     compare.add_argument("--alpha", type=float, help="significance level (default 0.05)")
     compare.add_argument(
