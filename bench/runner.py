@@ -162,6 +162,7 @@ def measure(
         "measure": config.measure.model_dump(),
         "threads": load.threads,
         "in_flight": load.in_flight,
+        "batch_sizes": config.suite.batch_sizes,
         "runtime_options": options.model_dump() if options is not None else {},
         "cache_dir": str(cache_dir),
         "power": {

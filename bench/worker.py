@@ -60,7 +60,12 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
     model = PreparedModel.from_dict(job["model"])
     measure = MeasureConfig(**job["measure"])
     options = LoadOptions(
-        job["threads"], job["in_flight"], cell.scenario, job.get("runtime_options", {}), cell.batch
+        job["threads"],
+        job["in_flight"],
+        cell.scenario,
+        job.get("runtime_options", {}),
+        cell.batch,
+        tuple(job.get("batch_sizes", ())),
     )
 
     runtime_class = get_runtime(cell.runtime)

@@ -42,14 +42,21 @@ class Target:
 class LoadOptions:
     """What a session is loaded with: intra-op threads (0 = runtime default), how many
     requests it must be able to keep in flight (0 = the runtime's own optimum, for runtimes
-    whose ``chooses_in_flight`` is set), the scenario, runtime-specific options, and the
-    cell's batch (what a runtime that builds for fixed shapes, TensorRT, optimises for)."""
+    whose ``chooses_in_flight`` is set), the scenario, runtime-specific options, the
+    cell's batch (what a runtime that builds for fixed shapes, TensorRT, optimises for) and
+    the suite's batch sizes (what its shape profile spans; empty: the cell's batch only)."""
 
     threads: int = 0
     in_flight: int = 1
     scenario: str = "latency"
     extra: dict[str, Any] = field(default_factory=dict)
     batch: int = 1
+    batch_sizes: tuple[int, ...] = ()
+
+    @property
+    def profile_batches(self) -> list[int]:
+        """The batch sizes a shape profile spans: the suite's, and the cell's own."""
+        return sorted({*self.batch_sizes, self.batch})
 
 
 @dataclass

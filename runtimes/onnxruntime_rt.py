@@ -13,7 +13,6 @@ import numpy as np
 from bench.config import OnnxRuntimeOptions
 from bench.devices import cuda_unavailable_reason
 from bench.errors import Unavailable
-from exporters.reference import reference_batches
 from exporters.spec import BATCH, PreparedModel
 from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
 from runtimes.tensorrt_build import profile_shapes
@@ -97,7 +96,7 @@ class OnnxRuntimeSession(Session):
         import onnxruntime
 
         settings = OnnxRuntimeOptions(**options.extra)
-        providers = _providers(target, settings, model, options.batch, graph.cache_dir)
+        providers = _providers(target, settings, model, options, graph.cache_dir)
         names = [p[0] if isinstance(p, tuple) else p for p in providers]
         missing = sorted(set(names) - set(onnxruntime.get_available_providers()))
         if missing:
@@ -185,7 +184,7 @@ def _providers(
     target: Target,
     settings: OnnxRuntimeOptions,
     model: PreparedModel,
-    batch: int,
+    options: LoadOptions,
     cache_dir: Path,
 ) -> list[Any]:
     """The provider list for a cell: CPU; CUDA (TF32 off for fp32) then CPU; or TensorRT
@@ -207,8 +206,7 @@ def _providers(
         "trt_max_workspace_size": settings.trt_workspace_mb << 20,
     }
     if any(BATCH in spec.shape for spec in model.inputs):  # a batch axis: one profile for all
-        batches = sorted(reference_batches(model.reference)) if model.reference else []
-        shapes = profile_shapes(model.inputs, batches, batch)
+        shapes = profile_shapes(model.inputs, options.profile_batches, options.batch)
         for index, kind in enumerate(("min", "opt", "max")):
             trt[f"trt_profile_{kind}_shapes"] = _shape_option(shapes, index)
     if settings.trt_engine_cache:

@@ -17,7 +17,6 @@ from pathlib import Path
 from bench.config import TensorRTOptions
 from bench.devices import cuda_device_count, cuda_devices, cuda_unavailable_reason
 from bench.errors import Unavailable
-from exporters.reference import reference_batches
 from exporters.spec import PreparedModel
 from runtimes.base import Built, LoadOptions, Runtime, Session, Target
 from runtimes.tensorrt_build import (
@@ -128,12 +127,11 @@ class TensorRTRuntime(Runtime):
 
             converted = fp16_graph(model.onnx_path, cache_dir)
             onnx, convert_s, notes = converted.path, converted.convert_s, converted.notes
-        batches = sorted(reference_batches(model.reference)) if model.reference else []
         plan = BuildPlan(
             precision=target.precision,
             typing=typing,
             workspace_mb=settings.workspace_mb,
-            shapes=profile_shapes(model.inputs, batches, options.batch),
+            shapes=profile_shapes(model.inputs, options.profile_batches, options.batch),
             tf32=settings.tf32,
             dla_core=target.device_index if target.device_kind == "dla" else None,
             gpu_fallback=settings.gpu_fallback,

@@ -108,7 +108,8 @@ def ort_session(
 ) -> OnnxRuntimeSession:  # fmt: skip
     monkeypatch.setitem(sys.modules, "onnxruntime", ort)
     graph = OrtGraph(lenet.onnx_path, Path("/cache"))
-    return OnnxRuntimeSession(graph, lenet, target, LoadOptions(extra=extra, batch=2))
+    options = LoadOptions(extra=extra, batch=2, batch_sizes=(1, 2, 4))  # the suite's sizes
+    return OnnxRuntimeSession(graph, lenet, target, options)
 
 
 def test_cuda_provider_that_fell_back_reads_cpu(
@@ -148,9 +149,10 @@ def test_tensorrt_provider_options(monkeypatch: pytest.MonkeyPatch, lenet: Prepa
     (entry,) = [e for e in ort.log if e[0] == "session"]
     name, trt = entry[2][0]
     assert name == "TensorrtExecutionProvider" and trt["trt_fp16_enable"] is True
+    # the profile spans the suite's batch sizes, whatever other batches the export cache holds
     assert trt["trt_profile_min_shapes"] == "input:1x1x32x32"
     assert trt["trt_profile_opt_shapes"] == "input:2x1x32x32"
-    assert trt["trt_profile_max_shapes"] == "input:2x1x32x32"
+    assert trt["trt_profile_max_shapes"] == "input:4x1x32x32"
     assert trt["trt_engine_cache_path"] == str(Path("/cache") / "ort-tensorrt")
     assert "optimized_model_filepath" not in entry[3]  # compiled nodes cannot be saved
     assert session.executed.precision == "unknown"  # TensorRT's choice, not reported

@@ -285,3 +285,8 @@ def test_importing_and_asking_the_runtime_imports_no_framework() -> None:
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_profile_batches_are_the_suites_and_the_cells() -> None:
+    assert LoadOptions(batch=8, batch_sizes=(1, 32)).profile_batches == [1, 8, 32]
+    assert LoadOptions(batch=4).profile_batches == [4]
