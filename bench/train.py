@@ -9,9 +9,8 @@ from typing import Any
 from bench.config import MeasureConfig
 from bench.plan import Cell
 from bench.power import CellPower, PowerSettings
-from bench.stats import Summary
 from bench.timing import StopRule, time_latency
-from bench.worker import executed_figures, peak_rss_mb, throughput_figures
+from bench.worker import peak_rss_mb, timed_figures
 from exporters.spec import PreparedModel
 from runtimes.pytorch_train import FORWARD_FLOP_FACTOR, TrainSession
 
@@ -40,13 +39,8 @@ def measure_train(
     warmup, measurement = StopRule.warmup(measure), StopRule.measurement(measure)
     with CellPower(PowerSettings(**job.get("power", {})), cell.device) as power:
         record = time_latency(session.step, session.synchronize, warmup, measurement)
-    summary = Summary.from_ns(record.times_ns)
     return {
-        "executed": executed_figures(session.executed, record.in_flight),
-        "latency_ms": summary.to_dict(),
-        "unstable": summary.cv > measure.cv_threshold,
-        "throughput": throughput_figures(record, cell.batch),
-        "power": power.result(record.start_ns, record.end_ns, record.completed, cell.batch),
+        **timed_figures(session.executed, record, measure, cell.batch, power),
         "cold_start": {
             "worker_start_s": job["worker_started_at"] - job["spawned_at"],
             "import_s": import_s,

@@ -97,13 +97,8 @@ def measure_cell(job: dict[str, Any]) -> dict[str, Any]:
     device_metrics = session.device_metrics()
     session.close()
 
-    summary = Summary.from_ns(record.times_ns)
     return {
-        "executed": executed_figures(session.executed, record.in_flight),
-        "latency_ms": summary.to_dict(),
-        "unstable": summary.cv > measure.cv_threshold,
-        "throughput": throughput_figures(record, cell.batch),
-        "power": power.result(record.start_ns, record.end_ns, record.completed, cell.batch),
+        **timed_figures(session.executed, record, measure, cell.batch, power),
         "cold_start": {
             "worker_start_s": job["worker_started_at"] - job["spawned_at"],
             "import_s": import_s,
@@ -135,6 +130,21 @@ def _inputs_and_reference(
         return load_reference(model.reference, batch)
     sizes = {BATCH: batch} if model.source else {}
     return make_inputs(model.inputs, sizes, model.seed), None
+
+
+def timed_figures(
+    executed: Executed, record: LoopRecord, measure: MeasureConfig, batch: int, power: CellPower
+) -> dict[str, Any]:
+    """A timed cell's figures (inference or training): what ran, the latency summary and
+    whether it is unstable, throughput, and power over the same window."""
+    summary = Summary.from_ns(record.times_ns)
+    return {
+        "executed": executed_figures(executed, record.in_flight),
+        "latency_ms": summary.to_dict(),
+        "unstable": summary.cv > measure.cv_threshold,
+        "throughput": throughput_figures(record, batch),
+        "power": power.result(record.start_ns, record.end_ns, record.completed, batch),
+    }
 
 
 def executed_figures(executed: Executed, in_flight: int) -> dict[str, Any]:
