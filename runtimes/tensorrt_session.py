@@ -119,23 +119,8 @@ class TensorRTSession(Session):
         self._splits: list[tuple[float, float, float]] = []
         self.inputs = model.inputs
         self.outputs = model.outputs
-        layers = self._layers()
-        self.executed = Executed(
-            precision=executed_precision(layers),
-            device=executed_device(target, layers),
-            threads=None,
-            provider=f"tensorrt {engine_file.version} (python)",
-            details={
-                "tensorrt": engine_file.version,
-                "driver": "python",
-                "typing": engine_file.plan.typing,
-                "tf32_allowed": engine_file.plan.tf32,
-                "optimization_profile": {k: list(v) for k, v in engine_file.plan.shapes.items()},
-                "layer_precisions": dict(Counter(p for _, p in layers)),
-                "cuda_graph": self._cuda_graph,
-                "data_transfers": self._transfers,
-                "gpu": engine_file.gpu,
-            },
+        self.executed = engine_executed(
+            target, self._layers(), engine_file, self._cuda_graph, self._transfers
         )
 
     def _layers(self) -> list[tuple[str, str]]:
@@ -247,6 +232,37 @@ def _device_memory(engine: Any) -> int:
     TensorRT 10.1 on, which deprecated the older property)."""
     size = getattr(engine, "device_memory_size_v2", None)
     return int(size if size is not None else engine.device_memory_size)
+
+
+def engine_executed(
+    target: Target,
+    layers: list[tuple[str, str]],
+    engine_file: EngineFile,
+    cuda_graph: bool,
+    data_transfers: bool,
+    **details: Any,
+) -> Executed:
+    """What an engine runs, read from its layers (precision, GPU or DLA), with how it was
+    built and is run; ``details`` adds what a driver knows besides."""
+    plan = engine_file.plan
+    return Executed(
+        precision=executed_precision(layers),
+        device=executed_device(target, layers),
+        threads=None,
+        provider=f"tensorrt {engine_file.version} ({engine_file.driver})",
+        details={
+            "tensorrt": engine_file.version,
+            "driver": engine_file.driver,
+            **details,
+            "typing": plan.typing,
+            "tf32_allowed": plan.tf32,
+            "optimization_profile": {k: list(v) for k, v in plan.shapes.items()},
+            "layer_precisions": dict(Counter(p for _, p in layers)),
+            "cuda_graph": cuda_graph,
+            "data_transfers": data_transfers,
+            "gpu": engine_file.gpu,
+        },
+    )
 
 
 def executed_device(target: Target, layers: list[tuple[str, str]]) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ import numpy as np
 
 from bench.timing import LoopRecord, StopRule
 from exporters.spec import PreparedModel
-from runtimes.base import Executed, Session, Target
+from runtimes.base import Session, Target
 from runtimes.tensorrt_build import EngineFile, TrtVersion
-from runtimes.tensorrt_inspect import executed_precision, layer_precisions
-from runtimes.tensorrt_session import executed_device, split_summary
+from runtimes.tensorrt_inspect import layer_precisions
+from runtimes.tensorrt_session import engine_executed, split_summary
 from runtimes.trtexec_driver import (
     RunSettings,
     input_files,
@@ -71,24 +70,10 @@ class TrtexecSession(Session):
         )
         run_trtexec(trtexec, [*flags, *layer_info_flags(info)], _SLACK_S, self._dir)
         layers = layer_precisions(json.loads(info.read_text()))
-        self.executed = Executed(
-            precision=executed_precision(layers),
-            device=executed_device(target, layers),
-            threads=None,
-            provider=f"tensorrt {engine_file.version} (trtexec)",
-            details={
-                "tensorrt": engine_file.version,
-                "driver": "trtexec",
-                "trtexec": str(trtexec),
-                "typing": engine_file.plan.typing,
-                "tf32_allowed": engine_file.plan.tf32,
-                "optimization_profile": {k: list(v) for k, v in engine_file.plan.shapes.items()},
-                "layer_precisions": dict(Counter(p for _, p in layers)),
-                "cuda_graph": self._run.cuda_graph,
-                "data_transfers": self._run.data_transfers,
-                "gpu": engine_file.gpu,
-            },
-        )
+        self.executed = engine_executed(
+            target, layers, engine_file, self._run.cuda_graph, self._run.data_transfers,
+            trtexec=str(trtexec),
+        )  # fmt: skip
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with tempfile.TemporaryDirectory(dir=self._dir) as scratch:
