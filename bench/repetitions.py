@@ -23,9 +23,11 @@ def by_key(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def merged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per cell. A cell with one record is returned as it is. For several, the
     latency summary and raw times pool every repetition's times, throughput is the median
-    of the repetitions' figures, and ``repetitions`` holds each one's median and status.
-    A cell is ``ok`` only when every repetition was; otherwise it takes the first other
-    status, with how many repetitions had it."""
+    of the repetitions' figures, and ``repetitions`` holds each one's median and status;
+    every other figure (power, memory, cold start, accuracy) is the middle repetition's by
+    median latency, not the first's (whose caches were cold). A cell is ``ok`` only when
+    every repetition was; otherwise it takes the first other status, with how many
+    repetitions had it."""
     return [_merge(group) if len(group) > 1 else group[0] for group in by_key(records).values()]
 
 
@@ -45,7 +47,8 @@ def status_of(group: list[dict[str, Any]]) -> tuple[str, str | None]:
 
 def _merge(group: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in group if r["status"] == "ok"]
-    merged_record = dict(ok[0] if ok else group[0])
+    by_median = sorted(ok, key=lambda r: (r.get("latency_ms") or {}).get("median") or 0.0)
+    merged_record = dict(by_median[len(by_median) // 2] if ok else group[0])
     merged_record["repetitions"] = [
         {
             "repetition": r.get("repetition", 0),
