@@ -44,4 +44,13 @@ def module_file_digest(module_name: str) -> str:
     origin = Path(spec.origin) if spec and spec.origin else None
     if origin is None or not origin.is_file():
         return ""
-    return hashlib.sha256(origin.read_bytes()).hexdigest()[:16]
+    return file_digest(origin)
+
+
+def file_digest(path: Path) -> str:
+    """16 hex digits of the SHA-256 of the file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -9,7 +9,6 @@ fed and compared the same way.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from exporters.cache import file_digest
 
 FP16_MAX = 65504.0
 FP16_TINY = 5.96e-08  # smallest positive subnormal
@@ -36,7 +37,7 @@ class ConvertedGraph:
 def fp16_graph(onnx_path: Path, cache_dir: Path) -> ConvertedGraph:
     """An FP16 copy of ``onnx_path`` (FP32 inputs and outputs kept), cached by the file's
     content and the converter's version."""
-    digest = _file_digest(onnx_path)
+    digest = file_digest(onnx_path)
     version = importlib.metadata.version("onnxconverter-common")
     target = Path(cache_dir) / "precision" / f"{onnx_path.stem}-{digest}-occ{version}-fp16.onnx"
     notes_file = target.with_suffix(".notes")
@@ -77,11 +78,3 @@ def _out_of_range_weights(model: object) -> int:
         values = np.abs(numpy_helper.to_array(tensor))
         count += int(np.count_nonzero((values > FP16_MAX) | ((values > 0) & (values < FP16_TINY))))
     return count
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]

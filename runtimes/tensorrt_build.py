@@ -15,7 +15,6 @@ and 11 (tests/fixtures/tensorrt). What changed between them and is handled here:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import Unavailable
-from exporters.cache import cache_key
+from exporters.cache import cache_key, file_digest
 from exporters.spec import BATCH, TensorSpec
 
 
@@ -263,12 +262,3 @@ def write_atomically(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_bytes(data)
     os.replace(partial, path)
-
-
-def file_digest(path: Path) -> str:
-    """16 hex digits of the SHA-256 of the file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
