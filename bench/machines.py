@@ -20,8 +20,11 @@ from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
 from bench.speedup import speedups
 
 ABSENT = "—"
-_SCENARIOS = {"train": "training", "latency": "inference (latency)",
-              "throughput": "inference (throughput)"}  # fmt: skip
+_SCENARIOS = {
+    "train": "training",
+    "latency": "inference (latency)",
+    "throughput": "inference (throughput)",
+}
 _PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
@@ -133,11 +136,17 @@ def machine_rows(machines: list[Machine]) -> list[Row]:
     """The whole table: what each machine is, its measured hardware figures on its
     compared device, then its model cells."""
     rows = [
-        Row("device compared", [f"{m.primary}: {_device_name(m)}" for m in machines],
-            [None] * len(machines)),
-        Row("host CPU", [str((m.environment.get("cpu") or {}).get("model")) for m in machines],
-            [None] * len(machines)),
-    ]  # fmt: skip
+        Row(
+            "device compared",
+            [f"{m.primary}: {_device_name(m)}" for m in machines],
+            [None] * len(machines),
+        ),
+        Row(
+            "host CPU",
+            [str((m.environment.get("cpu") or {}).get("model")) for m in machines],
+            [None] * len(machines),
+        ),
+    ]
     for label, kind, names, on_host in _HW_ROWS:
         found = [best_of(m.hw, kind, "cpu" if on_host else m.primary, names) for m in machines]
         if on_host and all(m.primary == "cpu" for m in machines):
@@ -201,10 +210,11 @@ def _model_rows(machines: list[Machine]) -> list[Row]:
         model, runtime, batch, scenario, precision = key
         name = f"{model} {runtime} b{batch} {_SCENARIOS.get(scenario, scenario)} {precision}"
         records = [c.get(key) for c in chosen]
-        samples = [(r.get("throughput") or {}).get("samples_per_s") if r else None
-                   for r in records]  # fmt: skip
-        texts = [_num(v) + _elsewhere(r, m) if v else ABSENT
-                 for v, r, m in zip(samples, records, machines, strict=True)]  # fmt: skip
+        samples = [(r.get("throughput") or {}).get("samples_per_s") if r else None for r in records]
+        texts = [
+            _num(v) + _elsewhere(r, m) if v else ABSENT
+            for v, r, m in zip(samples, records, machines, strict=True)
+        ]
         rows.append(Row(f"{name} samples/s", texts, samples))
         if precision != "fp32":
             found = [g.get(key) for g in gains]
@@ -224,8 +234,13 @@ def _model_rows(machines: list[Machine]) -> list[Row]:
 def _order(key: tuple) -> tuple:
     model, runtime, batch, scenario, precision = key
     scenarios = list(_SCENARIOS)
-    return (model, runtime, batch, scenarios.index(scenario) if scenario in scenarios else 9,
-            _PRECISIONS.index(precision) if precision in _PRECISIONS else 9)  # fmt: skip
+    return (
+        model,
+        runtime,
+        batch,
+        scenarios.index(scenario) if scenario in scenarios else 9,
+        _PRECISIONS.index(precision) if precision in _PRECISIONS else 9,
+    )
 
 
 def _speedup_key(row: Any) -> tuple:
@@ -251,8 +266,12 @@ def _energy(record: dict[str, Any] | None) -> float | None:
 
 
 def machines_table(machines: list[Machine], rows: list[Row]) -> Table:
-    table = Table(title="Machines side by side (measured)", title_justify="left",
-                  caption=_caption(machines), caption_justify="left")  # fmt: skip
+    table = Table(
+        title="Machines side by side (measured)",
+        title_justify="left",
+        caption=_caption(machines),
+        caption_justify="left",
+    )
     table.add_column("", no_wrap=True)
     for machine in machines:
         table.add_column(machine.label, justify="right")

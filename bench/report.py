@@ -128,9 +128,17 @@ def _status(record: dict[str, Any]) -> str:
 
 
 SPEEDUP_COLUMNS = (
-    "model", "runtime", "target", "scenario", "fp32 ms", "low ms", "speedup", "95% CI",
-    "accuracy", "verdict",
-)  # fmt: skip
+    "model",
+    "runtime",
+    "target",
+    "scenario",
+    "fp32 ms",
+    "low ms",
+    "speedup",
+    "95% CI",
+    "accuracy",
+    "verdict",
+)
 
 
 def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
@@ -140,15 +148,26 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
     for row in rows:
         measured = row.speedup is not None
         figures = (
-            [_number(row.fp32_median_ms), _number(row.median_ms), f"{row.speedup:.2f}x",
-             f"{row.ci_low:.2f}–{row.ci_high:.2f}" if row.ci_low is not None else "-"]
-            if measured else ["-"] * 4
-        )  # fmt: skip
-        table.append([
-            row.model, row.runtime,
-            f"{row.device} {_requested_vs_executed(row.precision, row.executed)}",
-            f"{row.scenario} b{row.batch}", *figures, row.accuracy or "-", row.verdict,
-        ])  # fmt: skip
+            [
+                _number(row.fp32_median_ms),
+                _number(row.median_ms),
+                f"{row.speedup:.2f}x",
+                f"{row.ci_low:.2f}–{row.ci_high:.2f}" if row.ci_low is not None else "-",
+            ]
+            if measured
+            else ["-"] * 4
+        )
+        table.append(
+            [
+                row.model,
+                row.runtime,
+                f"{row.device} {_requested_vs_executed(row.precision, row.executed)}",
+                f"{row.scenario} b{row.batch}",
+                *figures,
+                row.accuracy or "-",
+                row.verdict,
+            ]
+        )
     return table
 
 

@@ -15,8 +15,17 @@ from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.results import ENVIRONMENT_FILE
 from runtimes.pytorch_train import FORWARD_FLOP_FACTOR
 
-COLUMNS = ("model", "runtime", "target", "scenario", "samples/s", "GFLOP/sample",
-           "achieved TFLOP/s", "peak TFLOP/s", "% of peak")  # fmt: skip
+COLUMNS = (
+    "model",
+    "runtime",
+    "target",
+    "scenario",
+    "samples/s",
+    "GFLOP/sample",
+    "achieved TFLOP/s",
+    "peak TFLOP/s",
+    "% of peak",
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ def roofline_rows(records: list[dict[str, Any]], hw: list[HwRecord]) -> list[Roo
                 peak.best if peak else None,
                 note,
                 share,
-            )  # fmt: skip
+            )
         )
     return rows
 
@@ -112,13 +121,17 @@ def find_hw(run_dir: Path, environment: dict[str, Any], explicit: list[Path]) ->
 
 def _row_cells(row: RooflineRow) -> list[str]:
     return [
-        row.model, row.runtime, f"{row.device} {row.precision}", f"{row.scenario} b{row.batch}",
-        f"{row.samples_per_s:,.1f}", f"{row.flops_per_sample / 1e9:.3g}" + (
-            f" x{row.flop_factor}" if row.flop_factor != 1 else ""),
+        row.model,
+        row.runtime,
+        f"{row.device} {row.precision}",
+        f"{row.scenario} b{row.batch}",
+        f"{row.samples_per_s:,.1f}",
+        f"{row.flops_per_sample / 1e9:.3g}"
+        + (f" x{row.flop_factor}" if row.flop_factor != 1 else ""),
         f"{row.achieved_tflops:.3g}",
         f"{row.peak_tflops:.3g} ({row.peak_note})" if row.peak_tflops else row.peak_note,
         f"{row.share:.1%}" if row.share is not None else "-",
-    ]  # fmt: skip
+    ]
 
 
 CAPTION = (

@@ -57,8 +57,14 @@ def speedups(records: list[dict[str, Any]], seed: int = 0) -> list[Speedup]:
 
 
 def _twin_key(cell: dict[str, Any], precision: str) -> tuple:
-    return (cell["model"], cell["runtime"], cell["device"], cell["batch"], cell["scenario"],
-            precision)  # fmt: skip
+    return (
+        cell["model"],
+        cell["runtime"],
+        cell["device"],
+        cell["batch"],
+        cell["scenario"],
+        precision,
+    )
 
 
 def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
@@ -66,17 +72,27 @@ def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
     accuracy = (low.get("accuracy") or {}).get("verdict")
     executed = (low.get("executed") or {}).get("precision")
     common = dict(
-        model=cell["model"], runtime=cell["runtime"], device=cell["device"], batch=cell["batch"],
-        scenario=cell["scenario"], precision=cell["precision"], executed=executed,
+        model=cell["model"],
+        runtime=cell["runtime"],
+        device=cell["device"],
+        batch=cell["batch"],
+        scenario=cell["scenario"],
+        precision=cell["precision"],
+        executed=executed,
         accuracy=accuracy,
-    )  # fmt: skip
+    )
     for record in (base, low):
         if record["status"] != "ok":
             reason = f"{record['cell']['precision']} cell {record['status']}"
             return Speedup(
-                **common, fp32_median_ms=None, median_ms=None, speedup=None, ci_low=None,
-                ci_high=None, verdict=f"not measured: {reason}",
-            )  # fmt: skip
+                **common,
+                fp32_median_ms=None,
+                median_ms=None,
+                speedup=None,
+                ci_low=None,
+                ci_high=None,
+                verdict=f"not measured: {reason}",
+            )
     fast = np.asarray(base["raw_times_ms"], float)
     slow = np.asarray(low["raw_times_ms"], float)
     ratio = float(np.median(fast) / np.median(slow))
@@ -99,9 +115,14 @@ def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
     else:
         verdict = "no clear difference"
     return Speedup(
-        **common, fp32_median_ms=float(np.median(fast)), median_ms=float(np.median(slow)),
-        speedup=ratio, ci_low=low_ci, ci_high=high_ci, verdict=verdict,
-    )  # fmt: skip
+        **common,
+        fp32_median_ms=float(np.median(fast)),
+        median_ms=float(np.median(slow)),
+        speedup=ratio,
+        ci_low=low_ci,
+        ci_high=high_ci,
+        verdict=verdict,
+    )
 
 
 def ratio_interval(
@@ -116,9 +137,15 @@ def ratio_interval(
         return np.median(a, axis=axis) / np.median(b, axis=axis)
 
     result = stats.bootstrap(
-        samples, statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
-        method="percentile", vectorized=True, batch=100, random_state=rng,
-    )  # fmt: skip
+        samples,
+        statistic,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        batch=100,
+        random_state=rng,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

@@ -135,9 +135,15 @@ class ThroughputWindow:
         window = end - start
         capped = len(self._times) < self.measure.min_count or window < self.measure.min_s * 1e9
         return LoopRecord(
-            self._times, window, len(self._times), self._warmup_count, capped, in_flight,
-            start_ns=start, end_ns=end,
-        )  # fmt: skip
+            self._times,
+            window,
+            len(self._times),
+            self._warmup_count,
+            capped,
+            in_flight,
+            start_ns=start,
+            end_ns=end,
+        )
 
 
 def time_throughput(

@@ -259,9 +259,18 @@ def node_providers(session: Any) -> dict[str, int] | None:
 
 
 _COMPUTE_OPS = {
-    "Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul",
-    "FusedMatMul", "LSTM", "GRU", "RNN",
-}  # fmt: skip
+    "Conv",
+    "FusedConv",
+    "NhwcFusedConv",
+    "ConvTranspose",
+    "Gemm",
+    "FusedGemm",
+    "MatMul",
+    "FusedMatMul",
+    "LSTM",
+    "GRU",
+    "RNN",
+}
 
 
 def _compute_precision(optimized_path: Path) -> str:

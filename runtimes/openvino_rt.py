@@ -27,14 +27,26 @@ _HINT_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 _CAPABILITY = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16"}
 _RUNTIME_PRECISION = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "i8": "int8", "u8": "int8"}
 _COMPUTE_LAYERS = {
-    "convolution", "groupconvolution", "deconvolution", "fullyconnected", "matmul", "gemm",
-    "rnnseq", "rnncell", "scaleddotproductattention",
-}  # fmt: skip
+    "convolution",
+    "groupconvolution",
+    "deconvolution",
+    "fullyconnected",
+    "matmul",
+    "gemm",
+    "rnnseq",
+    "rnncell",
+    "scaleddotproductattention",
+}
 _BOOKKEEPING_LAYERS = {"input", "output", "const", "parameter", "result", "constant"}
 _READ_BACK = (
-    "INFERENCE_PRECISION_HINT", "EXECUTION_MODE_HINT", "PERFORMANCE_HINT", "NUM_STREAMS",
-    "INFERENCE_NUM_THREADS", "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "EXECUTION_DEVICES",
-)  # fmt: skip
+    "INFERENCE_PRECISION_HINT",
+    "EXECUTION_MODE_HINT",
+    "PERFORMANCE_HINT",
+    "NUM_STREAMS",
+    "INFERENCE_NUM_THREADS",
+    "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+    "EXECUTION_DEVICES",
+)
 _VPU_REMOVED = (
     "OpenVINO dropped the Movidius VPU plugins (MYRIAD, HDDL) after its 2022.3 LTS release; "
     'to use them install that release: pip install "openvino==2022.3.2" (Python 3.7 to 3.10)'

@@ -71,9 +71,13 @@ class TrtexecSession(Session):
         run_trtexec(trtexec, [*flags, *layer_info_flags(info)], _SLACK_S, self._dir)
         layers = layer_precisions(json.loads(info.read_text()))
         self.executed = engine_executed(
-            target, layers, engine_file, self._run.cuda_graph, self._run.data_transfers,
+            target,
+            layers,
+            engine_file,
+            self._run.cuda_graph,
+            self._run.data_transfers,
             trtexec=str(trtexec),
-        )  # fmt: skip
+        )
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with tempfile.TemporaryDirectory(dir=self._dir) as scratch:

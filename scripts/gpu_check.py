@@ -51,9 +51,13 @@ MEASURE = (
 
 
 def suite(
-    name: str, runtime: str, precisions: str, batches: str, extra: str = "",
+    name: str,
+    runtime: str,
+    precisions: str,
+    batches: str,
+    extra: str = "",
     scenarios: str = '"latency"',
-) -> str:  # fmt: skip
+) -> str:
     """A suite file for one ``cli.py run`` on ResNet-50 on cuda:0 (dla:0 on a Jetson
     is left to a manual run)."""
     return (
@@ -127,8 +131,13 @@ def events_vs_harness(out: Path, cache: Path, rounds: int) -> dict:
         record = session.run_latency(feeds, StopRule(1.0, 20), StopRule(3.0, 100))
         host = statistics.median(record.times_ns) / 1e6
         device = session.device_metrics()["compute_ms"]
-        rows.append({"bare_events_ms": statistics.median(bare), "harness_host_ms": host,
-                     "harness_events_ms": device})  # fmt: skip
+        rows.append(
+            {
+                "bare_events_ms": statistics.median(bare),
+                "harness_host_ms": host,
+                "harness_events_ms": device,
+            }
+        )
     bare = [r["bare_events_ms"] for r in rows]
     result = {
         "model": "resnet50 fp16 batch 8",
@@ -205,10 +214,15 @@ def trtexec_exports(out: Path, cache: Path) -> None:
     target = out / "trtexec"
     target.mkdir(exist_ok=True)
     args = [
-        str(trtexec), f"--onnx={onnx}", "--fp16", "--shapes=input:8x3x224x224",
-        f"--exportTimes={target / 'times.json'}", f"--exportLayerInfo={target / 'layers.json'}",
-        f"--exportOutput={target / 'output.json'}", "--profilingVerbosity=detailed",
-    ]  # fmt: skip
+        str(trtexec),
+        f"--onnx={onnx}",
+        "--fp16",
+        "--shapes=input:8x3x224x224",
+        f"--exportTimes={target / 'times.json'}",
+        f"--exportLayerInfo={target / 'layers.json'}",
+        f"--exportOutput={target / 'output.json'}",
+        "--profilingVerbosity=detailed",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     (target / "trtexec.log").write_text(done.stdout + done.stderr)
 
@@ -279,20 +293,44 @@ def main() -> int:
         config.write_text(text)
         run_dirs.append(out / "runs" / name)
         done = subprocess.run(
-            [sys.executable, "cli.py", "run", "--config", str(config), "--no-progress",
-             "--results-dir", str(run_dirs[-1]), "--cache-dir", str(args.cache_dir)],
-            cwd=ROOT, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "cli.py",
+                "run",
+                "--config",
+                str(config),
+                "--no-progress",
+                "--results-dir",
+                str(run_dirs[-1]),
+                "--cache-dir",
+                str(args.cache_dir),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         (out / f"{name}.log").write_text(done.stdout + done.stderr)
         print(f"{name}: exit {done.returncode}")
         failed |= done.returncode != 0
     (out / "summary.md").write_text(summary(run_dirs))
     trtexec_exports(out, args.cache_dir)
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
-         "tests/test_gpu_runtimes.py", "tests/test_runtimes_conformance.py"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "gpu",
+            "tests/test_gpu_runtimes.py",
+            "tests/test_runtimes_conformance.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     (out / "pytest-gpu.log").write_text(tests.stdout + tests.stderr)
     print((out / "summary.md").read_text())
     return 1 if failed or tests.returncode != 0 else 0

@@ -143,8 +143,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.cpu_size, args.gpu_size, args.stream_mib, args.rounds = 256, 1024, 8, 1
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, numpy "
-          f"{np.__version__}")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, numpy {np.__version__}"
+    )
     devices = [torch.device("cpu")]
     devices += [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
     for device in devices:

@@ -71,10 +71,22 @@ def run_suite(suite: Path, results: Path, repeat: int, index: int, total: int) -
     print(f"run {index + 1}/{total} ...", flush=True)
     before = set(results.iterdir()) if results.is_dir() else set()
     subprocess.run(
-        [sys.executable, "cli.py", "run", "--config", str(suite), "--results-dir", str(results),
-         "--repeat", str(repeat), "--no-progress"],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "cli.py",
+            "run",
+            "--config",
+            str(suite),
+            "--results-dir",
+            str(results),
+            "--repeat",
+            str(repeat),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     (new,) = set(results.iterdir()) - before
     return new
 

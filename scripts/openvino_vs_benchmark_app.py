@@ -66,19 +66,38 @@ def benchmark_app() -> Path:
 
 
 def run_benchmark_app(
-    onnx: Path, shapes: dict[str, tuple[int, ...]], device: str, precision: str,
-    scenario: str, duration: int, workdir: Path,
-) -> Figures:  # fmt: skip
+    onnx: Path,
+    shapes: dict[str, tuple[int, ...]],
+    device: str,
+    precision: str,
+    scenario: str,
+    duration: int,
+    workdir: Path,
+) -> Figures:
     """benchmark_app with the hint, precision and data shapes; figures from its JSON report."""
     report = workdir / "benchmark_app"
     report.mkdir()
     data_shape = ",".join(f"{name}[{','.join(map(str, dims))}]" for name, dims in shapes.items())
     command = [
-        str(benchmark_app()), "-m", str(onnx), "-d", device.upper(), "-hint", scenario,
-        "-infer_precision", INFER_PRECISION[precision], "-data_shape", data_shape,
-        "-t", str(duration), "-report_type", "no_counters", "-report_folder", str(report),
+        str(benchmark_app()),
+        "-m",
+        str(onnx),
+        "-d",
+        device.upper(),
+        "-hint",
+        scenario,
+        "-infer_precision",
+        INFER_PRECISION[precision],
+        "-data_shape",
+        data_shape,
+        "-t",
+        str(duration),
+        "-report_type",
+        "no_counters",
+        "-report_folder",
+        str(report),
         "-json_stats",
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"benchmark_app failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -94,9 +113,14 @@ def run_benchmark_app(
 
 
 def run_suite(
-    onnx: Path, shapes: dict[str, tuple[int, ...]], device: str, precision: str,
-    scenario: str, duration: int, workdir: Path,
-) -> Figures:  # fmt: skip
+    onnx: Path,
+    shapes: dict[str, tuple[int, ...]],
+    device: str,
+    precision: str,
+    scenario: str,
+    duration: int,
+    workdir: Path,
+) -> Figures:
     """``cli.py run`` for one OpenVINO cell, the measurement as long as benchmark_app's."""
     config = workdir / "bench.toml"
     config.write_text(
@@ -107,11 +131,26 @@ def run_suite(
     )
     results = workdir / "results"
     command = [
-        sys.executable, "cli.py", "run", "--config", str(config), "--results-dir", str(results),
-        "--runtimes", "openvino", "--devices", device, "--precisions", precision,
-        "--scenarios", scenario, "--onnx", str(onnx), "--no-progress",
+        sys.executable,
+        "cli.py",
+        "run",
+        "--config",
+        str(config),
+        "--results-dir",
+        str(results),
+        "--runtimes",
+        "openvino",
+        "--devices",
+        device,
+        "--precisions",
+        precision,
+        "--scenarios",
+        scenario,
+        "--onnx",
+        str(onnx),
+        "--no-progress",
         *(f"--shape={name}={'x'.join(map(str, dims))}" for name, dims in shapes.items()),
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"cli.py run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -164,8 +203,9 @@ def main() -> None:
                 for suite_first in order:  # alternate which runs first: machine drift
                     with tempfile.TemporaryDirectory() as tmp:
                         run = run_suite if suite_first else run_benchmark_app
-                        figures = run(onnx, shapes, args.device, precision, scenario,
-                                      args.duration, Path(tmp))  # fmt: skip
+                        figures = run(
+                            onnx, shapes, args.device, precision, scenario, args.duration, Path(tmp)
+                        )
                     (ours if suite_first else theirs).append(figures)
                     print(
                         f"    {'suite' if suite_first else 'benchmark_app':13} median "

@@ -128,9 +128,16 @@ def mlp_run(
     )
     results = root / "results"
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--cache-dir", cache_dir,
-        "--no-progress", cache_dir=cache_dir,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--cache-dir",
+        cache_dir,
+        "--no-progress",
+        cache_dir=cache_dir,
+    )
     return proc, only_run_dir(results), config
 
 
@@ -211,9 +218,16 @@ def test_a_second_run_hits_the_export_cache(mlp_run, tmp_path: Path, cache_dir: 
     )
     results = tmp_path / "results"
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--cache-dir", cache_dir,
-        "--no-progress", cache_dir=cache_dir,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--cache-dir",
+        cache_dir,
+        "--no-progress",
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, explain(proc)
     [record] = records_of(only_run_dir(results))
     assert record["status"] == "ok"
@@ -251,11 +265,24 @@ def test_interrupt_keeps_finished_cells_and_resume_finishes(
     )
     results = tmp_path / "results"
     proc = subprocess.Popen(
-        [sys.executable, "cli.py", "run", "--config", str(config), "--results-dir", str(results),
-         "--cache-dir", str(cache_dir), "--no-progress"],
-        cwd=REPO_ROOT, env=_env(cache_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "cli.py",
+            "run",
+            "--config",
+            str(config),
+            "--results-dir",
+            str(results),
+            "--cache-dir",
+            str(cache_dir),
+            "--no-progress",
+        ],
+        cwd=REPO_ROOT,
+        env=_env(cache_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         run_dir = _wait_for_lines(results, proc, 1, timeout=120)
         proc.send_signal(signal.SIGINT)
@@ -298,9 +325,16 @@ def test_cells_that_cannot_run_here_are_skipped_with_the_reason(
     config = write_suite(tmp_path / "bench.toml", models=["mlp"], devices=["cuda:7"])
     results = tmp_path / "results"
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--no-progress",
-        "--runtimes", "pytorch,onnxruntime", cache_dir=cache_dir,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--no-progress",
+        "--runtimes",
+        "pytorch,onnxruntime",
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, explain(proc)  # skipped for a stated reason is not a failure
     records = records_of(only_run_dir(results))
     assert {r["cell"]["runtime"] for r in records} == {"pytorch", "onnxruntime"}
@@ -323,9 +357,16 @@ def test_run_on_cuda(tmp_path: Path, cache_dir: Path) -> None:
     )
     results = tmp_path / "results"
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--cache-dir", cache_dir,
-        "--no-progress", cache_dir=cache_dir,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--cache-dir",
+        cache_dir,
+        "--no-progress",
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, explain(proc)
     records = by_key(records_of(only_run_dir(results)))
     assert len(records) == 4
@@ -351,10 +392,22 @@ def _factory_run(
     )
     results = tmp_path / "results"
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--cache-dir", cache_dir,
-        "--no-progress", "--model", factory, "--shape", "input=1x8", *extra,
-        cache_dir=cache_dir, pythonpath=FIXTURES,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--cache-dir",
+        cache_dir,
+        "--no-progress",
+        "--model",
+        factory,
+        "--shape",
+        "input=1x8",
+        *extra,
+        cache_dir=cache_dir,
+        pythonpath=FIXTURES,
+    )
     return proc, by_key(records_of(only_run_dir(results)))
 
 
@@ -424,40 +477,88 @@ def _mkdir(path: Path) -> Path:
 
 
 BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]] = [
-    ("unknown model", lambda f: ["--config", f["good"], "--models", "mlp,nosuchnet"],
-     "unknown model 'nosuchnet'"),
-    ("unknown runtime", lambda f: ["--config", f["good"], "--runtimes", "onnxruntime,tensorrtx"],
-     "unknown runtime 'tensorrtx'"),
+    (
+        "unknown model",
+        lambda f: ["--config", f["good"], "--models", "mlp,nosuchnet"],
+        "unknown model 'nosuchnet'",
+    ),
+    (
+        "unknown runtime",
+        lambda f: ["--config", f["good"], "--runtimes", "onnxruntime,tensorrtx"],
+        "unknown runtime 'tensorrtx'",
+    ),
     ("malformed toml", lambda f: ["--config", f["malformed"]], r"malformed TOML.*line 3, column"),
     ("unknown key", lambda f: ["--config", f["unknown_key"]], "unknown key 'modles'.*models"),
     ("missing config", lambda f: ["--config", f["good"].parent / "nope.toml"], "not found"),
-    ("unknown profile", lambda f: ["--config", f["good"], "--profile", "nosuch"],
-     "unknown profile 'nosuch'"),
-    ("profile not a table", lambda f: ["--config", f["profile_not_table"], "--profile", "smoke"],
-     "smoke"),
+    (
+        "unknown profile",
+        lambda f: ["--config", f["good"], "--profile", "nosuch"],
+        "unknown profile 'nosuch'",
+    ),
+    (
+        "profile not a table",
+        lambda f: ["--config", f["profile_not_table"], "--profile", "smoke"],
+        "smoke",
+    ),
     ("bad device", lambda f: ["--config", f["good"], "--devices", "tpu"], "unknown device 'tpu'"),
     ("batch size 0", lambda f: ["--config", f["good"], "--batch-sizes", "0"], "batch_sizes"),
-    ("missing onnx", lambda f: ["--config", f["good"], "--onnx", f["good"].parent / "none.onnx"],
-     "not found"),
-    ("corrupt onnx", lambda f: ["--config", f["good"], "--onnx", f["corrupt"]],
-     "not a valid ONNX"),
-    ("dynamic onnx without --shape", lambda f: ["--config", f["good"], "--onnx", f["dynamic"]],
-     "--shape x="),
-    ("bad --shape", lambda f: ["--config", f["good"], "--onnx", f["dynamic"], "--shape", "x=4by16"],
-     "--shape"),
-    ("--shape without a model", lambda f: ["--config", f["good"], "--shape", "input=1x8"],
-     "--shape"),
+    (
+        "missing onnx",
+        lambda f: ["--config", f["good"], "--onnx", f["good"].parent / "none.onnx"],
+        "not found",
+    ),
+    ("corrupt onnx", lambda f: ["--config", f["good"], "--onnx", f["corrupt"]], "not a valid ONNX"),
+    (
+        "dynamic onnx without --shape",
+        lambda f: ["--config", f["good"], "--onnx", f["dynamic"]],
+        "--shape x=",
+    ),
+    (
+        "bad --shape",
+        lambda f: ["--config", f["good"], "--onnx", f["dynamic"], "--shape", "x=4by16"],
+        "--shape",
+    ),
+    (
+        "--shape without a model",
+        lambda f: ["--config", f["good"], "--shape", "input=1x8"],
+        "--shape",
+    ),
     ("resume a non-run dir", lambda f: ["--resume", f["not_a_run"]], "not a run directory"),
     ("unknown flag", lambda f: ["--config", f["good"], "--bogus"], "unrecognized arguments"),
-    ("endless cell timeout", lambda f: ["--config", f["good"], "--cell-timeout", "inf"],
-     "cell_timeout_s"),
+    (
+        "endless cell timeout",
+        lambda f: ["--config", f["good"], "--cell-timeout", "inf"],
+        "cell_timeout_s",
+    ),
     ("config not UTF-8", lambda f: ["--config", f["not_utf8"]], "not UTF-8"),
     ("damaged run.json", lambda f: ["--resume", f["damaged_run"]], "unreadable"),
-    ("--batch-sizes with --onnx", lambda f: ["--config", f["good"], "--onnx", f["dynamic"],
-     "--shape", "x=2x16", "--batch-sizes", "4"], "--batch-sizes does not apply"),
-    ("unimportable factory", lambda f: ["--config", f["good"], "--model",
-     "no_such_module_xyz:build", "--shape", "input=1x8"], "cannot import 'no_such_module_xyz'"),
-]  # fmt: skip
+    (
+        "--batch-sizes with --onnx",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--onnx",
+            f["dynamic"],
+            "--shape",
+            "x=2x16",
+            "--batch-sizes",
+            "4",
+        ],
+        "--batch-sizes does not apply",
+    ),
+    (
+        "unimportable factory",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--model",
+            "no_such_module_xyz:build",
+            "--shape",
+            "input=1x8",
+        ],
+        "cannot import 'no_such_module_xyz'",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -498,9 +599,17 @@ def test_run_on_a_two_input_onnx_file(batch: str | int, tmp_path: Path, cache_di
     results = tmp_path / "results"
     shapes = ["--shape", "x=2x4", "--shape", "ids=2x8"] if batch == "N" else []
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--no-progress", "--onnx", model,
-        *shapes, cache_dir=cache_dir,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--no-progress",
+        "--onnx",
+        model,
+        *shapes,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, explain(proc)
     records = by_key(records_of(only_run_dir(results)))
     assert len(records) == 4
@@ -574,8 +683,14 @@ def test_a_failing_resume_keeps_the_run_directory(tmp_path: Path, cache_dir: Pat
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     config = BenchConfig.model_validate({"suite": {"runtimes": ["onnxruntime"]}}).model_dump()
-    models = [{"name": "x", "kind": "factory", "ref": "no_such_module_q:build",
-               "shapes": {"input": [1, 8]}}]  # fmt: skip
+    models = [
+        {
+            "name": "x",
+            "kind": "factory",
+            "ref": "no_such_module_q:build",
+            "shapes": {"input": [1, 8]},
+        }
+    ]
     (run_dir / "run.json").write_text(
         json.dumps({"config": config, "models": models, "cache_dir": str(cache_dir)})
     )

@@ -33,10 +33,24 @@ def run(
         env["DEPLOYBENCH_TEST_SLOWDOWN"] = str(slowdown)
     before = set(run_dirs(results))
     proc = subprocess.run(
-        [sys.executable, "cli.py", "run", "--config", str(config), "--results-dir", str(results),
-         "--repeat", str(repeat), "--no-progress"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "cli.py",
+            "run",
+            "--config",
+            str(config),
+            "--results-dir",
+            str(results),
+            "--repeat",
+            str(repeat),
+            "--no-progress",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, explain(proc)
     (new,) = set(run_dirs(results)) - before
     return new
@@ -45,17 +59,24 @@ def run(
 def compare(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "cli.py", "compare", *map(str, args)],
-        cwd=REPO_ROOT, env={**os.environ}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gate")
     config = write_suite(  # batch 16: requests of 0.1-0.3 ms, whose tails a VM moves less
-        root / "bench.toml", models=["lenet5", "mlp"], runtimes=["onnxruntime"],
-        batch_sizes=[16], measure=MEASURE,
-    )  # fmt: skip
+        root / "bench.toml",
+        models=["lenet5", "mlp"],
+        runtimes=["onnxruntime"],
+        batch_sizes=[16],
+        measure=MEASURE,
+    )
     results = root / "results"
     baseline = run(config, results, cache_dir, repeat=2 * REPEAT)
     return {
@@ -118,8 +139,12 @@ def test_resume_finishes_the_missing_repetitions(
     (partial / "results.jsonl").write_text("".join(lines[:3]))
     proc = subprocess.run(
         [sys.executable, "cli.py", "run", "--resume", str(partial), "--no-progress"],
-        cwd=REPO_ROOT, env=_env(cache_dir), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env=_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, explain(proc)
     done = sorted((r["key"], r["repetition"]) for r in records_of(partial))
     assert done == sorted((r["key"], r["repetition"]) for r in records_of(runs["baseline"]))

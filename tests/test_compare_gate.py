@@ -31,14 +31,30 @@ ENV = {
 
 
 def record(
-    model: str, median: float, rep: int = 0, status: str = "ok", accuracy: str = "pass",
-    scenario: str = "latency", rate: float | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    cell = {"model": model, "runtime": "onnxruntime", "device": "cpu", "precision": "fp32",
-            "batch": 1, "scenario": scenario}  # fmt: skip
+    model: str,
+    median: float,
+    rep: int = 0,
+    status: str = "ok",
+    accuracy: str = "pass",
+    scenario: str = "latency",
+    rate: float | None = None,
+) -> dict[str, Any]:
+    cell = {
+        "model": model,
+        "runtime": "onnxruntime",
+        "device": "cpu",
+        "precision": "fp32",
+        "batch": 1,
+        "scenario": scenario,
+    }
     key = f"{model}/onnxruntime/cpu/fp32/b1/{scenario}"
-    base = {"key": key, "cell": {**cell, "key": key}, "status": status, "repetition": rep,
-            "reason": None if status == "ok" else "boom"}  # fmt: skip
+    base = {
+        "key": key,
+        "cell": {**cell, "key": key},
+        "status": status,
+        "repetition": rep,
+        "reason": None if status == "ok" else "boom",
+    }
     if status != "ok":
         return base
     return {
@@ -85,10 +101,16 @@ def test_cells_are_matched_by_key_and_classified() -> None:
     comparison = compare(side(base), side(current))
     verdicts = {c.cell["model"]: c.verdict for c in comparison.cells}
     assert verdicts == {
-        "same": UNCHANGED, "slower": REGRESSED, "faster": IMPROVED, "gone": MISSING,
-        "fresh": NEW, "breaks": FAILED, "heals": FIXED, "broken": STILL_FAILING,
+        "same": UNCHANGED,
+        "slower": REGRESSED,
+        "faster": IMPROVED,
+        "gone": MISSING,
+        "fresh": NEW,
+        "breaks": FAILED,
+        "heals": FIXED,
+        "broken": STILL_FAILING,
         "absent": SKIPPED,
-    }  # fmt: skip
+    }
     assert [c.verdict for c in comparison.cells][:2] == [FAILED, REGRESSED]  # worst first
     breaks = next(c for c in comparison.cells if c.cell["model"] == "breaks")
     assert "1/6 repetitions timeout" in breaks.note
@@ -147,8 +169,10 @@ def test_software_differences_are_reported_but_allowed() -> None:
     comparison = compare(side(repeated("m", 1.0)), side(repeated("m", 1.0), newer))
     (difference,) = comparison.differences
     assert (difference.what, difference.baseline, difference.current) == (
-        "onnxruntime", "1.32.0", "1.33.0",
-    )  # fmt: skip
+        "onnxruntime",
+        "1.32.0",
+        "1.33.0",
+    )
     assert not difference.hardware
 
 
@@ -168,8 +192,11 @@ def write_run(root: Path, records: list[dict], env: dict | None = None) -> Path:
 def cli(*args: str | Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "cli.py"), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +228,18 @@ def test_compare_exit_codes_and_files(runs: dict[str, Path], tmp_path: Path) -> 
     assert "gate: pass" in same.stdout
     files = {name: tmp_path / name for name in ("r.md", "r.json", "r.xml", "gh.json")}
     slow = cli(
-        "compare", runs["base"], runs["slow"], "--markdown", files["r.md"], "--json",
-        files["r.json"], "--junit", files["r.xml"], "--github-benchmark", files["gh.json"],
-    )  # fmt: skip
+        "compare",
+        runs["base"],
+        runs["slow"],
+        "--markdown",
+        files["r.md"],
+        "--json",
+        files["r.json"],
+        "--junit",
+        files["r.xml"],
+        "--github-benchmark",
+        files["gh.json"],
+    )
     assert slow.returncode == 1, slow.stdout + slow.stderr
     assert "gate: FAIL (1 regressed, 1 unchanged)" in slow.stdout
 
@@ -234,8 +270,15 @@ def test_thresholds_come_from_the_suite_and_the_command_line(
     suite = tmp_path / "bench.toml"
     suite.write_text("[compare]\nthreshold = 0.5\n")
     assert cli("compare", runs["base"], runs["slow"], "--config", suite).returncode == 0
-    loose = cli("compare", runs["base"], runs["slow"], "--threshold", "latency_median=50%",
-                "--threshold", "latency_p99=50%")  # fmt: skip
+    loose = cli(
+        "compare",
+        runs["base"],
+        runs["slow"],
+        "--threshold",
+        "latency_median=50%",
+        "--threshold",
+        "latency_p99=50%",
+    )
     assert loose.returncode == 0, loose.stdout
 
 
@@ -264,9 +307,15 @@ def test_bad_input_is_a_one_line_error(
     not_results = write_run(tmp_path / "not_results", [{"foo": 1}])
     list_env = write_run(tmp_path / "list_env", repeated("m", 1.0))
     (list_env / "environment.json").write_text("[]")
-    names = {**runs, "bad_json": tmp_path / "bad.json", "not_baseline": tmp_path / "other.json",
-             "other_hw": other_hw, "empty": tmp_path / "empty", "not_results": not_results,
-             "list_env": list_env}  # fmt: skip
+    names = {
+        **runs,
+        "bad_json": tmp_path / "bad.json",
+        "not_baseline": tmp_path / "other.json",
+        "other_hw": other_hw,
+        "empty": tmp_path / "empty",
+        "not_results": not_results,
+        "list_env": list_env,
+    }
     proc = cli("compare", *(a.format(**names) for a in args), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert fragment in proc.stderr
@@ -286,8 +335,10 @@ def test_measure_settings_that_differ_are_reported(tmp_path: Path) -> None:
     comparison = compare(load_side(baseline), load_side(long))
     (difference,) = comparison.differences
     assert (difference.what, difference.baseline, difference.current) == (
-        "measure.min_duration_s", "0.3", "3.0",
-    )  # fmt: skip
+        "measure.min_duration_s",
+        "0.3",
+        "3.0",
+    )
     assert any(
         "measure.min_duration_s: 0.3 → 3.0" in line for line in output.context_lines(comparison)
     )
@@ -315,8 +366,10 @@ def test_a_damaged_baseline_is_a_user_error(runs: dict[str, Path], tmp_path: Pat
 
 
 def test_a_cell_with_no_metric_on_both_sides_is_not_unchanged() -> None:
-    bare = [{k: v for k, v in r.items() if k not in ("latency_ms", "throughput", "memory")}
-            for r in repeated("m", 1.0)]  # fmt: skip
+    bare = [
+        {k: v for k, v in r.items() if k not in ("latency_ms", "throughput", "memory")}
+        for r in repeated("m", 1.0)
+    ]
     (cell,) = compare(side(repeated("m", 1.0)), side(bare)).cells
     assert cell.verdict == INCONCLUSIVE
     assert cell.note == "no metric measured on both sides"
@@ -359,8 +412,10 @@ def test_a_field_recorded_on_one_side_only_is_reported_not_refused() -> None:
     assert not comparison.different_hardware_allowed
     (difference,) = comparison.differences
     assert (difference.what, difference.baseline, difference.known) == (
-        "GPU power limit (W)", "unknown", False,
-    )  # fmt: skip
+        "GPU power limit (W)",
+        "unknown",
+        False,
+    )
     line = "hardware (recorded on one side only) differs: GPU power limit (W): unknown → 700.0"
     assert line in output.context_lines(comparison)
     lower = {**gpu, "power": {"state": {"gpus": [{"power_limit_w": 300.0}]}}}

@@ -234,8 +234,14 @@ def test_repo_default_suite_is_small_and_the_smoke_profile_is_smaller() -> None:
 
 def cell_count(config: BenchConfig) -> int:
     suite = config.suite
-    return (len(suite.models) * len(suite.runtimes) * len(suite.devices) * len(suite.precisions)
-            * len(suite.batch_sizes) * len(suite.scenarios))  # fmt: skip
+    return (
+        len(suite.models)
+        * len(suite.runtimes)
+        * len(suite.devices)
+        * len(suite.precisions)
+        * len(suite.batch_sizes)
+        * len(suite.scenarios)
+    )
 
 
 def test_device_names_are_case_insensitive_and_cover_openvino_devices() -> None:

@@ -129,9 +129,16 @@ def test_gpu_check_suites_are_valid(tmp_path: Path) -> None:
     stack = {"TensorRT Python": "tensorrt 10.3.0", "ONNX Runtime GPU": "TensorrtExecutionProvider"}
     plans = dict(_gpu_check().runs(stack))
     assert set(plans) == {
-        "pytorch", "pytorch-nhwc", "pytorch-graphs", "tensorrt", "tensorrt-graphs",
-        "tensorrt-copies", "ort-cuda", "ort-trt", "pytorch-train",
-    }  # fmt: skip
+        "pytorch",
+        "pytorch-nhwc",
+        "pytorch-graphs",
+        "tensorrt",
+        "tensorrt-graphs",
+        "tensorrt-copies",
+        "ort-cuda",
+        "ort-trt",
+        "pytorch-train",
+    }
     configs = {name: config(text) for name, text in plans.items()}
     assert configs["pytorch"].suite.batch_sizes == [1, 8, 32]
     assert configs["pytorch-nhwc"].runtime.pytorch.channels_last
@@ -151,8 +158,10 @@ def test_gpu_check_without_a_device_says_so(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.py"
     done = subprocess.run(
         [sys.executable, str(script), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stdout.startswith("error: no CUDA device") and done.stdout.count("\n") == 1
     assert not (tmp_path / "out").exists()

@@ -103,9 +103,12 @@ def fake_onnxruntime(
 
 
 def ort_session(
-    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel, ort: types.ModuleType,
-    target: Target = CUDA, **extra: Any,
-) -> OnnxRuntimeSession:  # fmt: skip
+    monkeypatch: pytest.MonkeyPatch,
+    lenet: PreparedModel,
+    ort: types.ModuleType,
+    target: Target = CUDA,
+    **extra: Any,
+) -> OnnxRuntimeSession:
     monkeypatch.setitem(sys.modules, "onnxruntime", ort)
     graph = OrtGraph(lenet.onnx_path, Path("/cache"))
     options = LoadOptions(extra=extra, batch=2, batch_sizes=(1, 2, 4))  # the suite's sizes
@@ -122,8 +125,9 @@ def test_cuda_provider_that_fell_back_reads_cpu(
     assert executed.details["cpu_fallback_nodes"] == 12 and not executed.details["io_binding"]
     (requested,) = [entry[2] for entry in ort.log if entry[0] == "session"]
     assert [p[0] if isinstance(p, tuple) else p for p in requested] == [
-        "CUDAExecutionProvider", "CPUExecutionProvider"
-    ]  # fmt: skip
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     assert requested[0][1] == {"device_id": 0, "use_tf32": 0}  # an fp32 cell runs fp32
 
 

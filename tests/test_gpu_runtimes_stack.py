@@ -15,9 +15,14 @@ def by_name() -> dict[str, tensorrt_stack.StackItem]:
 def test_every_part_is_found_or_has_a_fix() -> None:
     items = gpu_stack()
     assert [i.component for i in items][:7] == [
-        "NVIDIA driver", "PyTorch CUDA", "ONNX Runtime GPU", "TensorRT Python", "cuda-python",
-        "trtexec", "NVML (power)",
-    ]  # fmt: skip
+        "NVIDIA driver",
+        "PyTorch CUDA",
+        "ONNX Runtime GPU",
+        "TensorRT Python",
+        "cuda-python",
+        "trtexec",
+        "NVML (power)",
+    ]
     for item in items:
         assert (item.found is None) == bool(item.fix), item
         assert "\n" not in (item.found or "") + item.fix

@@ -124,8 +124,19 @@ def _hw(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_hw_writes_a_results_directory(tmp_path: Path) -> None:
-    proc = _hw("--devices", "cpu", "--dtypes", "fp32,tf32", "--sizes", "64", "--quick",
-               "--stream-mib", "1", "--results-dir", tmp_path)  # fmt: skip
+    proc = _hw(
+        "--devices",
+        "cpu",
+        "--dtypes",
+        "fp32,tf32",
+        "--sizes",
+        "64",
+        "--quick",
+        "--stream-mib",
+        "1",
+        "--results-dir",
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = tmp_path.iterdir()
     assert {"environment.json", "run.json", "hw.json"} <= {p.name for p in run_dir.iterdir()}

@@ -146,8 +146,11 @@ def test_roofline_without_a_matching_hw_result_has_no_peak(tmp_path: Path) -> No
 def _report(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "cli.py", "report", *map(str, args)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_report_prints_and_writes_markdown(tmp_path: Path) -> None:

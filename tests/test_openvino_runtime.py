@@ -204,13 +204,31 @@ def test_cli_runs_openvino_cells(tmp_path: Path, cache_dir: Path) -> None:
     results = tmp_path / "results"
     proc = subprocess.run(
         [
-            sys.executable, "cli.py", "run", "--config", config, "--results-dir", results,
-            "--cache-dir", cache_dir, "--no-progress", "--runtimes", "openvino",
-            "--models", "mlp", "--precisions", "fp32,bf16", "--scenarios", "latency,throughput",
+            sys.executable,
+            "cli.py",
+            "run",
+            "--config",
+            config,
+            "--results-dir",
+            results,
+            "--cache-dir",
+            cache_dir,
+            "--no-progress",
+            "--runtimes",
+            "openvino",
+            "--models",
+            "mlp",
+            "--precisions",
+            "fp32,bf16",
+            "--scenarios",
+            "latency,throughput",
         ],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "DEPLOYBENCH_CACHE_DIR": str(cache_dir)},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run_dir,) = results.iterdir()
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]

@@ -98,8 +98,9 @@ def test_precisions_a_runtime_does_not_run_are_skipped(runtime: str, precision: 
             assert item.cell.runtime in item.skip_reason
 
 
-@pytest.mark.parametrize(("runtime", "precision"), [("pytorch", "fp16"), ("pytorch", "bf16"),
-                                                    ("onnxruntime", "fp16")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("runtime", "precision"), [("pytorch", "fp16"), ("pytorch", "bf16"), ("onnxruntime", "fp16")]
+)
 def test_precisions_a_runtime_runs_are_planned(runtime: str, precision: str) -> None:
     planned = expand(_config(runtimes=[runtime], precisions=[precision]), _zoo("mlp"))
     assert all(item.skip_reason is None for item in planned)

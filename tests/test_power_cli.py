@@ -21,9 +21,17 @@ def run_mlp(tmp_path: Path, cache_dir: Path, *flags: str) -> tuple[str, Path]:
     )
     results = tmp_path / "results"
     proc = cli(
-        "run", "--config", config, "--results-dir", results, "--cache-dir", cache_dir,
-        "--no-progress", *flags, cache_dir=cache_dir,
-    )  # fmt: skip
+        "run",
+        "--config",
+        config,
+        "--results-dir",
+        results,
+        "--cache-dir",
+        cache_dir,
+        "--no-progress",
+        *flags,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, explain(proc)
     return proc.stdout, only_run_dir(results)
 
@@ -79,11 +87,19 @@ def test_env_lists_every_power_source(cache_dir: Path) -> None:
 
 def _record(model: str, power: dict | None) -> dict:
     return {
-        "cell": {"model": model, "runtime": "onnxruntime", "device": "cpu", "precision": "fp32",
-                 "batch": 8, "scenario": "latency"},
-        "status": "ok", "latency_ms": {"median": 1.0, "p99": 2.0, "cv": 0.01},
-        "throughput": {"samples_per_s": 8000.0}, "power": power,
-    }  # fmt: skip
+        "cell": {
+            "model": model,
+            "runtime": "onnxruntime",
+            "device": "cpu",
+            "precision": "fp32",
+            "batch": 8,
+            "scenario": "latency",
+        },
+        "status": "ok",
+        "latency_ms": {"median": 1.0, "p99": 2.0, "cv": 0.01},
+        "throughput": {"samples_per_s": 8000.0},
+        "power": power,
+    }
 
 
 def test_the_summary_gains_power_columns_only_when_a_cell_has_power() -> None:

@@ -35,8 +35,10 @@ def board(name: str) -> Path:
 def test_nano_jetpack4_iio_rails_and_module_input() -> None:
     rails = ina3221_rails(board("nano-jp4"))
     assert [(r.chip, r.name) for r in rails] == [
-        ("6-0040", "POM_5V_IN"), ("6-0040", "POM_5V_GPU"), ("6-0040", "POM_5V_CPU"),
-    ]  # fmt: skip
+        ("6-0040", "POM_5V_IN"),
+        ("6-0040", "POM_5V_GPU"),
+        ("6-0040", "POM_5V_CPU"),
+    ]
     assert [r.watts() for r in rails] == pytest.approx([3.273, 0.123, 0.613])  # in_power mW
     source = JetsonSource(board("nano-jp4"))
     assert source.read() == pytest.approx(3.273)  # the input rail only, never the sum
@@ -63,7 +65,7 @@ def test_agx_orin_jetpack6_two_chips_no_input_rail_sums_the_connected_rails() ->
         ("1-0040", "VDD_CPU_CV"),
         ("1-0040", "VIN_SYS_5V0"),
         ("1-0041", "VDDQ_VDD2_1V8AO"),
-    ]  # fmt: skip  (NC channels and "sum of shunt voltages" are skipped)
+    ]  # NC channels and "sum of shunt voltages" are skipped
     expected = 19.968 * 0.160 + 19.968 * 0.040 + 4.968 * 0.691 + 4.984 * 0.101
     source = JetsonSource(board("agx-orin-jp6"))
     assert source.read() == pytest.approx(expected)
@@ -88,12 +90,17 @@ def test_a_machine_without_ina3221_says_so(tmp_path: Path) -> None:
     ("name", "model", "l4t", "jetpack", "mode", "clocks_on"),
     [
         ("nano-jp4", "NVIDIA Jetson Nano Developer Kit", "32.7.1", "4", ("MAXN", 0), True),
-        ("xavier-nx-jp5", "NVIDIA Jetson Xavier NX Developer Kit", "35.4.1", "5",
-         ("MODE_20W_6CORE", 8), False),
-        ("agx-orin-jp6", "NVIDIA Jetson AGX Orin Developer Kit", "36.4.0", "6", ("MAXN", 0),
-         False),
+        (
+            "xavier-nx-jp5",
+            "NVIDIA Jetson Xavier NX Developer Kit",
+            "35.4.1",
+            "5",
+            ("MODE_20W_6CORE", 8),
+            False,
+        ),
+        ("agx-orin-jp6", "NVIDIA Jetson AGX Orin Developer Kit", "36.4.0", "6", ("MAXN", 0), False),
     ],
-)  # fmt: skip
+)
 def test_board_state(
     name: str, model: str, l4t: str, jetpack: str, mode: tuple[str, int], clocks_on: bool
 ) -> None:
@@ -116,10 +123,12 @@ def test_not_a_jetson(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("nano-jp4", {"name": "MAXN", "id": 0}),
-     ("xavier-nx-jp5", {"name": "MODE_20W_6CORE", "id": 8}),
-     ("agx-orin-jp6", {"name": "MAXN", "id": 0})],
-)  # fmt: skip
+    [
+        ("nano-jp4", {"name": "MAXN", "id": 0}),
+        ("xavier-nx-jp5", {"name": "MODE_20W_6CORE", "id": 8}),
+        ("agx-orin-jp6", {"name": "MAXN", "id": 0}),
+    ],
+)
 def test_nvpmodel_query_output(name: str, expected: dict) -> None:
     assert parse_nvpmodel_query((board(name) / "nvpmodel-q.txt").read_text()) == expected
 
@@ -137,26 +146,39 @@ def test_nvpmodel_files_and_garbage() -> None:
 
 def test_l4t_release_line() -> None:
     assert l4t_release("# R34 (release), REVISION: 1.1, GCID: 1, BOARD: t186ref") == {
-        "l4t": "34.1.1", "jetpack_major": "5",
-    }  # fmt: skip
+        "l4t": "34.1.1",
+        "jetpack_major": "5",
+    }
     assert l4t_release("not a release file") is None
 
 
 @pytest.mark.parametrize(
     ("recorded", "rails"),
     [
-        (BOARDS / "nano-jp4/tegrastats.txt",
-         {"POM_5V_IN": 3.273, "POM_5V_GPU": 0.123, "POM_5V_CPU": 0.613}),
-        (BOARDS / "xavier-nx-jp5/tegrastats.txt",
-         {"VDD_IN": 5.142, "VDD_CPU_GPU_CV": 0.480, "VDD_SOC": 1.440}),
-        (FIXTURES / "tegrastats/jp6-orin-nano.txt",
-         {"VDD_IN": 4.731, "VDD_CPU_GPU_CV": 0.480, "VDD_SOC": 1.440}),
-        (BOARDS / "agx-orin-jp6/tegrastats.txt",
-         {"VDD_GPU_SOC": 3.196, "VDD_CPU_CV": 0.799, "VIN_SYS_5V0": 3.435,
-          "VDDQ_VDD2_1V8AO": 0.503}),
+        (
+            BOARDS / "nano-jp4/tegrastats.txt",
+            {"POM_5V_IN": 3.273, "POM_5V_GPU": 0.123, "POM_5V_CPU": 0.613},
+        ),
+        (
+            BOARDS / "xavier-nx-jp5/tegrastats.txt",
+            {"VDD_IN": 5.142, "VDD_CPU_GPU_CV": 0.480, "VDD_SOC": 1.440},
+        ),
+        (
+            FIXTURES / "tegrastats/jp6-orin-nano.txt",
+            {"VDD_IN": 4.731, "VDD_CPU_GPU_CV": 0.480, "VDD_SOC": 1.440},
+        ),
+        (
+            BOARDS / "agx-orin-jp6/tegrastats.txt",
+            {
+                "VDD_GPU_SOC": 3.196,
+                "VDD_CPU_CV": 0.799,
+                "VIN_SYS_5V0": 3.435,
+                "VDDQ_VDD2_1V8AO": 0.503,
+            },
+        ),
     ],
     ids=["jp4-nano", "jp5-xavier-nx", "jp6-orin-nano", "jp6-agx-orin"],
-)  # fmt: skip
+)
 def test_tegrastats_lines(recorded: Path, rails: dict[str, float]) -> None:
     parsed = parse_rails(recorded.read_text())
     assert parsed == pytest.approx(rails)  # RAM, SWAP, CPU, GR3D_FREQ, temperatures left out

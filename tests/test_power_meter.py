@@ -106,8 +106,9 @@ def test_a_failed_read_makes_the_cell_unavailable_with_the_reason(
     source = SteadySource(3.0, "power", fail_after=3)
     power, start, end = measured_cell(monkeypatch, source, PowerSettings("steady", 100), 0.2)
     assert power.result(start, end, 10, 1) == {
-        "source": "steady", "unavailable": "reading steady failed: i2c read timed out",
-    }  # fmt: skip
+        "source": "steady",
+        "unavailable": "reading steady failed: i2c read timed out",
+    }
 
 
 def test_a_loop_without_host_clock_edges_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:

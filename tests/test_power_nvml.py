@@ -24,8 +24,13 @@ NOT_SUPPORTED = real_pynvml.NVML_ERROR_NOT_SUPPORTED
 class FakeGpu:
     """One GPU as the double reports it: a steady ``watts`` draw since ``created``."""
 
-    def __init__(self, name: str = "NVIDIA H100 80GB HBM3", watts: float = 250.0,
-                 counter: bool = True, refresh_s: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str = "NVIDIA H100 80GB HBM3",
+        watts: float = 250.0,
+        counter: bool = True,
+        refresh_s: float = 0.0,
+    ) -> None:
         self.name, self.watts, self.counter, self.refresh_s = name, watts, counter, refresh_s
         self.created = time.perf_counter()
         self.sm_clock, self.reasons, self.limit_mw = 1980, 0, 700_000
@@ -184,10 +189,16 @@ def test_a_short_window_on_the_counter_is_flagged(gpus: list[FakeGpu]) -> None:
 def test_gpu_state_and_what_changed(gpus: list[FakeGpu]) -> None:
     start = {"gpus": gpu_states(), "jetson": None}
     assert start["gpus"][0] == {
-        "index": 0, "name": "NVIDIA H100 80GB HBM3", "driver": "580.159.04",
-        "power_limit_w": 700.0, "sm_clock_mhz": 1980, "memory_clock_mhz": 2619,
-        "max_sm_clock_mhz": 1980, "temperature_c": 41, "throttle_reasons": [],
-    }  # fmt: skip
+        "index": 0,
+        "name": "NVIDIA H100 80GB HBM3",
+        "driver": "580.159.04",
+        "power_limit_w": 700.0,
+        "sm_clock_mhz": 1980,
+        "memory_clock_mhz": 2619,
+        "max_sm_clock_mhz": 1980,
+        "temperature_c": 41,
+        "throttle_reasons": [],
+    }
     assert state_changes(start, {"gpus": gpu_states(), "jetson": None}) == []
     gpus[0].sm_clock = 1410
     gpus[0].reasons = (

@@ -100,22 +100,30 @@ def test_ratio_interval_of_one_distribution_holds_one() -> None:
 
 def record(precision: str, times: np.ndarray, status: str = "ok", verdict: str = "pass") -> dict:
     return {
-        "cell": {"model": "m", "runtime": "r", "device": "cpu", "batch": 1,
-                 "scenario": "latency", "precision": precision},
+        "cell": {
+            "model": "m",
+            "runtime": "r",
+            "device": "cpu",
+            "batch": 1,
+            "scenario": "latency",
+            "precision": precision,
+        },
         "status": status,
         "executed": {"precision": precision},
         "accuracy": {"verdict": verdict},
         "raw_times_ms": list(times),
-    }  # fmt: skip
+    }
 
 
 def test_speedups_pair_each_low_precision_cell_with_its_fp32_twin() -> None:
     rng = np.random.default_rng(3)
-    rows = speedups([
-        record("fp32", rng.normal(10, 0.3, 200)),
-        record("fp16", rng.normal(5, 0.2, 200)),
-        record("bf16", rng.normal(20, 0.5, 200)),
-    ])  # fmt: skip
+    rows = speedups(
+        [
+            record("fp32", rng.normal(10, 0.3, 200)),
+            record("fp16", rng.normal(5, 0.2, 200)),
+            record("bf16", rng.normal(20, 0.5, 200)),
+        ]
+    )
     by_precision = {row.precision: row for row in rows}
     assert by_precision["fp16"].speedup == pytest.approx(2.0, rel=0.05)
     assert by_precision["fp16"].verdict == "faster"
@@ -125,18 +133,28 @@ def test_speedups_pair_each_low_precision_cell_with_its_fp32_twin() -> None:
 
 def test_a_speedup_whose_accuracy_failed_is_not_a_win() -> None:
     rng = np.random.default_rng(4)
-    rows = speedups([record("fp32", rng.normal(10, 0.3, 200)),
-                     record("fp16", rng.normal(5, 0.2, 200), verdict="fail")])  # fmt: skip
+    rows = speedups(
+        [
+            record("fp32", rng.normal(10, 0.3, 200)),
+            record("fp16", rng.normal(5, 0.2, 200), verdict="fail"),
+        ]
+    )
     assert rows[0].speedup > 1.5
     assert rows[0].verdict == "accuracy failed"
 
 
 def test_unmeasured_cells_and_missing_twins() -> None:
     rng = np.random.default_rng(5)
-    rows = speedups([record("fp32", rng.normal(10, 0.3, 50)),
-                     record("bf16", np.array([]), status="skipped"),
-                     {**record("fp16", rng.normal(5, 0.2, 50)),
-                      "cell": {**record("fp16", [])["cell"], "batch": 8}}])  # fmt: skip
+    rows = speedups(
+        [
+            record("fp32", rng.normal(10, 0.3, 50)),
+            record("bf16", np.array([]), status="skipped"),
+            {
+                **record("fp16", rng.normal(5, 0.2, 50)),
+                "cell": {**record("fp16", [])["cell"], "batch": 8},
+            },
+        ]
+    )
     assert len(rows) == 1  # the batch-8 fp16 cell has no fp32 twin
     assert rows[0].speedup is None
     assert rows[0].verdict == "not measured: bf16 cell skipped"
@@ -156,19 +174,23 @@ def conv_graph(weight_type: int, through_cast: bool) -> onnx.ModelProto:
         weight_name = "w_cast"
     nodes.append(helper.make_node("Conv", ["x", weight_name], ["y"]))
     graph = helper.make_graph(
-        nodes, "g",
+        nodes,
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
         [numpy_helper.from_array(weight, "w")],
-    )  # fmt: skip
+    )
     return helper.make_model(graph)
 
 
 @pytest.mark.parametrize(
     ("weight_type", "through_cast", "expected"),
-    [(TensorProto.FLOAT16, False, "fp16"), (TensorProto.FLOAT16, True, "fp32"),
-     (TensorProto.FLOAT, False, "fp32")],
-)  # fmt: skip
+    [
+        (TensorProto.FLOAT16, False, "fp16"),
+        (TensorProto.FLOAT16, True, "fp32"),
+        (TensorProto.FLOAT, False, "fp32"),
+    ],
+)
 def test_compute_precision_reads_the_weights_the_compute_nodes_take(
     tmp_path: Path, weight_type: int, through_cast: bool, expected: str
 ) -> None:
@@ -189,9 +211,9 @@ def test_fp16_graph_keeps_fp32_io_and_is_cached(cache_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("runtime", "precision"), [(OnnxRuntime, "fp16"), (PyTorchRuntime, "bf16"),
-                               (PyTorchRuntime, "fp16")]
-)  # fmt: skip
+    ("runtime", "precision"),
+    [(OnnxRuntime, "fp16"), (PyTorchRuntime, "bf16"), (PyTorchRuntime, "fp16")],
+)
 def test_low_precision_cells_report_what_ran_and_stay_close(
     cache_dir: Path, runtime: type, precision: str
 ) -> None:

@@ -27,8 +27,11 @@ def rep(index: int, times: list[float], rate: float, watts: float, status: str =
 
 
 def test_times_pool_throughput_is_the_median_and_the_rest_is_the_middle_run() -> None:
-    group = [rep(0, [3.0, 3.0, 3.0], 300.0, 30.0), rep(1, [1.0, 1.0, 1.0], 100.0, 10.0),
-             rep(2, [2.0, 2.0, 2.0], 200.0, 20.0)]  # fmt: skip
+    group = [
+        rep(0, [3.0, 3.0, 3.0], 300.0, 30.0),
+        rep(1, [1.0, 1.0, 1.0], 100.0, 10.0),
+        rep(2, [2.0, 2.0, 2.0], 200.0, 20.0),
+    ]
     (cell,) = merged(group)
     assert cell["latency_ms"]["count"] == 9 and cell["latency_ms"]["median"] == pytest.approx(2.0)
     assert cell["throughput"]["samples_per_s"] == pytest.approx(200.0)

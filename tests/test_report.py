@@ -7,8 +7,14 @@ from bench.report import COLUMNS, summary_markdown, summary_rows
 
 def record(requested: str, executed: str, status: str = "ok") -> dict:
     return {
-        "cell": {"model": "resnet18", "runtime": "openvino", "device": "cpu",
-                 "precision": requested, "batch": 1, "scenario": "latency"},
+        "cell": {
+            "model": "resnet18",
+            "runtime": "openvino",
+            "device": "cpu",
+            "precision": requested,
+            "batch": 1,
+            "scenario": "latency",
+        },
         "status": status,
         "reason": None if status == "ok" else "no GPU",
         "executed": {"precision": executed, "device": "cpu"},
@@ -16,7 +22,7 @@ def record(requested: str, executed: str, status: str = "ok") -> dict:
         "unstable": False,
         "throughput": {"samples_per_s": 109.6},
         "accuracy": {"verdict": "pass"},
-    }  # fmt: skip
+    }
 
 
 def test_a_precision_mismatch_shows_request_and_execution() -> None:
@@ -33,8 +39,13 @@ def test_a_matching_precision_is_shown_once() -> None:
 
 
 def test_a_skipped_cell_shows_its_reason() -> None:
-    skipped = {**record("fp32", "fp32", "skipped"), "executed": None, "latency_ms": None,
-               "throughput": None, "accuracy": None}  # fmt: skip
+    skipped = {
+        **record("fp32", "fp32", "skipped"),
+        "executed": None,
+        "latency_ms": None,
+        "throughput": None,
+        "accuracy": None,
+    }
     (row,) = summary_rows([skipped])
     assert row[COLUMNS.index("status")] == "skipped: no GPU"
     assert row[COLUMNS.index("median ms")] == "-"

@@ -58,6 +58,16 @@ def test_no_samples_raises() -> None:
 def test_to_dict_has_every_field() -> None:
     data = Summary.from_ns([1_000_000, 3_000_000]).to_dict()
     assert set(data) == {
-        "count", "min", "mean", "median", "p90", "p95", "p99", "max", "stdev", "cv", "iqr"
-    }  # fmt: skip
+        "count",
+        "min",
+        "mean",
+        "median",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "stdev",
+        "cv",
+        "iqr",
+    }
     assert data["mean"] == 2.0

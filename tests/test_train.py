@@ -82,9 +82,16 @@ def test_a_segmentation_model_trains_on_per_pixel_targets() -> None:
 
 
 def test_the_plan_skips_train_cells_other_runtimes_and_precisions_cannot_run() -> None:
-    config = config_from_dict({"suite": {
-        "models": ["mlp"], "runtimes": ["pytorch", "onnxruntime"], "scenarios": ["train"],
-        "precisions": ["fp32", "int8"]}})  # fmt: skip
+    config = config_from_dict(
+        {
+            "suite": {
+                "models": ["mlp"],
+                "runtimes": ["pytorch", "onnxruntime"],
+                "scenarios": ["train"],
+                "precisions": ["fp32", "int8"],
+            }
+        }
+    )
     planned = {
         p.cell.key: p.skip_reason for p in expand(config, [ModelRequest("mlp", "zoo", "mlp")])
     }
@@ -111,8 +118,12 @@ def test_cli_runs_a_lenet5_train_cell(tmp_path: Path, cache_dir: Path) -> None:
     env = {**os.environ, "DEPLOYBENCH_CACHE_DIR": str(cache_dir)}
     proc = subprocess.run(
         [sys.executable, "cli.py", "run", "--config", str(suite), "--no-progress", "--hw", XEON_HW],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run_dir,) = (tmp_path / "results").iterdir()
     (record,) = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
@@ -129,7 +140,10 @@ def test_cli_runs_a_lenet5_train_cell(tmp_path: Path, cache_dir: Path) -> None:
 def test_cli_run_with_a_missing_hw_directory_fails_before_running(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "cli.py", "run", "--hw", str(tmp_path), "--results-dir", str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "has no hw.json" in proc.stderr
     assert list(tmp_path.iterdir()) == []

@@ -64,11 +64,16 @@ def test_build_flags_for_8_6() -> None:
     flags = build_flags(V86, Path("m.onnx"), Path("m.engine"), plan(), Path("t.cache"))
     assert flags[:2] == ["--onnx=m.onnx", "--saveEngine=m.engine"]
     for flag in (
-        "--skipInference", "--memPoolSize=workspace:1024", "--fp16", "--noTF32",
-        "--minShapes=input:1x1x32x32", "--optShapes=input:2x1x32x32",
-        "--maxShapes=input:8x1x32x32", "--timingCacheFile=t.cache",
+        "--skipInference",
+        "--memPoolSize=workspace:1024",
+        "--fp16",
+        "--noTF32",
+        "--minShapes=input:1x1x32x32",
+        "--optShapes=input:2x1x32x32",
+        "--maxShapes=input:8x1x32x32",
+        "--timingCacheFile=t.cache",
         "--profilingVerbosity=detailed",
-    ):  # fmt: skip
+    ):
         assert flag in flags
     assert "--stronglyTyped" not in flags and "--buildOnly" not in flags
 
@@ -91,9 +96,15 @@ def test_run_flags_per_version() -> None:
     run = RunSettings({"input": (2, 1, 32, 32)}, streams=3, cuda_graph=True, data_transfers=False)
     flags = run_flags(V103, Path("e"), run, StopRule(0.5, 10), StopRule(2.2, 50))
     for flag in (
-        "--loadEngine=e", "--shapes=input:2x1x32x32", "--warmUp=500", "--iterations=50",
-        "--duration=3", "--infStreams=3", "--useCudaGraph", "--noDataTransfers",
-    ):  # fmt: skip
+        "--loadEngine=e",
+        "--shapes=input:2x1x32x32",
+        "--warmUp=500",
+        "--iterations=50",
+        "--duration=3",
+        "--infStreams=3",
+        "--useCudaGraph",
+        "--noDataTransfers",
+    ):
         assert flag in flags
     assert "--infStreams=3" in run_flags(V86, Path("e"), run, StopRule(0.5, 10), StopRule(2, 50))
     older = run_flags(TrtVersion(8, 5, 2), Path("e"), run, StopRule(0.5, 10), StopRule(2, 50))

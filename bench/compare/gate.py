@@ -17,8 +17,18 @@ FIXED = "fixed"  # failed in the baseline, runs now
 NEW, MISSING = "new", "missing"
 STILL_FAILING, SKIPPED = "still failing", "skipped"
 
-ORDER = (FAILED, REGRESSED, INCONCLUSIVE, IMPROVED, UNCHANGED, FIXED, NEW, MISSING,
-         STILL_FAILING, SKIPPED)  # fmt: skip
+ORDER = (
+    FAILED,
+    REGRESSED,
+    INCONCLUSIVE,
+    IMPROVED,
+    UNCHANGED,
+    FIXED,
+    NEW,
+    MISSING,
+    STILL_FAILING,
+    SKIPPED,
+)
 """Cell verdicts, worst first."""
 GATE_FAILS = (FAILED, REGRESSED)
 _RAN = "ok"
@@ -129,9 +139,12 @@ def compare(
 
 
 def _compare_cell(
-    base: CellRuns | None, current: CellRuns | None, thresholds: Thresholds, alpha: float,
+    base: CellRuns | None,
+    current: CellRuns | None,
+    thresholds: Thresholds,
+    alpha: float,
     seed: int,
-) -> CellComparison:  # fmt: skip
+) -> CellComparison:
     either = current or base
     assert either is not None
     if base is None:
@@ -191,10 +204,20 @@ def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:
         verdict, note = UNCHANGED, f"accuracy {was} → {now}" if was != now else None
     ratio = error_b / error_a if error_a > 0 else (1.0 if error_b == 0 else float("inf"))
     return Change(
-        metric=ACCURACY, baseline=error_a, current=error_b, ratio=ratio, ci_low=None,
-        ci_high=None, p_value=None, n_baseline=1, n_current=1, threshold=0.0,
-        higher_is_worse=True, verdict=verdict, note=note,
-    )  # fmt: skip
+        metric=ACCURACY,
+        baseline=error_a,
+        current=error_b,
+        ratio=ratio,
+        ci_low=None,
+        ci_high=None,
+        p_value=None,
+        n_baseline=1,
+        n_current=1,
+        threshold=0.0,
+        higher_is_worse=True,
+        verdict=verdict,
+        note=note,
+    )
 
 
 def _cell_verdict(changes: list[Change]) -> str:

@@ -58,7 +58,7 @@ METRICS: dict[str, Metric] = {
             False,
             _field("throughput", "samples_per_s"),
             ("throughput", "train"),
-        ),  # fmt: skip
+        ),
         Metric("peak_memory", "peak memory", "MB", True, _field("memory", "peak_rss_mb")),
         Metric(
             "device_memory",
@@ -66,7 +66,7 @@ METRICS: dict[str, Metric] = {
             "MB",
             True,
             _field("device_metrics", "peak_allocated_mb"),
-        ),  # fmt: skip
+        ),
         Metric("energy", "energy per sample", "J", True, _field("power", "j_per_sample")),
     )
 }

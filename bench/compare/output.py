@@ -20,8 +20,17 @@ from bench.compare.stats import Change
 from bench.report import markdown_table
 
 COLUMNS = (
-    "verdict", "cell", "metric", "runs", "baseline", "current", "change", "95% CI", "p", "note"
-)  # fmt: skip
+    "verdict",
+    "cell",
+    "metric",
+    "runs",
+    "baseline",
+    "current",
+    "change",
+    "95% CI",
+    "p",
+    "note",
+)
 
 
 def rows(comparison: Comparison) -> list[list[str]]:

@@ -56,8 +56,10 @@ class Change:
         """The fields, with a non-finite figure (a ratio over a zero baseline) as None, so
         that the JSON output stays standard JSON."""
         fields = {**asdict(self), "worse_by": self.worse_by}
-        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                for k, v in fields.items()}  # fmt: skip
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in fields.items()
+        }
 
 
 def worse_factor(ratio: float, higher_is_worse: bool) -> float:
@@ -102,10 +104,15 @@ def assess(
     base_median, current_median = float(np.median(a)), float(np.median(b))
     ratio = _ratio(current_median, base_median)
     common = dict(
-        metric=metric, baseline=base_median, current=current_median, ratio=ratio,
-        n_baseline=a.size, n_current=b.size, threshold=threshold,
+        metric=metric,
+        baseline=base_median,
+        current=current_median,
+        ratio=ratio,
+        n_baseline=a.size,
+        n_current=b.size,
+        threshold=threshold,
         higher_is_worse=higher_is_worse,
-    )  # fmt: skip
+    )
     worse = worse_factor(ratio, higher_is_worse)
     band = (1.0 / (1.0 + threshold), 1.0 + threshold)
     if not enough_repetitions(a.size, b.size, alpha):
@@ -115,9 +122,13 @@ def assess(
             "run both sides with --repeat 5 or more"
         )
         return Change(
-            **common, ci_low=None, ci_high=None, p_value=None,
-            verdict=INCONCLUSIVE, note=note if not within else f"{note} (change within threshold)",
-        )  # fmt: skip
+            **common,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            verdict=INCONCLUSIVE,
+            note=note if not within else f"{note} (change within threshold)",
+        )
     ci_low, ci_high = ratio_interval(a, b, seed)
     p_value = float(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
     if math.isnan(p_value):  # every value equal on both sides
@@ -152,9 +163,14 @@ def ratio_interval(baseline: np.ndarray, current: np.ndarray, seed: int = 0) -> 
             return np.median(b, axis=axis) / np.median(a, axis=axis)
 
     result = stats.bootstrap(
-        (baseline, current), statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
-        method="percentile", vectorized=True, random_state=np.random.default_rng(seed),
-    )  # fmt: skip
+        (baseline, current),
+        statistic,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

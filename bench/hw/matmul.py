@@ -12,9 +12,13 @@ from bench.hw.records import HwRecord, matmul_flops, rates
 
 MATMUL_DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "int8")
 _TORCH_DTYPES = {
-    "fp64": "float64", "fp32": "float32", "tf32": "float32", "fp16": "float16",
-    "bf16": "bfloat16", "int8": "int8",
-}  # fmt: skip
+    "fp64": "float64",
+    "fp32": "float32",
+    "tf32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "int8": "int8",
+}
 CPU_INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni", "asimddp", "i8mm")
 """CPU instructions that give torch._int_mm (through oneDNN) a real int8 GEMM."""
 CPU_LOW_PRECISION_FLAGS = ("avx512_fp16", "amx_fp16", "avx512_bf16", "amx_bf16", "fphp", "bf16")
@@ -116,6 +120,13 @@ def measure_matmul(
         details["threads"] = torch.get_num_threads()
         details["cpu_flags"] = sorted(cpu_flags() & set(CPU_LOW_PRECISION_FLAGS + CPU_INT8_FLAGS))
     return HwRecord(
-        "matmul", str(device), dtype, size, unit, repeats=len(seconds), work=work,
-        details=details, **rates(work, seconds, 1e12),
-    )  # fmt: skip
+        "matmul",
+        str(device),
+        dtype,
+        size,
+        unit,
+        repeats=len(seconds),
+        work=work,
+        details=details,
+        **rates(work, seconds, 1e12),
+    )

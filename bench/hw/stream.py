@@ -94,8 +94,12 @@ def stream_plan(torch: Any, device: Any, requested_mib: int | None) -> dict[str,
         cache = getattr(props, "L2_cache_size", None) or None
         free, _ = torch.cuda.mem_get_info(device)
         size, notes = array_bytes(cache, free, GPU_MIN_ARRAY_BYTES, requested)
-        return {"cache_bytes": cache, "cache_source": "L2 (CUDA)", "array_bytes": size,
-                "notes": notes}  # fmt: skip
+        return {
+            "cache_bytes": cache,
+            "cache_source": "L2 (CUDA)",
+            "array_bytes": size,
+            "notes": notes,
+        }
     cache, source = llc_bytes()
     size, notes = array_bytes(cache, psutil.virtual_memory().available, MIN_ARRAY_BYTES, requested)
     return {"cache_bytes": cache, "cache_source": source, "array_bytes": size, "notes": notes}
@@ -135,7 +139,7 @@ def measure_stream(torch: Any, device: Any, plan: dict[str, Any], ntimes: int) -
             work=stream_bytes(name, elements),
             details={**details, "arrays": STREAM_ARRAYS[name]},
             **rates(stream_bytes(name, elements), seconds[name], 1e9),
-        )  # fmt: skip
+        )
         for name in kernels
     ]
 
@@ -167,6 +171,6 @@ def measure_transfer(torch: Any, device: Any, nbytes: int, repeats: int) -> list
                 work=nbytes,
                 details={"host_memory": "pinned"},
                 **rates(nbytes, seconds, 1e9),
-            )  # fmt: skip
+            )
         )
     return records

@@ -8,8 +8,12 @@ from rich.table import Table
 from bench.hw.records import HwRecord
 
 COLUMNS = ("device", "benchmark", "what", "size", "best", "median", "min–max", "unit", "notes")
-_KINDS = {"matmul": "matrix multiply", "stream": "STREAM", "transfer": "pinned copy",
-          "device": "every benchmark"}  # fmt: skip
+_KINDS = {
+    "matmul": "matrix multiply",
+    "stream": "STREAM",
+    "transfer": "pinned copy",
+    "device": "every benchmark",
+}
 
 
 def hw_rows(records: list[HwRecord]) -> list[list[str]]:
@@ -20,12 +24,22 @@ def hw_rows(records: list[HwRecord]) -> list[list[str]]:
         if record.status != "ok":
             figures = ["-", "-", "-"]
         else:
-            figures = [_rate(record.best), _rate(record.median),
-                       f"{_rate(record.min)}–{_rate(record.max)}"]  # fmt: skip
-        rows.append([
-            record.device, _KINDS.get(record.kind, record.kind), record.name, _size(record),
-            *figures, record.unit, _notes(record),
-        ])  # fmt: skip
+            figures = [
+                _rate(record.best),
+                _rate(record.median),
+                f"{_rate(record.min)}–{_rate(record.max)}",
+            ]
+        rows.append(
+            [
+                record.device,
+                _KINDS.get(record.kind, record.kind),
+                record.name,
+                _size(record),
+                *figures,
+                record.unit,
+                _notes(record),
+            ]
+        )
     return rows
 
 

@@ -97,9 +97,12 @@ class CellPower:
             return {"source": source.name, "unavailable": self._sampler.error}
         try:
             window = window_energy(
-                self._sampler.samples, source.kind, start_ns, end_ns,
+                self._sampler.samples,
+                source.kind,
+                start_ns,
+                end_ns,
                 PEAK_SPAN_PERIODS * source.resolution_s,
-            )  # fmt: skip
+            )
         except ValueError as exc:
             return {"source": source.name, "unavailable": f"cannot cut the samples: {exc}"}
         if window.energy_j <= 0:  # a counter that did not move, or readings of 0 W
