@@ -276,7 +276,6 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 
 def _run(args: argparse.Namespace) -> int:
     from bench import app
-    from bench.hw.command import show_roofline
     from bench.roofline import check_hw_dirs
 
     console = _console()
@@ -303,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
             f"finish with: python cli.py run --resume {run.run_dir.path}"
         )
         return 130
-    show_roofline(run.run_dir.path, args.hw, console)
+    app.show_roofline(run.run_dir.path, args.hw, console)
     return code
 
 
@@ -350,7 +349,7 @@ def _hw(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from bench.hw.command import report_command
+    from bench.app import report_command
 
     return report_command(args.dirs, args.hw, args.markdown, _console())
 
@@ -366,7 +365,7 @@ def _env(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bench.errors import UserError
+    from bench.core.errors import UserError
 
     try:
         return args.handler(args)

@@ -1,7 +1,9 @@
-"""What the command line's verbs do: start or resume a run, list models and runtimes."""
+"""What the command line's verbs do: start or resume a run (with its roofline), and
+``report``, the machines side by side."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -12,20 +14,28 @@ from typing import Any
 from rich.console import Console
 
 from bench.config import BenchConfig, load_config
+from bench.core.errors import UserError
 from bench.environment import fingerprint
-from bench.errors import UserError
+from bench.machines import Machine, load_machines, machine_rows, machines_markdown, machines_table
 from bench.plan import ModelRequest, PlannedCell, expand
 from bench.power import record_end_state
 from bench.repetitions import merged
 from bench.report import speedup_markdown, speedup_table, summary_markdown, summary_table
-from bench.results import ENVIRONMENT_FILE, RUN_FILE, SPEEDUP_FILE, SUITE_FILE, RunDir
+from bench.results import (
+    ENVIRONMENT_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    SPEEDUP_FILE,
+    SUITE_FILE,
+    RunDir,
+    read_records,
+)
+from bench.roofline import find_hw, roofline_markdown, roofline_rows, roofline_table
 from bench.runner import run_suite
 from bench.speedup import speedups
 from exporters.cache import default_cache_dir
 from exporters.onnx_file import inspect_onnx, parse_shape_args
 from exporters.zoo import get_entry
-
-FAILED_STATUSES = ("failed", "crashed", "timeout")
 
 
 @dataclass
@@ -141,7 +151,7 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
         console.print(speedup_table(rows))
     if power_changes:
         console.print("power state changed during the run: " + "; ".join(power_changes))
-    return 1 if any(r["status"] in FAILED_STATUSES for r in all_records) else 0
+    return 1 if any(r.failed for r in all_records) else 0
 
 
 def _onnx_suite(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
@@ -152,3 +162,47 @@ def _onnx_suite(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any
         spec.concrete_shape({})
     leading = prepared.inputs[0].shape[0] if prepared.inputs and prepared.inputs[0].shape else 1
     return {"name": prepared.name, "batch_sizes": [int(leading)]}
+
+
+def show_roofline(run_dir: Path, hw_dirs: list[Path], console: Console) -> None:
+    """Print the roofline table of a run's cells when there are peaks for it: from
+    ``hw_dirs``, or a matching ``hw`` result beside the run (nothing printed without)."""
+    records = merged(read_records(run_dir / RESULTS_FILE))
+    environment = json.loads((run_dir / ENVIRONMENT_FILE).read_text())
+    hw = find_hw(run_dir, environment, hw_dirs)
+    rows = roofline_rows(records, hw)
+    if hw and rows:
+        console.print(roofline_table(rows, f"Roofline: {run_dir}"))
+
+
+def report_command(
+    dirs: list[Path], hw_dirs: list[Path], markdown: Path | None, console: Console
+) -> int:
+    """The machines side by side, then each machine's roofline. A machine with no ``hw``
+    figures among ``dirs`` + ``hw_dirs`` takes a matching one found beside its runs."""
+    for path in [*dirs, *hw_dirs]:
+        if not path.is_dir():
+            raise UserError(f"{path} is not a directory: pass run or hw result directories")
+    machines = load_machines([*dirs, *hw_dirs])
+    for machine in machines:
+        if not machine.hw and machine.cells:
+            machine.hw = find_hw(machine.sources[0], machine.environment, [])
+    rows = machine_rows(machines)
+    console.print(machines_table(machines, rows))
+    text = machines_markdown(machines, rows)
+    for machine in machines:
+        roofline = _machine_roofline(machine)
+        if roofline:
+            console.print(roofline_table(roofline, f"Roofline: {machine.label}"))
+            text += f"\n## Roofline: {machine.label}\n\n{roofline_markdown(roofline)}"
+    if markdown is not None:
+        try:
+            markdown.write_text(text)
+        except OSError as exc:
+            raise UserError(f"cannot write {markdown} ({exc.strerror})") from None
+        console.print(f"written: {markdown}")
+    return 0
+
+
+def _machine_roofline(machine: Machine) -> list:
+    return roofline_rows(list(machine.cells.values()), machine.hw)

@@ -8,10 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 from rich.markup import escape
 from rich.table import Table
 
-from exporters.spec import BATCH
+from bench.core.cell import Target
+from bench.core.spec import BATCH
 from exporters.zoo import ZOO, ZooEntry
 from runtimes import RUNTIMES
-from runtimes.base import Target
 
 
 def model_cost(entry: ZooEntry) -> tuple[int, int]:
@@ -76,7 +76,7 @@ def runtimes_table() -> Table:
         missing = [
             f"{kind}: {reason}"
             for kind in ("cuda", "gpu", "npu")
-            if kind in runtime.device_kinds
+            if kind in runtime.device_forms
             and not any(d.startswith(kind) for d in devices)
             and (reason := runtime.device_unavailable_reason(Target(kind, "fp32")))
         ]

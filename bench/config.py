@@ -8,41 +8,27 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
-from bench.compare.metrics import DEFAULT_ALPHA, METRICS
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.metrics import DEFAULT_ALPHA, METRICS
+from bench.core.settings import MeasureConfig, RuntimeSettings, Strict
+from runtimes import RUNTIMES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 (JetPack 6)
     import tomli as tomllib
 
-_DEVICE = re.compile(
-    r"^(cpu|cuda(:\d+)?|dla(:\d+)?|gpu(\.\d+)?|npu|myriad|hddl|(auto|hetero|multi):[a-z0-9.,]+|auto)$"
-)
-DEVICE_FORMS = (
-    "cpu, cuda, cuda:N, gpu, gpu.N, npu, auto, auto:D1,D2, hetero:D1,D2, multi:D1,D2, dla:N"
-)
+_FORMS = {
+    kind: form for runtime in RUNTIMES.values() for kind, form in runtime.device_forms.items()
+}
+"""Every device kind some runtime accepts (``Runtime.device_forms``), and its forms."""
+_DEVICE = re.compile("^(" + "|".join(pattern for pattern, _ in _FORMS.values()) + ")$")
+DEVICE_FORMS = ", ".join(text for _, text in _FORMS.values())
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MeasureConfig(_Strict):
-    """When warm-up and measurement end: both a minimum time and a minimum count, with a
-    cap on the measured time so that a very slow cell still ends."""
-
-    warmup_s: float = Field(1.0, ge=0)
-    warmup_min_iters: int = Field(10, ge=0)
-    min_duration_s: float = Field(3.0, ge=0)
-    min_iters: int = Field(50, ge=1)
-    max_duration_s: float = Field(60.0, gt=0)
-    cv_threshold: float = Field(0.10, gt=0)
-
-
-class SuiteConfig(_Strict):
+class SuiteConfig(Strict):
     """The matrix of cells and how each cell's worker runs."""
 
     name: str = "default"
@@ -95,70 +81,22 @@ class SuiteConfig(_Strict):
         return list(dict.fromkeys(value))
 
 
-class OnnxRuntimeOptions(_Strict):
-    """ONNX Runtime settings. On a CUDA device ``tensorrt = true`` puts the TensorRT
-    execution provider before CUDA's (engines cached under the cache dir unless
-    ``trt_engine_cache`` is off); ``io_binding`` keeps inputs and outputs on the device in
-    the timed loop (device-resident timing; the copies are left out)."""
+class _RuntimeTables(Strict):
+    """``[runtime.<name>]``: one table per registered runtime, its own options model."""
 
-    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
-    tensorrt: bool = False
-    trt_engine_cache: bool = True
-    trt_workspace_mb: int = Field(1024, ge=1)
-    io_binding: bool = True
+    def of(self, runtime: str) -> RuntimeSettings:
+        """The options of ``runtime`` (a registered name)."""
+        return getattr(self, runtime)
 
 
-class PyTorchOptions(_Strict):
-    """PyTorch settings: NHWC memory format for 4-d inputs, ``torch.compile`` (a mode name,
-    or none), and CUDA graphs for the timed loop (CUDA devices only)."""
-
-    channels_last: bool = False
-    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
-    cuda_graphs: bool = False
+RuntimeOptions = create_model(
+    "RuntimeOptions",
+    __base__=_RuntimeTables,
+    **{name: (runtime.options, runtime.options()) for name, runtime in RUNTIMES.items()},
+)
 
 
-class TensorRTOptions(_Strict):
-    """TensorRT settings. ``driver``: the Python API when importable, else the trtexec
-    binary (``auto``), or one of them. ``typing``: ``weak`` sets precision with builder flags
-    (TensorRT 8.6 and 10.x), ``strong`` builds a strongly typed network from a graph already
-    in the cell's precision (the only way from TensorRT 11 on); ``auto`` takes builder flags
-    where the installed version has them. ``data_transfers`` puts the host↔device copies in
-    each timed request (trtexec's "Latency", split into H2D, compute and D2H); off (as for
-    PyTorch and ONNX Runtime's IO binding), inputs and outputs stay on the device."""
-
-    driver: Literal["auto", "python", "trtexec"] = "auto"
-    typing: Literal["auto", "weak", "strong"] = "auto"
-    workspace_mb: int = Field(4096, ge=1)
-    builder_optimization_level: int | None = Field(None, ge=0, le=5)
-    tf32: bool = False
-    timing_cache: bool = True
-    engine_cache: bool = True
-    cuda_graph: bool = False
-    data_transfers: bool = False
-    gpu_fallback: bool = True
-    trtexec_path: str | None = None
-
-
-class OpenVinoOptions(_Strict):
-    """OpenVINO compile settings. ``performance_hint = "auto"`` takes the scenario's hint
-    (LATENCY for latency, THROUGHPUT for throughput); None leaves a setting to the plugin."""
-
-    performance_hint: Literal["auto", "latency", "throughput", "cumulative_throughput"] = "auto"
-    execution_mode: Literal["performance", "accuracy"] = "performance"
-    num_streams: int | Literal["auto"] | None = None
-    enable_hyper_threading: bool | None = None
-    enable_cpu_pinning: bool | None = None
-    model_cache: bool = True
-
-
-class RuntimeOptions(_Strict):
-    onnxruntime: OnnxRuntimeOptions = OnnxRuntimeOptions()
-    pytorch: PyTorchOptions = PyTorchOptions()
-    openvino: OpenVinoOptions = OpenVinoOptions()
-    tensorrt: TensorRTOptions = TensorRTOptions()
-
-
-class CompareConfig(_Strict):
+class CompareConfig(Strict):
     """The regression gate (``compare``): a change counts when it is significant at
     ``alpha`` and larger than its metric's threshold (a fraction: 0.05 = 5%)."""
 
@@ -178,7 +116,7 @@ class CompareConfig(_Strict):
         return value
 
 
-class BenchConfig(_Strict):
+class BenchConfig(Strict):
     """A whole ``bench.toml`` after a profile has been applied."""
 
     suite: SuiteConfig = SuiteConfig()

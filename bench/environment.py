@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -12,22 +14,13 @@ from typing import Any
 
 import psutil
 
-from bench.devices import cuda_devices
+from bench.core.devices import cuda_devices
 from bench.power import power_fingerprint
+from runtimes import RUNTIMES
 
-LIBRARIES = (
-    "deploybench",
-    "numpy",
-    "torch",
-    "torchvision",
-    "onnx",
-    "onnxscript",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "openvino",
-    "tensorrt",
-    "nvidia-ml-py",
-)
+LIBRARIES = ("deploybench", "numpy", "torch", "torchvision", "onnx", "onnxscript", "nvidia-ml-py")
+"""What every run stands on (torch exports the reference models); each runtime adds its
+own (``Runtime.libraries``)."""
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -75,7 +68,8 @@ def cpu_model() -> str:
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries whose version changes the numbers."""
     versions = {}
-    for name in LIBRARIES:
+    runtime_libraries = [name for runtime in RUNTIMES.values() for name in runtime.libraries]
+    for name in dict.fromkeys([*LIBRARIES, *runtime_libraries]):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -105,3 +99,16 @@ def _max_mhz() -> float | None:
     except (NotImplementedError, FileNotFoundError):
         return None
     return frequency.max if frequency and frequency.max else None
+
+
+def machine_id(environment: dict[str, Any]) -> str:
+    """A short hash of the hardware in an environment fingerprint: CPU model, usable
+    cores, memory (GiB, rounded) and GPU models. Software versions do not count."""
+    cpu = environment.get("cpu") or {}
+    identity = [
+        cpu.get("model"),
+        cpu.get("usable_cores") or cpu.get("logical_cores"),
+        round(environment.get("memory_gib") or 0),
+        sorted(str(gpu.get("name")) for gpu in environment.get("gpus") or []),
+    ]
+    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:12]

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from bench.errors import Unavailable, UserError
+from bench.core.errors import Unavailable, UserError
 
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -24,18 +23,18 @@ class WorkerOutcome:
     ``crashed`` (died without answering) or ``timeout``."""
 
     status: str
-    payload: dict[str, Any] | None = None
+    payload: Any = None
     reason: str | None = None
+    traceback: str | None = None
 
 
-def run_in_worker(
-    func: Callable[[dict[str, Any]], dict[str, Any]], job: dict[str, Any], timeout_s: float
-) -> WorkerOutcome:
+def run_in_worker(func: Callable[[Any], Any], job: Any, timeout_s: float) -> WorkerOutcome:
     """Call ``func(job)`` in a fresh spawned process and wait at most ``timeout_s``.
 
-    ``func`` must be a module-level function and ``job`` plain data. The parent blocks on
-    the pipe and the process sentinel together; it never polls. On KeyboardInterrupt the
-    worker is killed and the interrupt goes on to the caller.
+    ``func`` must be a module-level function, and ``job`` and what ``func`` returns must
+    pickle (the typed jobs and results do); a failure's traceback comes back as text. The
+    parent blocks on the pipe and the process sentinel together; it never polls. On
+    KeyboardInterrupt the worker is killed and the interrupt goes on to the caller.
     """
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     process = _CONTEXT.Process(target=_child, args=(sender, func, job), daemon=True)
@@ -45,12 +44,12 @@ def run_in_worker(
         ready = wait([receiver, process.sentinel], timeout=timeout_s)
         if receiver in ready:
             try:
-                status, payload, reason = receiver.recv()
+                status, payload, reason, trace = receiver.recv()
             except EOFError:
                 process.join()
                 return WorkerOutcome("crashed", reason=_death_reason(process.exitcode))
             process.join(timeout=30)
-            return WorkerOutcome(status, payload, reason)
+            return WorkerOutcome(status, payload, reason, trace)
         if process.sentinel in ready:
             process.join()
             return WorkerOutcome("crashed", reason=_death_reason(process.exitcode))
@@ -62,19 +61,18 @@ def run_in_worker(
         receiver.close()
 
 
-def _child(sender: Connection, func: Callable[[dict], dict], job: dict) -> None:
+def _child(sender: Connection, func: Callable[[Any], Any], job: Any) -> None:
     # Ctrl-C is the parent's to handle: it kills this worker and keeps what was measured.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    job = {**job, "worker_started_at": time.time()}
     try:
-        message = ("ok", func(job), None)
+        message = ("ok", func(job), None, None)
     except UserError as exc:
-        message = ("error", None, str(exc))
+        message = ("error", None, str(exc), None)
     except Unavailable as exc:
-        message = ("skipped", None, str(exc))
+        message = ("skipped", None, str(exc), None)
     except Exception as exc:  # any failure of the measured code is a result, not a crash
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        message = ("failed", {"traceback": traceback.format_exc()}, reason)
+        message = ("failed", None, reason, traceback.format_exc())
     sender.send(message)
     sender.close()
 

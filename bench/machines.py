@@ -5,7 +5,6 @@ low-precision speedups and energy per inference where measured."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,9 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.record import CellRecord
+from bench.environment import machine_id
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.repetitions import merged
 from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
@@ -28,19 +29,6 @@ _SCENARIOS = {
 _PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
-def machine_id(environment: dict[str, Any]) -> str:
-    """A short hash of the hardware in an environment fingerprint: CPU model, usable
-    cores, memory (GiB, rounded) and GPU models. Software versions do not count."""
-    cpu = environment.get("cpu") or {}
-    identity = [
-        cpu.get("model"),
-        cpu.get("usable_cores") or cpu.get("logical_cores"),
-        round(environment.get("memory_gib") or 0),
-        sorted(str(gpu.get("name")) for gpu in environment.get("gpus") or []),
-    ]
-    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:12]
-
-
 @dataclass
 class Machine:
     """Everything the given directories hold about one machine."""
@@ -49,14 +37,14 @@ class Machine:
     environment: dict[str, Any]
     sources: list[Path] = field(default_factory=list)
     hw: list[HwRecord] = field(default_factory=list)
-    cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cells: dict[str, CellRecord] = field(default_factory=dict)
     label: str = ""
 
     @property
     def primary(self) -> str:
         """The device compared: the first CUDA device with a figure, else the CPU."""
         devices = [r.device for r in self.hw if r.status == "ok"]
-        devices += [c["cell"]["device"] for c in self.cells.values() if c["status"] == "ok"]
+        devices += [c.cell.device for c in self.cells.values() if c.ok]
         return next((d for d in devices if d.startswith("cuda")), "cpu")
 
 
@@ -81,9 +69,9 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
         machine.sources.append(path)
         machine.hw.extend(hw)
         for record in merged(read_records(path / RESULTS_FILE)):  # run --repeat: one per cell
-            held = machine.cells.get(record["key"])
-            if held is None or record["status"] == "ok" or held["status"] != "ok":
-                machine.cells[record["key"]] = record
+            held = machine.cells.get(record.key)
+            if held is None or record.ok or not held.ok:
+                machine.cells[record.key] = record
     labels: dict[str, int] = {}
     for machine in machines.values():
         base = _label(machine.environment)
@@ -187,16 +175,16 @@ def _num(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _chosen_cells(machine: Machine) -> dict[tuple, dict[str, Any]]:
+def _chosen_cells(machine: Machine) -> dict[tuple, CellRecord]:
     """One ok cell per (model, runtime, batch, scenario, precision), from the compared
     device when it has one."""
-    chosen: dict[tuple, dict[str, Any]] = {}
+    chosen: dict[tuple, CellRecord] = {}
     for record in machine.cells.values():
-        cell = record["cell"]
-        if record["status"] != "ok":
+        cell = record.cell
+        if not record.ok:
             continue
-        key = (cell["model"], cell["runtime"], cell["batch"], cell["scenario"], cell["precision"])
-        if key not in chosen or cell["device"] == machine.primary:
+        key = (cell.model, cell.runtime, cell.batch, cell.scenario, cell.precision)
+        if key not in chosen or cell.device == machine.primary:
             chosen[key] = record
     return chosen
 
@@ -210,7 +198,7 @@ def _model_rows(machines: list[Machine]) -> list[Row]:
         model, runtime, batch, scenario, precision = key
         name = f"{model} {runtime} b{batch} {_SCENARIOS.get(scenario, scenario)} {precision}"
         records = [c.get(key) for c in chosen]
-        samples = [(r.get("throughput") or {}).get("samples_per_s") if r else None for r in records]
+        samples = [r.samples_per_s if r else None for r in records]
         texts = [
             _num(v) + _elsewhere(r, m) if v else ABSENT
             for v, r, m in zip(samples, records, machines, strict=True)
@@ -222,7 +210,7 @@ def _model_rows(machines: list[Machine]) -> list[Row]:
             texts = [_speedup_text(s) for s in found]
             rows.append(Row(f"{name} speedup over fp32", texts, values))
         if scenario != "train":
-            energy = [_energy(r) for r in records]
+            energy = [r.j_per_sample if r else None for r in records]
             energy_rows.append(Row(f"{name} J/inference", [_num(e) for e in energy], energy))
     measured = [row for row in energy_rows if any(v is not None for v in row.values)]
     if energy_rows and not measured:
@@ -253,16 +241,9 @@ def _speedup_text(row: Any) -> str:
     return "accuracy failed" if row.verdict == "accuracy failed" else f"{row.speedup:.2f}x"
 
 
-def _elsewhere(record: dict[str, Any] | None, machine: Machine) -> str:
-    device = record["cell"]["device"] if record else machine.primary
+def _elsewhere(record: CellRecord | None, machine: Machine) -> str:
+    device = record.cell.device if record else machine.primary
     return "" if device == machine.primary else f" ({device})"
-
-
-def _energy(record: dict[str, Any] | None) -> float | None:
-    """Joules per inference (per sample) from a cell's ``power`` figures (bench.power),
-    when it measured power."""
-    value = ((record or {}).get("power") or {}).get("j_per_sample")
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def machines_table(machines: list[Machine], rows: list[Row]) -> Table:

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.config import BenchConfig
+from bench.core.cell import Cell
 from runtimes import get_runtime
-from runtimes.base import Target
 from runtimes.pytorch_train import train_unavailable_reason
 
 
@@ -26,7 +26,7 @@ class ModelRequest:
 
     @property
     def source(self) -> str:
-        """The ``PreparedModel.source`` this request leads to (see exporters.spec)."""
+        """The ``PreparedModel.source`` this request leads to (see bench.core.spec)."""
         return "" if self.kind == "onnx" else f"{self.kind}:{self.ref}"
 
     def to_dict(self) -> dict:
@@ -44,31 +44,6 @@ class ModelRequest:
     @classmethod
     def user_factory(cls, factory: str, shapes: dict[str, tuple[int, ...]]) -> ModelRequest:
         return cls(factory.rsplit(":", 1)[-1], "factory", factory, shapes)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One measurement: the unit of results, comparison and resumption."""
-
-    model: str
-    runtime: str
-    device: str
-    precision: str
-    batch: int
-    scenario: str
-
-    @property
-    def key(self) -> str:
-        return "/".join(
-            (self.model, self.runtime, self.device, self.precision, f"b{self.batch}", self.scenario)
-        )
-
-    @property
-    def target(self) -> Target:
-        return Target(self.device, self.precision)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "key": self.key}
 
 
 @dataclass(frozen=True)

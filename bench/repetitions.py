@@ -3,24 +3,23 @@ record per cell for the summary and speedup tables."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from bench.stats import Summary
+from bench.core.record import CellRecord, RepetitionSummary, Throughput
+from bench.core.stats import Summary
 
 
-def by_key(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def by_key(records: list[CellRecord]) -> dict[str, list[CellRecord]]:
     """Each cell's records in repetition order, cells in the order they first appear."""
-    grouped: dict[str, list[dict[str, Any]]] = {}
+    grouped: dict[str, list[CellRecord]] = {}
     for record in records:
-        grouped.setdefault(record["key"], []).append(record)
+        grouped.setdefault(record.key, []).append(record)
     for group in grouped.values():
-        group.sort(key=lambda r: r.get("repetition", 0))
+        group.sort(key=lambda r: r.repetition)
     return grouped
 
 
-def merged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merged(records: list[CellRecord]) -> list[CellRecord]:
     """One record per cell. A cell with one record is returned as it is. For several, the
     latency summary and raw times pool every repetition's times, throughput is the median
     of the repetitions' figures, and ``repetitions`` holds each one's median and status;
@@ -31,43 +30,39 @@ def merged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_merge(group) if len(group) > 1 else group[0] for group in by_key(records).values()]
 
 
-def status_of(group: list[dict[str, Any]]) -> tuple[str, str | None]:
+def status_of(group: list[CellRecord]) -> tuple[str, str | None]:
     """A cell's status over its repetitions: ``ok`` only when every one ran; else the
     first other status, its reason prefixed with how many repetitions had such a status."""
-    bad = [r for r in group if r["status"] != "ok"]
+    bad = [r for r in group if not r.ok]
     if not bad:
         return "ok", None
     first = bad[0]
     if len(group) == 1:
-        return first["status"], first.get("reason")
-    return first[
-        "status"
-    ], f"{len(bad)}/{len(group)} repetitions {first['status']}: {first.get('reason')}"
+        return first.status, first.reason
+    return first.status, f"{len(bad)}/{len(group)} repetitions {first.status}: {first.reason}"
 
 
-def _merge(group: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in group if r["status"] == "ok"]
-    by_median = sorted(ok, key=lambda r: (r.get("latency_ms") or {}).get("median") or 0.0)
-    merged_record = dict(by_median[len(by_median) // 2] if ok else group[0])
-    merged_record["repetitions"] = [
-        {
-            "repetition": r.get("repetition", 0),
-            "status": r["status"],
-            "median_ms": (r.get("latency_ms") or {}).get("median"),
-        }
-        for r in group
-    ]
-    merged_record["status"], merged_record["reason"] = status_of(group)
-    if ok:
-        times = [t for r in ok for t in r.get("raw_times_ms") or []]
-        if times:
-            merged_record["raw_times_ms"] = times
-            merged_record["latency_ms"] = Summary.from_ms(times).to_dict()
-        rates = [(r.get("throughput") or {}).get("samples_per_s") for r in ok]
-        rates = [x for x in rates if x is not None]
-        if rates:
-            merged_record["throughput"] = {
-                **(ok[0].get("throughput") or {}),
-                "samples_per_s": float(np.median(rates)),
-            }
-    return merged_record
+def _merge(group: list[CellRecord]) -> CellRecord:
+    ok = [r for r in group if r.ok]
+    by_median = sorted(ok, key=lambda r: r.median_ms or 0.0)
+    status, reason = status_of(group)
+    update: dict = {
+        "status": status,
+        "reason": reason,
+        "repetitions": [
+            RepetitionSummary(repetition=r.repetition, status=r.status, median_ms=r.median_ms)
+            for r in group
+        ],
+    }
+    times = [t for r in ok for t in r.raw_times_ms or []]
+    if times:
+        update["raw_times_ms"] = times
+        update["latency_ms"] = Summary.from_ms(times)
+    rates = [r.samples_per_s for r in ok if r.samples_per_s is not None]
+    if rates:
+        throughput = ok[0].throughput or Throughput()
+        update["throughput"] = throughput.model_copy(
+            update={"samples_per_s": float(np.median(rates))}
+        )
+    middle = by_median[len(by_median) // 2] if ok else group[0]
+    return middle.model_copy(update=update)

@@ -1,88 +1,42 @@
-"""The summary table printed after a run, and the same table as Markdown (report.md)."""
+"""The summary table printed after a run, and the same table as Markdown (report.md).
+
+Every column is a field of the cell record (bench.core.record), computed where that
+field is made: ``median ms``, ``p99 ms`` and ``CV`` are ``latency_ms`` (bench.core.stats
+``Summary``, from the raw per-request times of the measured window; pooled over
+repetitions by bench.repetitions), ``samples/s`` is ``throughput.samples_per_s``
+(``Throughput.of``: samples ÷ the window's wall time), ``accuracy`` is
+``accuracy.verdict`` (bench.accuracy), ``avg W`` and ``J/sample`` are ``power``
+(bench.power.meter), and ``target`` is the cell beside ``executed`` (read back from the
+runtime).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.markup import escape
 from rich.table import Table
 
+from bench.core.record import CellRecord
 from bench.speedup import Speedup
 
-COLUMNS = (
-    "model",
-    "runtime",
-    "target",
-    "scenario",
-    "median ms",
-    "p99 ms",
-    "CV",
-    "samples/s",
-    "accuracy",
-    "status",
-)
-_NUMERIC = ("median ms", "p99 ms", "CV", "samples/s", "avg W", "J/sample")
-POWER_COLUMNS = ("avg W", "J/sample")
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the summary table: its heading, its text for a cell's record, and
+    whether it holds a figure (right-aligned)."""
+
+    name: str
+    text: Callable[[CellRecord], str]
+    figure: bool = False
 
 
-def summary_rows(records: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per cell: what ran (executed device and precision, with the request beside
-    it when they differ), scenario and batch, latency median and p99, CV, throughput and
-    accuracy verdict and status. An unstable cell's CV carries a '!'."""
-    rows = []
-    for record in records:
-        cell = record["cell"]
-        executed = record.get("executed") or {}
-        latency = record.get("latency_ms") or {}
-        throughput = (record.get("throughput") or {}).get("samples_per_s")
-        rows.append(
-            [
-                cell["model"],
-                cell["runtime"],
-                _requested_vs_executed(cell["device"], executed.get("device"))
-                + " "
-                + _requested_vs_executed(cell["precision"], executed.get("precision")),
-                f"{cell['scenario']} b{cell['batch']}" + _runs(record),
-                _number(latency.get("median")),
-                _number(latency.get("p99")),
-                _cv(latency.get("cv"), record.get("unstable")),
-                _number(throughput),
-                (record.get("accuracy") or {}).get("verdict") or _loss(record),
-                _status(record),
-            ]
-        )
-    return rows
-
-
-def summary_table(records: list[dict[str, Any]], title: str) -> Table:
-    caption = (
-        "CV! = unstable (CV above the suite's cv_threshold); samples/s = samples / wall time "
-        "of the measured window; ×N = N repetitions (latency over all their times, samples/s "
-        "their median)"
-    )
-    columns, rows = with_power_columns(records, COLUMNS, summary_rows(records))
-    if columns != COLUMNS:
-        caption += "; avg W and J/sample over the same window (each cell's power.source)"
-    return _table(title, caption, columns, rows, "status")
-
-
-def summary_markdown(records: list[dict[str, Any]]) -> str:
-    return markdown_table(*with_power_columns(records, COLUMNS, summary_rows(records)))
-
-
-def with_power_columns(
-    records: list[dict[str, Any]], columns: tuple[str, ...], rows: list[list[str]]
-) -> tuple[tuple[str, ...], list[list[str]]]:
-    """``columns`` and ``rows`` with average W and energy per sample (J) put before the last
-    column, when some cell measured power; unchanged otherwise."""
-    powers = [record.get("power") or {} for record in records]
-    if not any("avg_w" in power for power in powers):
-        return columns, rows
-    added = [
-        [*row[:-1], _number(power.get("avg_w")), _number(power.get("j_per_sample")), row[-1]]
-        for row, power in zip(rows, powers, strict=True)
-    ]
-    return (*columns[:-1], *POWER_COLUMNS, columns[-1]), added
+def _target(record: CellRecord) -> str:
+    """Requested device and precision, with what ran beside each when it differs."""
+    cell, executed = record.cell, record.executed
+    device = _requested_vs_executed(cell.device, executed and executed.device)
+    return f"{device} {_requested_vs_executed(cell.precision, executed and executed.precision)}"
 
 
 def _requested_vs_executed(requested: str, executed: str | None) -> str:
@@ -105,26 +59,79 @@ def _cv(cv: float | None, unstable: bool | None) -> str:
     return f"{cv:.0%}" + ("!" if unstable else "")
 
 
-def _runs(record: dict[str, Any]) -> str:
+def _runs(record: CellRecord) -> str:
     """' ×N' for a cell merged from N repetitions (bench.repetitions)."""
-    runs = record.get("repetitions")
+    runs = record.repetitions
     return f" ×{len(runs)}" if runs else ""
 
 
-def _loss(record: dict[str, Any]) -> str:
+def _loss(record: CellRecord) -> str:
     """A train cell's loss at its first and last step (in place of an accuracy check)."""
-    training = record.get("training") or {}
-    first, last = training.get("loss_first"), training.get("loss_last")
-    if first is None or last is None:
+    training = record.training
+    if training is None or training.loss_first is None or training.loss_last is None:
         return "-"
-    return f"loss {first:.3g}→{last:.3g}"
+    return f"loss {training.loss_first:.3g}→{training.loss_last:.3g}"
 
 
-def _status(record: dict[str, Any]) -> str:
-    if record["status"] == "ok":
+def _status(record: CellRecord) -> str:
+    if record.ok:
         return "ok"
-    reason = record.get("reason") or ""
-    return f"{record['status']}: {reason}" if reason else record["status"]
+    return f"{record.status}: {record.reason}" if record.reason else record.status
+
+
+SUMMARY_COLUMNS = (
+    Column("model", lambda r: r.cell.model),
+    Column("runtime", lambda r: r.cell.runtime),
+    Column("target", _target),  # requested → executed (read back)
+    Column("scenario", lambda r: f"{r.cell.scenario} b{r.cell.batch}" + _runs(r)),
+    Column("median ms", lambda r: _number(r.median_ms), figure=True),
+    Column("p99 ms", lambda r: _number(r.latency_ms and r.latency_ms.p99), figure=True),
+    Column("CV", lambda r: _cv(r.latency_ms and r.latency_ms.cv, r.unstable), figure=True),
+    Column("samples/s", lambda r: _number(r.samples_per_s), figure=True),
+    Column("accuracy", lambda r: r.verdict or _loss(r)),
+    Column("status", _status),
+)
+POWER_COLUMNS = (
+    Column("avg W", lambda r: _number(r.power and r.power.avg_w), figure=True),
+    Column("J/sample", lambda r: _number(r.j_per_sample), figure=True),
+)
+"""Put before ``status`` when some cell measured power."""
+COLUMNS = tuple(column.name for column in SUMMARY_COLUMNS)
+_NUMERIC = tuple(c.name for c in (*SUMMARY_COLUMNS, *POWER_COLUMNS) if c.figure)
+
+
+def summary_columns(records: list[CellRecord]) -> tuple[Column, ...]:
+    """The summary's columns for ``records``: average W and energy per sample join them
+    when some cell measured power."""
+    if not any(record.power and record.power.avg_w is not None for record in records):
+        return SUMMARY_COLUMNS
+    return (*SUMMARY_COLUMNS[:-1], *POWER_COLUMNS, SUMMARY_COLUMNS[-1])
+
+
+def summary_rows(
+    records: list[CellRecord], columns: tuple[Column, ...] = SUMMARY_COLUMNS
+) -> list[list[str]]:
+    """One row per cell, a text per column. An unstable cell's CV carries a '!'."""
+    return [[column.text(record) for column in columns] for record in records]
+
+
+def summary_table(records: list[CellRecord], title: str) -> Table:
+    caption = (
+        "CV! = unstable (CV above the suite's cv_threshold); samples/s = samples / wall time "
+        "of the measured window; ×N = N repetitions (latency over all their times, samples/s "
+        "their median)"
+    )
+    columns = summary_columns(records)
+    if columns != SUMMARY_COLUMNS:
+        caption += "; avg W and J/sample over the same window (each cell's power.source)"
+    names = tuple(column.name for column in columns)
+    return _table(title, caption, names, summary_rows(records, columns), "status")
+
+
+def summary_markdown(records: list[CellRecord]) -> str:
+    columns = summary_columns(records)
+    names = tuple(column.name for column in columns)
+    return markdown_table(names, summary_rows(records, columns))
 
 
 SPEEDUP_COLUMNS = (

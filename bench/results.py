@@ -11,41 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
-from bench.plan import Cell
+from pydantic import ValidationError
 
-SCHEMA_VERSION = 1
+from bench.core.errors import UserError
+from bench.core.record import CellRecord
+
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 ENVIRONMENT_FILE = "environment.json"
 SUITE_FILE = "suite.toml"
 SPEEDUP_FILE = "speedups.json"
-
-
-def cell_result(
-    run_id: str,
-    cell: Cell,
-    status: str,
-    reason: str | None = None,
-    measured: dict[str, Any] | None = None,
-    model_info: dict[str, Any] | None = None,
-    started_at: float | None = None,
-) -> dict[str, Any]:
-    """One results.jsonl record. ``status`` is ok, skipped, failed, crashed or timeout."""
-    finished_at = time.time()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "key": cell.key,
-        "cell": cell.to_dict(),
-        "status": status,
-        "reason": reason,
-        "requested": {"precision": cell.precision, "device": cell.device},
-        "model": model_info,
-        **(measured or {}),
-        "started_at": started_at or finished_at,
-        "finished_at": finished_at,
-    }
 
 
 @dataclass(frozen=True)
@@ -92,31 +67,42 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         return json.loads((self.path / name).read_text())
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: CellRecord) -> None:
         """Append one record durably: write, flush, fsync. A torn last line (a crash
         mid-write) is ended first, so that this record stays a line of its own."""
         path = self.path / RESULTS_FILE
         torn = path.is_file() and path.stat().st_size > 0 and not _ends_with_newline(path)
+        line = json.dumps(record.to_dict(), default=str)
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(("\n" if torn else "") + json.dumps(record, default=str) + "\n")
+            handle.write(("\n" if torn else "") + line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[CellRecord]:
         """Every complete record; a torn last line (a crash mid-write) is left out."""
         return read_records(self.path / RESULTS_FILE)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a results.jsonl file, skipping lines that do not parse."""
+def read_records(path: Path) -> list[CellRecord]:
+    """The records of a results.jsonl file, skipping lines that are not JSON (a torn
+    write); UserError naming the line when one is JSON but no cell record."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
-            records.append(json.loads(line))
+            data = json.loads(line)
         except json.JSONDecodeError:
             continue
+        try:
+            records.append(CellRecord.from_dict(data))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "record"
+            raise UserError(
+                f"{path} line {number} is not a deploybench result ({where}: {problem['msg']}): "
+                "give a run's results directory"
+            ) from None
     return records
 
 

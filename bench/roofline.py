@@ -10,10 +10,11 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.record import CellRecord
+from bench.environment import machine_id
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.results import ENVIRONMENT_FILE
-from runtimes.pytorch_train import FORWARD_FLOP_FACTOR
 
 COLUMNS = (
     "model",
@@ -48,39 +49,34 @@ class RooflineRow:
     share: float | None
 
 
-def flop_factor(scenario: str) -> int:
-    """FLOPs counted per sample relative to one forward pass: 3 for a training step
-    (forward, gradients of activations and of weights), 1 for inference."""
-    return FORWARD_FLOP_FACTOR if scenario == "train" else 1
-
-
-def roofline_rows(records: list[dict[str, Any]], hw: list[HwRecord]) -> list[RooflineRow]:
-    """A row for every ok cell whose model has a FLOP count and that has a throughput."""
+def roofline_rows(records: list[CellRecord], hw: list[HwRecord]) -> list[RooflineRow]:
+    """A row for every ok cell whose model has a FLOP count and that has a throughput. A
+    training step counts ``training.flop_factor`` (3) forward passes per sample."""
     rows = []
     for record in records:
-        cell = record["cell"]
-        flops = (record.get("model") or {}).get("flops_per_sample")
-        samples = (record.get("throughput") or {}).get("samples_per_s")
-        if record["status"] != "ok" or not flops or not samples:
+        cell = record.cell
+        flops = record.model.flops_per_sample if record.model else None
+        samples = record.samples_per_s
+        if not record.ok or not flops or not samples:
             continue
-        precision = (record.get("executed") or {}).get("precision") or cell["precision"]
-        factor = flop_factor(cell["scenario"])
+        precision = record.executed_precision
+        factor = record.flop_factor
         achieved = flops * factor * samples / 1e12
-        peak = best_of(hw, "matmul", cell["device"], (precision,))
+        peak = best_of(hw, "matmul", cell.device, (precision,))
         if peak is not None and peak.best:
             note = f"n={peak.size}"
             share = achieved / peak.best
         else:
-            note = f"no {precision} matmul figure for {cell['device']}" if hw else "no hw result"
+            note = f"no {precision} matmul figure for {cell.device}" if hw else "no hw result"
             share = None
         rows.append(
             RooflineRow(
-                cell["model"],
-                cell["runtime"],
-                cell["device"],
+                cell.model,
+                cell.runtime,
+                cell.device,
                 precision,
-                cell["scenario"],
-                cell["batch"],
+                cell.scenario,
+                cell.batch,
                 samples,
                 flops,
                 factor,
@@ -103,8 +99,6 @@ def check_hw_dirs(paths: list[Path]) -> None:
 def find_hw(run_dir: Path, environment: dict[str, Any], explicit: list[Path]) -> list[HwRecord]:
     """The peaks for a run: the ``hw`` directories given (UserError if one has no hw.json),
     else the newest one beside ``run_dir`` whose machine matches ``environment``."""
-    from bench.machines import machine_id
-
     if explicit:
         check_hw_dirs(explicit)
         return [record for path in explicit for record in read_hw(path)]

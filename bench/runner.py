@@ -23,11 +23,15 @@ from rich.progress import (
 
 from bench import worker
 from bench.config import BenchConfig
-from bench.errors import UserError
+from bench.core.cell import Cell
+from bench.core.errors import UserError
+from bench.core.job import CellJob
+from bench.core.record import CellRecord, Measured, ModelInfo
+from bench.core.settings import PowerSettings
+from bench.core.spec import PreparedModel
 from bench.isolation import run_in_worker
-from bench.plan import Cell, ModelRequest, PlannedCell
-from bench.results import RunDir, cell_result
-from exporters.spec import PreparedModel
+from bench.plan import ModelRequest, PlannedCell
+from bench.results import RunDir
 from runtimes import get_runtime
 
 EXPORT_TIMEOUT_S = 1800.0
@@ -82,7 +86,7 @@ def run_suite(
     Results are appended as each cell ends; KeyboardInterrupt propagates after the current
     worker is killed, and everything appended before it stays.
     """
-    done = {(r["key"], r.get("repetition", 0)) for r in run_dir.records()}
+    done = {(r.key, r.repetition) for r in run_dir.records()}
     repeat = config.suite.repeat
     todo = [
         (rep, p)
@@ -104,12 +108,16 @@ def run_suite(
             model = prepared.get(cell.model)
             advance(label, step=0)
             if item.skip_reason is not None:
-                record = cell_result(run_dir.run_id, cell, "skipped", item.skip_reason)
+                record = CellRecord.new(
+                    run_dir.run_id, cell, "skipped", item.skip_reason, repetition=rep
+                )
             elif isinstance(model, ExportFailed):
-                record = cell_result(run_dir.run_id, cell, model.status, model.reason)
+                record = CellRecord.new(
+                    run_dir.run_id, cell, model.status, model.reason, repetition=rep
+                )
             else:
-                record = measure(cell, model, config, cache_dir, run_dir.run_id)
-            run_dir.append({**record, "repetition": rep})
+                record = measure(cell, model, config, cache_dir, run_dir.run_id, rep)
+            run_dir.append(record)
             advance(label)
 
 
@@ -133,62 +141,61 @@ def prepare(request: ModelRequest, config: BenchConfig, cache_dir: Path) -> Prep
         from exporters.onnx_file import inspect_onnx
 
         return inspect_onnx(Path(request.ref), request.shapes)
-    job = {
-        "request": request.to_dict(),
-        "batch_sizes": config.suite.batch_sizes,
-        "cache_dir": str(cache_dir),
-        "opset": config.suite.opset,
-        "seed": config.suite.seed,
-        "spawned_at": time.time(),
-    }
+    job = worker.ExportJob(
+        request,
+        tuple(config.suite.batch_sizes),
+        cache_dir,
+        config.suite.opset,
+        config.suite.seed,
+    )
     outcome = run_in_worker(worker.prepare_model, job, EXPORT_TIMEOUT_S)
     if outcome.status == "error":
         raise UserError(outcome.reason or "bad model")
     if outcome.status != "ok" or outcome.payload is None:
         status = "failed" if outcome.status == "failed" else outcome.status
         raise ExportFailed(status, f"export failed: {outcome.reason}")
-    return PreparedModel.from_dict(outcome.payload)
+    return outcome.payload
 
 
 def measure(
-    cell: Cell, prepared: PreparedModel, config: BenchConfig, cache_dir: Path, run_id: str
-) -> dict[str, Any]:
+    cell: Cell,
+    prepared: PreparedModel,
+    config: BenchConfig,
+    cache_dir: Path,
+    run_id: str,
+    repetition: int = 0,
+) -> CellRecord:
     """Measure ``cell`` in its own worker and return its results.jsonl record."""
     load = workload(config, cell)
-    options = getattr(config.runtime, cell.runtime, None)
-    job = {
-        "cell": {k: v for k, v in cell.to_dict().items() if k != "key"},
-        "model": prepared.to_dict(),
-        "measure": config.measure.model_dump(),
-        "threads": load.threads,
-        "in_flight": load.in_flight,
-        "batch_sizes": config.suite.batch_sizes,
-        "runtime_options": options.model_dump() if options is not None else {},
-        "cache_dir": str(cache_dir),
-        "power": {
-            "source": config.suite.power,
-            "sample_hz": config.suite.power_sample_hz,
-            "idle_s": config.suite.power_idle_s,
-        },
-        "spawned_at": time.time(),
-    }
+    suite = config.suite
+    job = CellJob(
+        cell=cell,
+        model=prepared,
+        measure=config.measure,
+        threads=load.threads,
+        in_flight=load.in_flight,
+        batch_sizes=tuple(suite.batch_sizes),
+        options=config.runtime.of(cell.runtime),
+        cache_dir=cache_dir,
+        power=PowerSettings(suite.power, suite.power_sample_hz, suite.power_idle_s),
+        spawned_at=time.time(),
+    )
     started_at = time.time()
-    outcome = run_in_worker(worker.measure_cell, job, config.suite.cell_timeout_s)
-    info = _model_info(prepared)
-    if outcome.status == "ok":
-        return cell_result(run_id, cell, "ok", None, outcome.payload, info, started_at)
-    status = "failed" if outcome.status == "error" else outcome.status
-    return cell_result(run_id, cell, status, outcome.reason, outcome.payload, info, started_at)
-
-
-def _model_info(prepared: PreparedModel) -> dict[str, Any]:
-    return {
-        "source": prepared.source or "onnx",
-        "task": prepared.task,
-        "params": prepared.params,
-        "flops_per_sample": prepared.flops_per_sample,
-        "onnx": str(prepared.onnx_path),
-    }
+    outcome = run_in_worker(worker.measure_cell, job, suite.cell_timeout_s)
+    info = ModelInfo(
+        source=prepared.source or "onnx",
+        task=prepared.task,
+        params=prepared.params,
+        flops_per_sample=prepared.flops_per_sample,
+        onnx=str(prepared.onnx_path),
+    )
+    status = {"ok": "ok", "error": "failed"}.get(outcome.status, outcome.status)
+    measured = outcome.payload
+    if outcome.traceback is not None:
+        measured = Measured(traceback=outcome.traceback)
+    return CellRecord.new(
+        run_id, cell, status, outcome.reason, measured, info, started_at, repetition
+    )
 
 
 @contextmanager

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bench.core.cell import Cell
+from bench.core.record import CellRecord
+
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 MAX_SAMPLES = 5000
@@ -41,49 +44,42 @@ class Speedup:
         return asdict(self)
 
 
-def speedups(records: list[dict[str, Any]], seed: int = 0) -> list[Speedup]:
+def speedups(records: list[CellRecord], seed: int = 0) -> list[Speedup]:
     """A row for every non-fp32 cell whose twin fp32 cell is in ``records``."""
-    by_key = {_twin_key(r["cell"], r["cell"]["precision"]): r for r in records}
+    by_key = {_twin_key(r.cell, r.cell.precision): r for r in records}
     rows = []
     for record in records:
-        cell = record["cell"]
-        if cell["precision"] == "fp32":
+        if record.cell.precision == "fp32":
             continue
-        base = by_key.get(_twin_key(cell, "fp32"))
+        base = by_key.get(_twin_key(record.cell, "fp32"))
         if base is None:
             continue
         rows.append(_compare(base, record, seed))
     return rows
 
 
-def _twin_key(cell: dict[str, Any], precision: str) -> tuple:
-    return (
-        cell["model"],
-        cell["runtime"],
-        cell["device"],
-        cell["batch"],
-        cell["scenario"],
-        precision,
-    )
+def _twin_key(cell: Cell, precision: str) -> tuple:
+    return (cell.model, cell.runtime, cell.device, cell.batch, cell.scenario, precision)
 
 
-def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
-    cell = low["cell"]
-    accuracy = (low.get("accuracy") or {}).get("verdict")
-    executed = (low.get("executed") or {}).get("precision")
+def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
+    cell = low.cell
     common = dict(
-        model=cell["model"],
-        runtime=cell["runtime"],
-        device=cell["device"],
-        batch=cell["batch"],
-        scenario=cell["scenario"],
-        precision=cell["precision"],
-        executed=executed,
-        accuracy=accuracy,
+        model=cell.model,
+        runtime=cell.runtime,
+        device=cell.device,
+        batch=cell.batch,
+        scenario=cell.scenario,
+        precision=cell.precision,
+        executed=low.executed and low.executed.precision,
+        accuracy=low.verdict,
     )
+    accuracy = low.verdict
     for record in (base, low):
-        if record["status"] != "ok":
-            reason = f"{record['cell']['precision']} cell {record['status']}"
+        if not record.ok or record.median_ms is None:
+            reason = f"{record.cell.precision} cell {record.status}"
+            if record.ok:
+                reason = f"{record.cell.precision} cell has no latency figures"
             return Speedup(
                 **common,
                 fp32_median_ms=None,
@@ -93,10 +89,10 @@ def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
                 ci_high=None,
                 verdict=f"not measured: {reason}",
             )
-    fast = np.asarray(base["raw_times_ms"], float)
-    slow = np.asarray(low["raw_times_ms"], float)
-    ratio = float(np.median(fast) / np.median(slow))
-    flights = [(r.get("executed") or {}).get("in_flight") for r in (base, low)]
+    fast = np.asarray(base.raw_times_ms, float)
+    slow = np.asarray(low.raw_times_ms, float)
+    fp32_ms, low_ms = base.median_ms, low.median_ms  # the summary table's medians
+    flights = [r.executed and r.executed.in_flight for r in (base, low)]
     if min(fast.size, slow.size) < 2:
         low_ci = high_ci = None
         verdict = "no interval: fewer than 2 timed requests"
@@ -116,9 +112,9 @@ def _compare(base: dict[str, Any], low: dict[str, Any], seed: int) -> Speedup:
         verdict = "no clear difference"
     return Speedup(
         **common,
-        fp32_median_ms=float(np.median(fast)),
-        median_ms=float(np.median(slow)),
-        speedup=ratio,
+        fp32_median_ms=fp32_ms,
+        median_ms=low_ms,
+        speedup=fp32_ms / low_ms,
         ci_low=low_ci,
         ci_high=high_ci,
         verdict=verdict,

@@ -1,14 +1,14 @@
-"""Where exported models are cached, and the content keys that name cache entries."""
+"""Where exported models are cached, and the digest of a model's code in their keys."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
 from pathlib import Path
 
 import platformdirs
+
+from bench.core.digest import file_digest
 
 CACHE_DIR_ENV = "DEPLOYBENCH_CACHE_DIR"
 
@@ -19,16 +19,6 @@ def default_cache_dir() -> Path:
     if override:
         return Path(override)
     return Path(platformdirs.user_cache_dir("deploybench"))
-
-
-def cache_key(**parts: object) -> str:
-    """16 hex digits of the SHA-256 of ``parts`` as canonical JSON (sorted keys, no spaces).
-
-    Equal parts give equal keys whatever their order; values must be JSON-serialisable
-    (anything else is written with ``str``).
-    """
-    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def module_file_digest(module_name: str) -> str:
@@ -45,12 +35,3 @@ def module_file_digest(module_name: str) -> str:
     if origin is None or not origin.is_file():
         return ""
     return file_digest(origin)
-
-
-def file_digest(path: Path) -> str:
-    """16 hex digits of the SHA-256 of the file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]

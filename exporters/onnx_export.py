@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporters.cache import cache_key, module_file_digest
+from bench.core.digest import cache_key
+from bench.core.spec import BATCH, PreparedModel, TensorSpec, make_inputs
+from exporters.cache import module_file_digest
 from exporters.onnx_file import value_specs
 from exporters.parity import check_parity
 from exporters.reference import load_all, reference_batches, write_reference
@@ -29,7 +31,6 @@ from exporters.source import (
     builder_path,
     factory_input_specs,
 )
-from exporters.spec import BATCH, PreparedModel, TensorSpec, make_inputs
 from exporters.zoo import get_entry
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
-from bench.errors import UserError
-from exporters.spec import PreparedModel, TensorSpec
+from bench.core.errors import UserError
+from bench.core.spec import PreparedModel, TensorSpec
 
 UNKNOWN_DIM = "?"
 """The name given to a dynamic dimension that the ONNX file leaves unnamed."""

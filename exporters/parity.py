@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.spec import TensorSpec
 from exporters.errors import ExportError
 from exporters.reference import reference_key
-from exporters.spec import TensorSpec
 
 RTOL = 1e-3
 ATOL = 1e-4

@@ -12,8 +12,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import UserError
-from exporters.spec import BATCH, TensorSpec
+from bench.core.errors import UserError
+from bench.core.spec import BATCH, TensorSpec
 from exporters.zoo import get_entry
 
 if TYPE_CHECKING:
@@ -106,6 +106,15 @@ def build_module(source: str, seed: int) -> tuple[nn.Module, tuple[torch.Tensor,
             "or (module, example_inputs)"
         )
     return built.eval(), example
+
+
+def module_loader(source: str, seed: int) -> Callable[[], Any] | None:
+    """What the PyTorch runtime builds its module with (``LoadOptions.module``): a call
+    returning the module of ``source`` seeded with ``seed``, as exported; None for a user
+    ONNX file (``source`` empty), which has no module. torch is imported on call."""
+    if not source:
+        return None
+    return lambda: build_module(source, seed)[0]
 
 
 def factory_input_specs(

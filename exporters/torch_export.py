@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.core.spec import BATCH, TensorSpec, make_inputs
 from exporters.errors import ExportError
 from exporters.reference import reference_key
-from exporters.spec import BATCH, TensorSpec, make_inputs
 
 EXPORT_BATCH = 2
 """The batch of the example inputs given to the exporter (1 would be specialised away)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import UserError
-from exporters.spec import BATCH, TensorSpec
+from bench.core.errors import UserError
+from bench.core.spec import BATCH, TensorSpec
 
 
 @dataclass(frozen=True)

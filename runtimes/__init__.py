@@ -5,7 +5,7 @@ Importing this package imports no framework: each runtime imports its own lazily
 
 from __future__ import annotations
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from runtimes.base import Runtime
 from runtimes.onnxruntime_rt import OnnxRuntime
 from runtimes.openvino_rt import OpenVinoRuntime

@@ -1,13 +1,15 @@
 """The runtime contract: build (slow, cacheable) apart from load (cheap), and a Session.
 
 A runtime module imports its framework lazily, inside methods, so that listing runtimes,
-planning a suite or running another runtime's cell never pays for it.
+planning a suite or running another runtime's cell never pays for it. A runtime declares
+everything the rest of the program asks of it: its options model (``[runtime.<name>]`` in
+bench.toml), the devices it accepts, the precisions it runs and the libraries whose
+versions it reports.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,58 +18,39 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.timing import LoopRecord, StopRule, time_latency, time_throughput
-from exporters.spec import PreparedModel, TensorSpec
+from bench.core.cell import Target
+from bench.core.record import Executed
+from bench.core.settings import RuntimeSettings
+from bench.core.spec import PreparedModel, TensorSpec
+from bench.core.timing import LoopRecord, StopRule, time_latency, time_throughput
 
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how a cell asks to run: device (``cpu``, ``cuda:0``) and precision."""
-
-    device: str
-    precision: str
-
-    @property
-    def device_kind(self) -> str:
-        """``cpu``, ``cuda``, ``gpu``, ``npu``, ``auto``, ``hetero``, ``multi``, ``myriad`` …"""
-        return re.split(r"[:.]", self.device, maxsplit=1)[0]
-
-    @property
-    def device_index(self) -> int:
-        _, _, index = self.device.partition(":")
-        return int(index) if index else 0
+CPU = ("cpu", "cpu")
+CUDA = (r"cuda(:\d+)?", "cuda, cuda:N")
 
 
 @dataclass(frozen=True)
 class LoadOptions:
     """What a session is loaded with: intra-op threads (0 = runtime default), how many
     requests it must be able to keep in flight (0 = the runtime's own optimum, for runtimes
-    whose ``chooses_in_flight`` is set), the scenario, runtime-specific options, the
-    cell's batch (what a runtime that builds for fixed shapes, TensorRT, optimises for) and
-    the suite's batch sizes (what its shape profile spans; empty: the cell's batch only)."""
+    whose ``chooses_in_flight`` is set), the scenario, the runtime's options (its
+    ``Runtime.options`` model, or a dict of its fields), the cell's batch (what a runtime
+    that builds for fixed shapes, TensorRT, optimises for) and the suite's batch sizes
+    (what its shape profile spans; empty: the cell's batch only). ``module`` builds the
+    PyTorch module the ONNX file was exported from (``exporters.source.module_loader``;
+    None for an ONNX file): the runtimes that run modules take it from here."""
 
     threads: int = 0
     in_flight: int = 1
     scenario: str = "latency"
-    extra: dict[str, Any] = field(default_factory=dict)
+    settings: RuntimeSettings | dict[str, Any] = field(default_factory=dict)
     batch: int = 1
     batch_sizes: tuple[int, ...] = ()
+    module: Callable[[], Any] | None = None
 
     @property
     def profile_batches(self) -> list[int]:
         """The batch sizes a shape profile spans: the suite's, and the cell's own."""
         return sorted({*self.batch_sizes, self.batch})
-
-
-@dataclass
-class Executed:
-    """What actually ran, read back from the runtime, never echoed from the request."""
-
-    precision: str
-    device: str
-    threads: int | None = None
-    provider: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,11 +103,18 @@ class Session(ABC):
     ) -> LoopRecord:
         """One request at a time on ``feeds`` through warm-up and the measured window.
 
-        The default stages ``feeds`` and times ``launch`` + ``synchronize``; a runtime whose
-        timed loop is another program's (trtexec) overrides this.
+        The default stages ``feeds``, times ``launch`` + ``synchronize`` and then tells
+        ``keep_measured`` how many requests the measured window held; a runtime whose timed
+        loop is another program's (trtexec) overrides this.
         """
         self.stage(feeds)
-        return time_latency(self.launch, self.synchronize, warmup, measure)
+        record = time_latency(self.launch, self.synchronize, warmup, measure)
+        self.keep_measured(record.completed)
+        return record
+
+    def keep_measured(self, count: int) -> None:  # noqa: B027 - most sessions keep nothing
+        """The last ``count`` requests of the latency loop were the measured ones: a
+        session that records figures per request (device-side times) keeps only those."""
 
     def device_metrics(self) -> dict[str, Any]:
         """Device-side figures of the last timed loop (the latency split into host→device,
@@ -135,7 +125,7 @@ class Session(ABC):
         self, feeds: dict[str, np.ndarray], in_flight: int, warmup: StopRule, measure: StopRule
     ) -> LoopRecord:
         """Keep ``in_flight`` requests on ``feeds`` in flight through warm-up and the measured
-        window (see ``bench.timing.time_throughput`` for the window's rules).
+        window (see ``bench.core.timing.time_throughput`` for the window's rules).
 
         The default drives ``request_slots`` from one thread each; a runtime with its own
         asynchronous API (OpenVINO's AsyncInferQueue) overrides this and reports the number
@@ -155,9 +145,21 @@ class Runtime(ABC):
     package: ClassVar[str]
     install_hint: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
-    device_kinds: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    device_forms: ClassVar[dict[str, tuple[str, str]]] = {"cpu": CPU, "cuda": CUDA}
+    """Each device kind the runtime serves: the pattern of its names and how to write them
+    (the suite's devices are checked against every runtime's forms)."""
     chooses_in_flight: ClassVar[bool] = False
     """True when the runtime knows its own best number of requests in flight."""
+    options: ClassVar[type[RuntimeSettings]] = RuntimeSettings
+    """The runtime's options model: ``[runtime.<name>]`` in bench.toml."""
+    libraries: ClassVar[tuple[str, ...]] = ()
+    """Distributions whose versions change the runtime's numbers (environment.json)."""
+
+    @classmethod
+    def settings_of(cls, options: LoadOptions) -> Any:
+        """The cell's options as this runtime's own model (a dict of its fields is read
+        into it; an unknown field is an error)."""
+        return cls.options.model_validate(options.settings)
 
     @classmethod
     def installed(cls) -> bool:
@@ -177,8 +179,8 @@ class Runtime(ABC):
         """
         if not cls.installed():
             return f"{cls.package} is not installed: {cls.install_hint}"
-        if target.device_kind not in cls.device_kinds:
-            kinds = ", ".join(cls.device_kinds)
+        if target.device_kind not in cls.device_forms:
+            kinds = ", ".join(cls.device_forms)
             return f"{cls.name} runs on {kinds} devices, not {target.device}"
         if target.precision not in cls.precisions:
             runs = ", ".join(cls.precisions)

@@ -6,15 +6,18 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from bench.config import OnnxRuntimeOptions
-from bench.devices import cuda_unavailable_reason
-from bench.errors import Unavailable
-from exporters.spec import BATCH, PreparedModel
-from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
+from bench.core.cell import Target
+from bench.core.devices import cuda_unavailable_reason
+from bench.core.errors import Unavailable
+from bench.core.record import Executed
+from bench.core.settings import RuntimeSettings
+from bench.core.spec import BATCH, PreparedModel
+from runtimes.base import Built, LoadOptions, Runtime, Session
 from runtimes.tensorrt_build import profile_shapes
 
 GPU_INSTALL = (
@@ -30,6 +33,19 @@ _GRAPH_LEVELS = {
 }
 
 
+class OnnxRuntimeOptions(RuntimeSettings):
+    """ONNX Runtime settings. On a CUDA device ``tensorrt = true`` puts the TensorRT
+    execution provider before CUDA's (engines cached under the cache dir unless
+    ``trt_engine_cache`` is off); ``io_binding`` keeps inputs and outputs on the device in
+    the timed loop (device-resident timing; the copies are left out)."""
+
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    tensorrt: bool = False
+    trt_engine_cache: bool = True
+    trt_workspace_mb: int = Field(1024, ge=1)
+    io_binding: bool = True
+
+
 @dataclass(frozen=True)
 class OrtGraph:
     """What ``build`` hands to ``load``: the graph to run and where engine caches go."""
@@ -43,6 +59,8 @@ class OnnxRuntime(Runtime):
     package = "onnxruntime"
     install_hint = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
     precisions = ("fp32", "fp16")
+    options = OnnxRuntimeOptions
+    libraries = ("onnxruntime", "onnxruntime-gpu")
 
     @classmethod
     def device_unavailable_reason(cls, target: Target) -> str | None:
@@ -70,10 +88,10 @@ class OnnxRuntime(Runtime):
         """The graph to load: the exported FP32 graph, or its FP16 conversion (cached).
         ONNX Runtime optimises a graph when a session is made, so that is timed by load;
         the TensorRT provider takes the FP32 graph and builds its FP16 engine itself."""
-        settings = OnnxRuntimeOptions(**options.extra)
+        settings = OnnxRuntime.settings_of(options)
         if target.precision == "fp32" or (settings.tensorrt and target.device_kind == "cuda"):
             return Built(artifact=OrtGraph(model.onnx_path, cache_dir), build_s=0.0)
-        from exporters.precision import fp16_graph
+        from runtimes.fp16_graph import fp16_graph
 
         converted = fp16_graph(model.onnx_path, cache_dir)
         return Built(
@@ -95,7 +113,7 @@ class OnnxRuntimeSession(Session):
     ) -> None:
         import onnxruntime
 
-        settings = OnnxRuntimeOptions(**options.extra)
+        settings = OnnxRuntime.settings_of(options)
         providers = _providers(target, settings, model, options, graph.cache_dir)
         names = [p[0] if isinstance(p, tuple) else p for p in providers]
         missing = sorted(set(names) - set(onnxruntime.get_available_providers()))

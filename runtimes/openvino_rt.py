@@ -13,15 +13,17 @@ from collections import Counter
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from bench.config import OpenVinoOptions
-from bench.timing import LoopRecord, StopRule, ThroughputWindow
-from exporters.cache import cache_key
-from exporters.spec import PreparedModel, TensorSpec
-from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
+from bench.core.cell import Target
+from bench.core.digest import cache_key
+from bench.core.record import Executed
+from bench.core.settings import RuntimeSettings
+from bench.core.spec import PreparedModel, TensorSpec
+from bench.core.timing import LoopRecord, StopRule, ThroughputWindow
+from runtimes.base import CPU, Built, LoadOptions, Runtime, Session
 
 _HINT_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 _CAPABILITY = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16"}
@@ -51,6 +53,18 @@ _VPU_REMOVED = (
     "OpenVINO dropped the Movidius VPU plugins (MYRIAD, HDDL) after its 2022.3 LTS release; "
     'to use them install that release: pip install "openvino==2022.3.2" (Python 3.7 to 3.10)'
 )
+
+
+class OpenVinoOptions(RuntimeSettings):
+    """OpenVINO compile settings. ``performance_hint = "auto"`` takes the scenario's hint
+    (LATENCY for latency, THROUGHPUT for throughput); None leaves a setting to the plugin."""
+
+    performance_hint: Literal["auto", "latency", "throughput", "cumulative_throughput"] = "auto"
+    execution_mode: Literal["performance", "accuracy"] = "performance"
+    num_streams: int | Literal["auto"] | None = None
+    enable_hyper_threading: bool | None = None
+    enable_cpu_pinning: bool | None = None
+    model_cache: bool = True
 
 
 @cache
@@ -84,8 +98,19 @@ class OpenVinoRuntime(Runtime):
     package = "openvino"
     install_hint = "pip install 'deploybench[openvino]'"
     precisions = ("fp32", "fp16", "bf16")
-    device_kinds = ("cpu", "gpu", "npu", "auto", "hetero", "multi", "myriad", "hddl")
+    device_forms = {
+        "cpu": CPU,
+        "gpu": (r"gpu(\.\d+)?", "gpu, gpu.N"),
+        "npu": ("npu", "npu"),
+        "auto": (r"auto(:[a-z0-9.,]+)?", "auto, auto:D1,D2"),
+        "hetero": (r"hetero:[a-z0-9.,]+", "hetero:D1,D2"),
+        "multi": (r"multi:[a-z0-9.,]+", "multi:D1,D2"),
+        "myriad": ("myriad", "myriad"),
+        "hddl": ("hddl", "hddl"),
+    }
     chooses_in_flight = True
+    options = OpenVinoOptions
+    libraries = ("openvino",)
 
     @classmethod
     def unavailable_reason(cls, target: Target, source: str) -> str | None:
@@ -125,7 +150,7 @@ class OpenVinoRuntime(Runtime):
         cache on, each distinct configuration gets its own cache directory: OpenVINO 2026.4's
         CPU cache key ignores the precision hint, and a blob compiled for f16 served an f32
         request in f16. ``cache_hit`` is the compiled model's LOADED_FROM_CACHE."""
-        settings = OpenVinoOptions(**options.extra)
+        settings = OpenVinoRuntime.settings_of(options)
         device = target.device.upper()  # hetero:gpu,cpu → HETERO:GPU,CPU
         config = compile_config(target, options, settings)
         if settings.model_cache:
@@ -223,7 +248,7 @@ class OpenVinoSession(Session):
         self, feeds: dict[str, np.ndarray], in_flight: int, warmup: StopRule, measure: StopRule
     ) -> LoopRecord:
         """Requests kept in flight by an AsyncInferQueue of ``in_flight`` requests (0: the
-        compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS), with bench.timing's window
+        compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS), with bench.core.timing's window
         rules; each latency is the request's own (start_async to its completion)."""
         jobs = in_flight or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         queue = self._openvino.AsyncInferQueue(self._compiled, jobs)

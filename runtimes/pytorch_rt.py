@@ -12,18 +12,28 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from bench.config import PyTorchOptions
-from bench.devices import cuda_unavailable_reason
-from bench.errors import Unavailable
-from bench.timing import LoopRecord, StopRule
-from exporters.spec import PreparedModel
-from runtimes.base import Built, Executed, LoadOptions, Runtime, Session, Target
+from bench.core.cell import Target
+from bench.core.devices import cuda_unavailable_reason
+from bench.core.errors import Unavailable
+from bench.core.record import Executed
+from bench.core.settings import RuntimeSettings
+from bench.core.spec import PreparedModel
+from runtimes.base import Built, LoadOptions, Runtime, Session
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class PyTorchOptions(RuntimeSettings):
+    """PyTorch settings: NHWC memory format for 4-d inputs, ``torch.compile`` (a mode name,
+    or none), and CUDA graphs for the timed loop (CUDA devices only)."""
+
+    channels_last: bool = False
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    cuda_graphs: bool = False
 
 
 class PyTorchRuntime(Runtime):
@@ -31,6 +41,8 @@ class PyTorchRuntime(Runtime):
     package = "torch"
     install_hint = "pip install torch"
     precisions = ("fp32", "fp16", "bf16")
+    options = PyTorchOptions
+    libraries = ("torch", "torchvision")
 
     @classmethod
     def unavailable_reason(cls, target: Target, source: str) -> str | None:
@@ -58,9 +70,7 @@ class PyTorchRuntime(Runtime):
         in the first inference (the cold-start figure of that name)."""
         import torch
 
-        from exporters.source import build_module
-
-        settings = PyTorchOptions(**options.extra)
+        settings = PyTorchRuntime.settings_of(options)
         start = time.perf_counter()
         cuda = target.device_kind == "cuda"
         if cuda and target.precision == "bf16" and not torch.cuda.is_bf16_supported():
@@ -70,7 +80,7 @@ class PyTorchRuntime(Runtime):
                 'cuda_graphs with torch.compile: use compile = "reduce-overhead", which '
                 "captures CUDA graphs itself"
             )
-        module, _ = build_module(model.source, model.seed)
+        module = module_of(options)
         dtype = getattr(torch, _DTYPES[target.precision])
         module = module.to(device=torch.device(target.device), dtype=dtype).eval()
         if settings.channels_last:
@@ -89,11 +99,18 @@ class PyTorchRuntime(Runtime):
         return PyTorchSession(built.artifact, model, target, options)
 
 
+def module_of(options: LoadOptions) -> Any:
+    """The module ``options.module`` builds; Unavailable for a model without one."""
+    if options.module is None:
+        raise Unavailable("pytorch runs PyTorch modules and this model has none")
+    return options.module()
+
+
 class PyTorchSession(Session):
     def __init__(self, module: Any, model: PreparedModel, target: Target, options: LoadOptions):
         import torch
 
-        settings = PyTorchOptions(**options.extra)
+        settings = PyTorchRuntime.settings_of(options)
         if options.threads:
             torch.set_num_threads(options.threads)
         self._torch = torch
@@ -189,14 +206,9 @@ class PyTorchSession(Session):
             start, end = self._events
             self._device_ms.append(start.elapsed_time(end))
 
-    def run_latency(
-        self, feeds: dict[str, np.ndarray], warmup: StopRule, measure: StopRule
-    ) -> LoopRecord:
-        """The harness's latency loop; the CUDA-event times keep the measured requests."""
-        self._device_ms.clear()
-        record = super().run_latency(feeds, warmup, measure)
-        self._device_ms = self._device_ms[-record.completed :]
-        return record
+    def keep_measured(self, count: int) -> None:
+        """The CUDA-event times keep the measured requests'."""
+        self._device_ms = self._device_ms[max(0, len(self._device_ms) - count) :]
 
     def device_metrics(self) -> dict[str, Any]:
         """On CUDA: median CUDA-event time of the measured requests (the forward alone)

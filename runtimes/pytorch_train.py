@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.errors import Unavailable
-from exporters.spec import BATCH, PreparedModel, make_inputs
-from runtimes.base import Executed, Runtime, Target
+from bench.core.cell import Target
+from bench.core.errors import Unavailable
+from bench.core.record import Executed
+from bench.core.spec import BATCH, PreparedModel, make_inputs
+from runtimes.base import Runtime
 from runtimes.pytorch_rt import PyTorchRuntime
 
 TRAIN_PRECISIONS = ("fp32", "fp16", "bf16")
@@ -34,17 +36,18 @@ def train_unavailable_reason(runtime: type[Runtime], target: Target, source: str
 
 
 class TrainSession:
-    """A model, its optimizer and one fixed seeded batch with targets matched to the task.
+    """A model's module (as exported, seeded), its optimizer and one fixed seeded batch
+    with targets matched to the task.
 
     ``step`` runs one training step; ``synchronize`` waits for the device (CUDA), so a
     host clock around both times the whole step. Raises Unavailable when the device has no
     path for the requested mixed precision.
     """
 
-    def __init__(self, model: PreparedModel, target: Target, batch: int, threads: int) -> None:
+    def __init__(
+        self, module: Any, model: PreparedModel, target: Target, batch: int, threads: int
+    ) -> None:
         import torch
-
-        from exporters.source import build_module
 
         if threads:
             torch.set_num_threads(threads)
@@ -56,7 +59,6 @@ class TrainSession:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             torch.cuda.reset_peak_memory_stats(self._device)
-        module, _ = build_module(model.source, model.seed)
         self.module = module.to(self._device).train()
         feeds = make_inputs(model.inputs, {BATCH: batch}, model.seed)
         self._inputs = [torch.from_numpy(feeds[s.name]).to(self._device) for s in model.inputs]

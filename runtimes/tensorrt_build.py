@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import Unavailable
-from exporters.cache import cache_key, file_digest
-from exporters.spec import BATCH, TensorSpec
+from bench.core.digest import cache_key, file_digest
+from bench.core.errors import Unavailable
+from bench.core.spec import BATCH, TensorSpec
 
 
 @dataclass(frozen=True, order=True)

@@ -13,12 +13,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from pathlib import Path
+from typing import Literal
 
-from bench.config import TensorRTOptions
-from bench.devices import cuda_device_count, cuda_devices, cuda_unavailable_reason
-from bench.errors import Unavailable
-from exporters.spec import PreparedModel
-from runtimes.base import Built, LoadOptions, Runtime, Session, Target
+from pydantic import Field
+
+from bench.core.cell import Target
+from bench.core.devices import cuda_device_count, cuda_devices, cuda_unavailable_reason
+from bench.core.errors import Unavailable
+from bench.core.settings import RuntimeSettings
+from bench.core.spec import PreparedModel
+from runtimes.base import CUDA, Built, LoadOptions, Runtime, Session
 from runtimes.tensorrt_build import (
     BuildPlan,
     EngineFile,
@@ -35,6 +39,28 @@ from runtimes.trtexec_driver import find_trtexec
 
 JETSON_RELEASE = Path("/etc/nv_tegra_release")
 _GPU_EXTRA = "pip install 'deploybench[gpu]'"
+
+
+class TensorRTOptions(RuntimeSettings):
+    """TensorRT settings. ``driver``: the Python API when importable, else the trtexec
+    binary (``auto``), or one of them. ``typing``: ``weak`` sets precision with builder flags
+    (TensorRT 8.6 and 10.x), ``strong`` builds a strongly typed network from a graph already
+    in the cell's precision (the only way from TensorRT 11 on); ``auto`` takes builder flags
+    where the installed version has them. ``data_transfers`` puts the host↔device copies in
+    each timed request (trtexec's "Latency", split into H2D, compute and D2H); off (as for
+    PyTorch and ONNX Runtime's IO binding), inputs and outputs stay on the device."""
+
+    driver: Literal["auto", "python", "trtexec"] = "auto"
+    typing: Literal["auto", "weak", "strong"] = "auto"
+    workspace_mb: int = Field(4096, ge=1)
+    builder_optimization_level: int | None = Field(None, ge=0, le=5)
+    tf32: bool = False
+    timing_cache: bool = True
+    engine_cache: bool = True
+    cuda_graph: bool = False
+    data_transfers: bool = False
+    gpu_fallback: bool = True
+    trtexec_path: str | None = None
 
 
 def _bindings_installed() -> bool:
@@ -68,7 +94,9 @@ class TensorRTRuntime(Runtime):
     package = "tensorrt"
     install_hint = f"{_GPU_EXTRA} (JetPack ships TensorRT and trtexec)"
     precisions = ("fp32", "fp16", "bf16")
-    device_kinds = ("cuda", "dla")
+    device_forms = {"cuda": CUDA, "dla": (r"dla(:\d+)?", "dla:N")}
+    options = TensorRTOptions
+    libraries = ("tensorrt",)
 
     @classmethod
     def installed(cls) -> bool:
@@ -108,7 +136,7 @@ class TensorRTRuntime(Runtime):
         """An engine for the cell: parsed from the ONNX file (its FP16 conversion for a
         strongly typed fp16 engine), with an optimisation profile over the suite's batch
         sizes at the cell's batch, cached by ONNX content, TensorRT version, GPU and plan."""
-        settings = TensorRTOptions(**options.extra)
+        settings = TensorRTRuntime.settings_of(options)
         driver, trtexec = choose_driver(settings)
         if driver == "python":
             import tensorrt as trt
@@ -123,7 +151,7 @@ class TensorRTRuntime(Runtime):
         typing = resolve_typing(support, version, settings.typing, target.precision)
         onnx, convert_s, notes = model.onnx_path, 0.0, ()
         if typing == "strong" and target.precision == "fp16":
-            from exporters.precision import fp16_graph
+            from runtimes.fp16_graph import fp16_graph
 
             converted = fp16_graph(model.onnx_path, cache_dir)
             onnx, convert_s, notes = converted.path, converted.convert_s, converted.notes
@@ -162,18 +190,18 @@ class TensorRTRuntime(Runtime):
     def load(
         self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
     ) -> Session:
-        engine = built.artifact
+        engine, settings = built.artifact, TensorRTRuntime.settings_of(options)
+        run = {"cuda_graph": settings.cuda_graph, "data_transfers": settings.data_transfers}
         if engine.driver == "python":
             from runtimes.tensorrt_session import TensorRTSession
 
-            return TensorRTSession(engine, model, target, options.extra)
+            return TensorRTSession(engine, model, target, **run)
         from runtimes.trtexec_session import TrtexecSession
 
-        settings = TensorRTOptions(**options.extra)
         trtexec = find_trtexec(settings.trtexec_path)
         if trtexec is None:
             raise Unavailable("trtexec went missing between build and load")
-        return TrtexecSession(engine, model, target, options.extra, trtexec)
+        return TrtexecSession(engine, model, target, trtexec, **run)
 
 
 def _gpu_name(target: Target) -> str:

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.timing import LoopRecord, StopRule
-from exporters.spec import PreparedModel
+from bench.core.cell import Target
+from bench.core.record import Executed
+from bench.core.spec import PreparedModel
 from runtimes import tensorrt_cuda as cuda
-from runtimes.base import Executed, Session, Target
+from runtimes.base import Session
 from runtimes.tensorrt_build import EngineFile
 from runtimes.tensorrt_inspect import executed_precision, layer_precisions
 
@@ -97,7 +98,12 @@ class _Slot:
 
 class TensorRTSession(Session):
     def __init__(
-        self, engine_file: EngineFile, model: PreparedModel, target: Target, extra: dict
+        self,
+        engine_file: EngineFile,
+        model: PreparedModel,
+        target: Target,
+        cuda_graph: bool = False,
+        data_transfers: bool = False,
     ) -> None:
         import tensorrt as trt
 
@@ -112,8 +118,8 @@ class TensorRTSession(Session):
         if self._engine is None:
             raise RuntimeError(f"TensorRT cannot load {engine_file.path.name}: rebuild it")
         shapes = {name: shapes[1] for name, shapes in engine_file.plan.shapes.items()}
-        self._transfers = bool(extra.get("data_transfers", False))
-        self._cuda_graph = bool(extra.get("cuda_graph", False))
+        self._transfers = data_transfers
+        self._cuda_graph = cuda_graph
         self._slot = _Slot(trt, self._engine, shapes)
         self._slots: list[_Slot] = [self._slot]
         self._splits: list[tuple[float, float, float]] = []
@@ -167,14 +173,9 @@ class TensorRTSession(Session):
         self._slot.stream.synchronize()
         self._splits.append(self._slot.split_ms())
 
-    def run_latency(
-        self, feeds: dict[str, np.ndarray], warmup: StopRule, measure: StopRule
-    ) -> LoopRecord:
-        """The harness's latency loop; the split keeps the measured requests' events only."""
-        self._splits.clear()
-        record = super().run_latency(feeds, warmup, measure)
-        self._splits = self._splits[-record.completed :]
-        return record
+    def keep_measured(self, count: int) -> None:
+        """The split keeps the measured requests' events only."""
+        self._splits = self._splits[max(0, len(self._splits) - count) :]
 
     def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
         """One execution context, stream and set of buffers per slot: requests in flight

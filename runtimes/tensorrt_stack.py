@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.devices import cuda_devices
+from bench.core.devices import cuda_devices
 from runtimes.tensorrt_cuda import cuda_python_installed
 from runtimes.trtexec_driver import find_trtexec, trtexec_version
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.timing import LoopRecord, StopRule
+from bench.core.timing import LoopRecord, StopRule
 from runtimes.tensorrt_build import BuildPlan, TrtVersion
 
 JETPACK_TRTEXEC = Path("/usr/src/tensorrt/bin/trtexec")

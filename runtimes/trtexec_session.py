@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.timing import LoopRecord, StopRule
-from exporters.spec import PreparedModel
-from runtimes.base import Session, Target
+from bench.core.cell import Target
+from bench.core.spec import PreparedModel
+from bench.core.timing import LoopRecord, StopRule
+from runtimes.base import Session
 from runtimes.tensorrt_build import EngineFile, TrtVersion
 from runtimes.tensorrt_inspect import layer_precisions
 from runtimes.tensorrt_session import engine_executed, split_summary
@@ -46,16 +47,17 @@ class TrtexecSession(Session):
         engine_file: EngineFile,
         model: PreparedModel,
         target: Target,
-        extra: dict,
         trtexec: Path,
+        cuda_graph: bool = False,
+        data_transfers: bool = False,
     ) -> None:
         self._engine = engine_file
         self._trtexec = trtexec
         self._version = TrtVersion.parse(engine_file.version)
         self._run = RunSettings(
             shapes={name: shapes[1] for name, shapes in engine_file.plan.shapes.items()},
-            cuda_graph=bool(extra.get("cuda_graph", False)),
-            data_transfers=bool(extra.get("data_transfers", False)),
+            cuda_graph=cuda_graph,
+            data_transfers=data_transfers,
             dla_core=target.device_index if target.device_kind == "dla" else None,
         )
         self._scratch = tempfile.TemporaryDirectory(prefix="deploybench-trtexec-")

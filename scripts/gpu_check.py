@@ -42,7 +42,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.devices import cuda_device_count, cuda_unavailable_reason  # noqa: E402
+from bench.core.devices import cuda_device_count, cuda_unavailable_reason  # noqa: E402
+from bench.core.record import DeviceMetrics, ExecutedFigures, Power  # noqa: E402
+from bench.results import read_records  # noqa: E402
 
 MEASURE = (
     "[measure]\nwarmup_s = 0.5\nwarmup_min_iters = 10\nmin_duration_s = 1.5\n"
@@ -101,15 +103,18 @@ def events_vs_harness(out: Path, cache: Path, rounds: int) -> dict:
     CUDA-event figure, same module and input, alternating rounds."""
     import torch
 
-    from bench.timing import StopRule
+    from bench.core.cell import Target
+    from bench.core.timing import StopRule
     from exporters.onnx_export import prepare_zoo_model
     from exporters.reference import load_reference
-    from runtimes.base import LoadOptions, Target
+    from exporters.source import module_loader
+    from runtimes.base import LoadOptions
     from runtimes.pytorch_rt import PyTorchRuntime
 
     model = prepare_zoo_model("resnet50", [8], cache)
     feeds, _ = load_reference(model.reference, 8)
-    target, options = Target("cuda:0", "fp16"), LoadOptions(batch=8)
+    module = module_loader(model.source, model.seed)
+    target, options = Target("cuda:0", "fp16"), LoadOptions(batch=8, module=module)
     runtime = PyTorchRuntime()
     session = runtime.load(runtime.build(model, target, options, cache), model, target, options)
     session.stage(feeds)
@@ -160,7 +165,8 @@ def nvml_check(out: Path, seconds: float = 5.0) -> dict:
 
     import torch
 
-    from bench.power import CellPower, PowerSettings
+    from bench.core.settings import PowerSettings
+    from bench.power import CellPower
     from bench.power.nvml import device_handle, gpu_states, nvml_init
 
     pynvml = nvml_init()
@@ -236,21 +242,18 @@ def summary(run_dirs: list[Path]) -> str:
     ]
     for run_dir in run_dirs:
         for path in run_dir.glob("*/results.jsonl"):
-            for line in path.read_text().splitlines():
-                r = json.loads(line)
-                executed, device = r.get("executed") or {}, r.get("device_metrics") or {}
-                power = r.get("power") or {}
-                median = (r.get("latency_ms") or {}).get("median")
-                rate = (r.get("throughput") or {}).get("samples_per_s")
+            for r in read_records(path):
+                executed = r.executed or ExecutedFigures()
+                device = (r.device_metrics or DeviceMetrics()).to_dict()
+                power = r.power or Power()
                 lines.append(
-                    f"| {r['key']} | {r['status']} {r.get('reason') or ''} | "
-                    f"{executed.get('precision', '')} | {executed.get('provider', '')} | "
-                    f"{_num(median)} | {_num(rate)} | "
-                    f"{(r.get('accuracy') or {}).get('verdict', '')} | "
+                    f"| {r.key} | {r.status} {r.reason or ''} | "
+                    f"{executed.precision or ''} | {executed.provider or ''} | "
+                    f"{_num(r.median_ms)} | {_num(r.samples_per_s)} | {r.verdict or ''} | "
                     f"{_num(device.get('compute_ms'))} | "
                     f"{_num(device.get('h2d_ms'))} / {_num(device.get('d2h_ms'))} | "
                     f"{_num(device.get('peak_allocated_mb'))} | "
-                    f"{_num(power.get('avg_w'))} | {_num(power.get('j_per_sample'))} |"
+                    f"{_num(power.avg_w)} | {_num(power.j_per_sample)} |"
                 )
     return "\n".join(lines) + "\n"
 

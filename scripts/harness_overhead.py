@@ -16,7 +16,6 @@ Target: the harness median within 3% of the bare loop. Run it on an otherwise id
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -31,21 +30,22 @@ sys.path.insert(0, str(ROOT))
 
 from ort_session import staged_session  # noqa: E402
 
-from bench.config import MeasureConfig  # noqa: E402
-from bench.timing import StopRule, time_latency  # noqa: E402
+from bench.core.settings import MeasureConfig  # noqa: E402
+from bench.core.timing import time_latency  # noqa: E402
+from bench.results import read_records  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 
 
 def bare_median_ms(run, feeds, measure: MeasureConfig) -> float:  # noqa: ANN001
     """The plainest timed loop: warm-up by the same rule, then perf_counter_ns around run."""
-    warmup = StopRule.warmup(measure)
+    warmup = measure.warmup_rule()
     start = time.perf_counter_ns()
     count = 0
     while not warmup.done(time.perf_counter_ns() - start, count):
         run(None, feeds)
         count += 1
     times = []
-    rule = StopRule.measurement(measure)
+    rule = measure.measurement_rule()
     start = time.perf_counter_ns()
     while not rule.done(time.perf_counter_ns() - start, len(times)):
         t0 = time.perf_counter_ns()
@@ -56,7 +56,7 @@ def bare_median_ms(run, feeds, measure: MeasureConfig) -> float:  # noqa: ANN001
 
 def harness_median_ms(session, measure: MeasureConfig) -> float:  # noqa: ANN001
     record = time_latency(
-        session.launch, session.synchronize, StopRule.warmup(measure), StopRule.measurement(measure)
+        session.launch, session.synchronize, measure.warmup_rule(), measure.measurement_rule()
     )
     return float(np.median(record.times_ns)) / 1e6
 
@@ -88,8 +88,9 @@ def cli_median_ms(model: str, batch: int, threads: int, cache_dir: Path) -> floa
             check=True,
             capture_output=True,
         )
-        (line,) = next(Path(results).glob("*/results.jsonl")).read_text().splitlines()
-        return json.loads(line)["latency_ms"]["median"]
+        (record,) = read_records(next(Path(results).glob("*/results.jsonl")))
+        assert record.median_ms is not None, f"the cell is {record.status}: {record.reason}"
+        return record.median_ms
 
 
 def main() -> None:

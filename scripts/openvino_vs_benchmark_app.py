@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import read_records  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 from exporters.onnx_file import inspect_onnx, parse_shape_args  # noqa: E402
 
@@ -155,16 +156,16 @@ def run_suite(
     if proc.returncode != 0:
         sys.exit(f"cli.py run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     (run_dir,) = results.iterdir()
-    (record,) = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    if record["status"] != "ok":
-        sys.exit(f"the suite's cell is {record['status']}: {record['reason']}")
-    executed = record["executed"]
+    (record,) = read_records(run_dir / "results.jsonl")
+    if not record.ok or record.latency_ms is None or record.executed is None:
+        sys.exit(f"the suite's cell is {record.status}: {record.reason}")
+    executed = record.executed
     return Figures(
-        median_ms=record["latency_ms"]["median"],
-        throughput=record["throughput"]["samples_per_s"],
-        in_flight=executed["in_flight"],
-        count=record["latency_ms"]["count"],
-        note=f"executed {executed['precision']} on {executed['device']}",
+        median_ms=record.latency_ms.median,
+        throughput=record.samples_per_s,
+        in_flight=executed.in_flight,
+        count=record.latency_ms.count,
+        note=f"executed {executed.precision} on {executed.device}",
     )
 
 

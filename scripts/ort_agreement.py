@@ -24,8 +24,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.config import MeasureConfig  # noqa: E402
-from bench.timing import StopRule, time_latency  # noqa: E402
+from bench.core.settings import MeasureConfig  # noqa: E402
+from bench.core.timing import time_latency  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 from exporters.onnx_export import prepare_zoo_model  # noqa: E402
 from exporters.reference import load_reference  # noqa: E402
@@ -44,8 +44,8 @@ def harness_times_ms(sess, feeds, measure: MeasureConfig) -> tuple[np.ndarray, i
     record = time_latency(
         lambda: sess.run(None, feeds),
         lambda: None,
-        StopRule.warmup(measure),
-        StopRule.measurement(measure),
+        measure.warmup_rule(),
+        measure.measurement_rule(),
     )
     return np.asarray(record.times_ns) / 1e6, record.warmup_count
 

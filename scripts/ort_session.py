@@ -13,10 +13,11 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.core.cell import Target  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 from exporters.onnx_export import prepare_zoo_model  # noqa: E402
 from exporters.reference import load_reference  # noqa: E402
-from runtimes.base import LoadOptions, Target  # noqa: E402
+from runtimes.base import LoadOptions  # noqa: E402
 from runtimes.onnxruntime_rt import OnnxRuntime  # noqa: E402
 
 

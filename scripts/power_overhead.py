@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from ort_session import staged_session  # noqa: E402
 
-from bench.config import MeasureConfig  # noqa: E402
+from bench.core.settings import MeasureConfig  # noqa: E402
+from bench.core.timing import time_latency  # noqa: E402
 from bench.power import PowerSource, PowerUnavailable, choose_source  # noqa: E402
 from bench.power.rapl import RaplSource  # noqa: E402
 from bench.power.sampler import PowerSampler  # noqa: E402
-from bench.timing import StopRule, time_latency  # noqa: E402
 
 FIXTURE_RAPL = ROOT / "tests" / "fixtures" / "power" / "rapl" / "xeon-2s"
 
@@ -59,7 +59,7 @@ def loop_median_ms(
     given; and how many readings the sampler took."""
     sampler = PowerSampler(source, interval_s).start() if source is not None else None
     record = time_latency(
-        session.launch, session.synchronize, StopRule.warmup(measure), StopRule.measurement(measure)
+        session.launch, session.synchronize, measure.warmup_rule(), measure.measurement_rule()
     )
     readings = len(sampler.stop()) if sampler is not None else 0
     return float(np.median(record.times_ns)) / 1e6, readings

@@ -22,7 +22,7 @@ import pytest
 from fixtures.onnx_models import dynamic_relu, two_input_model
 
 from bench.config import BenchConfig
-from bench.devices import cuda_device_count
+from bench.core.devices import cuda_device_count
 from exporters.zoo import ZOO
 from runtimes import RUNTIMES
 

@@ -3,6 +3,7 @@ output format and the exit codes of ``compare`` and ``baseline save``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,12 +13,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fixtures.records import cell, ended, timed
 
 from bench.compare import output
 from bench.compare.gate import FAILED, FIXED, MISSING, NEW, SKIPPED, STILL_FAILING, compare
 from bench.compare.sides import load_side, side_from_records
 from bench.compare.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.record import Accuracy, CellRecord, Memory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -38,41 +41,30 @@ def record(
     accuracy: str = "pass",
     scenario: str = "latency",
     rate: float | None = None,
-) -> dict[str, Any]:
-    cell = {
-        "model": model,
-        "runtime": "onnxruntime",
-        "device": "cpu",
-        "precision": "fp32",
-        "batch": 1,
-        "scenario": scenario,
-    }
-    key = f"{model}/onnxruntime/cpu/fp32/b1/{scenario}"
-    base = {
-        "key": key,
-        "cell": {**cell, "key": key},
-        "status": status,
-        "repetition": rep,
-        "reason": None if status == "ok" else "boom",
-    }
+) -> CellRecord:
+    """Repetition ``rep`` of ``model``'s cell: when it ran, four requests whose median is
+    ``median`` ms and whose p99 is about 1.5 times it (``[m, m, m, 1.5·m]``), ``rate``
+    samples/s (default 1000 / median) over its window, and the accuracy verdict."""
+    of = cell(model, scenario=scenario)
     if status != "ok":
-        return base
-    return {
-        **base,
-        "latency_ms": {"median": median, "p99": median * 1.5},
-        "throughput": {"samples_per_s": rate or 1e3 / median},
-        "memory": {"peak_rss_mb": 120.0},
-        "accuracy": {"verdict": accuracy, "scaled_error": 1e-7 if accuracy == "pass" else 0.5},
-        "executed": {"precision": "fp32"},
-    }
+        return ended(of, status, repetition=rep)
+    times = [median, median, median, median * 1.5]
+    return timed(
+        of,
+        times,
+        window_s=len(times) * of.batch / (rate or 1e3 / median),
+        repetition=rep,
+        memory=Memory(peak_rss_mb=120.0),
+        accuracy=Accuracy(verdict=accuracy, scaled_error=1e-7 if accuracy == "pass" else 0.5),
+    )
 
 
-def repeated(model: str, center: float, n: int = 6, seed: int = 0, **kw: Any) -> list[dict]:
+def repeated(model: str, center: float, n: int = 6, seed: int = 0, **kw: Any) -> list[CellRecord]:
     rng = np.random.default_rng(seed)
     return [record(model, center * (1 + 0.005 * rng.standard_normal()), i, **kw) for i in range(n)]
 
 
-def side(records: list[dict], env: dict | None = None, label: str = "run") -> Any:
+def side(records: list[CellRecord], env: dict | None = None, label: str = "run") -> Any:
     return side_from_records(label, label, env or ENV, records)
 
 
@@ -181,9 +173,9 @@ def test_sides_without_a_common_cell_are_an_error() -> None:
         compare(side(repeated("a", 1.0)), side(repeated("b", 1.0)))
 
 
-def write_run(root: Path, records: list[dict], env: dict | None = None) -> Path:
+def write_run(root: Path, records: list[CellRecord], env: dict | None = None) -> Path:
     root.mkdir(parents=True)
-    (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (root / "results.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
     (root / "environment.json").write_text(json.dumps(env or ENV))
     (root / "run.json").write_text(json.dumps({"run_id": root.name}))
     return root
@@ -292,7 +284,7 @@ def test_thresholds_come_from_the_suite_and_the_command_line(
         (("{base}", "{same}", "--threshold", "fast"), "is not a number"),
         (("{base}", "{same}", "--alpha", "2"), "--alpha"),
         (("{empty}", "{same}"), "holds no results.jsonl"),
-        (("{not_results}", "{same}"), "record 1 is not a deploybench result"),
+        (("{not_results}", "{same}"), "line 1 is not a deploybench result"),
         (("{list_env}", "{same}"), "environment.json is not a JSON object"),
         (("{base}", "{same}", "--json", "{empty}"), "cannot write"),
     ],
@@ -304,7 +296,8 @@ def test_bad_input_is_a_one_line_error(
     (tmp_path / "other.json").write_text('{"format": "something else"}')
     (tmp_path / "empty").mkdir()
     other_hw = write_run(tmp_path / "hw", repeated("m", 1.0), {**ENV, "cpu": {"model": "X"}})
-    not_results = write_run(tmp_path / "not_results", [{"foo": 1}])
+    not_results = write_run(tmp_path / "not_results", [])
+    (not_results / "results.jsonl").write_text(json.dumps({"foo": 1}) + "\n")
     list_env = write_run(tmp_path / "list_env", repeated("m", 1.0))
     (list_env / "environment.json").write_text("[]")
     names = {
@@ -367,7 +360,7 @@ def test_a_damaged_baseline_is_a_user_error(runs: dict[str, Path], tmp_path: Pat
 
 def test_a_cell_with_no_metric_on_both_sides_is_not_unchanged() -> None:
     bare = [
-        {k: v for k, v in r.items() if k not in ("latency_ms", "throughput", "memory")}
+        r.model_copy(update={"latency_ms": None, "throughput": None, "memory": None})
         for r in repeated("m", 1.0)
     ]
     (cell,) = compare(side(repeated("m", 1.0)), side(bare)).cells
@@ -377,8 +370,10 @@ def test_a_cell_with_no_metric_on_both_sides_is_not_unchanged() -> None:
 
 def test_non_finite_figures_are_not_metrics() -> None:
     current = repeated("m", 1.0, seed=1)
-    current[0]["latency_ms"]["median"] = float("nan")
-    current[1]["latency_ms"]["p99"] = float("inf")
+    first, second = current[0].latency_ms, current[1].latency_ms
+    assert first is not None and second is not None
+    current[0].latency_ms = dataclasses.replace(first, median=float("nan"))
+    current[1].latency_ms = dataclasses.replace(second, p99=float("inf"))
     (cell,) = compare(side(repeated("m", 1.0)), side(current)).cells
     by_metric = {c.metric: c for c in cell.changes}
     assert by_metric["latency_median"].n_current == 5
@@ -398,7 +393,7 @@ def test_terminal_table_shows_reasons_as_text_not_markup() -> None:
     from rich.console import Console
 
     base = repeated("m", 1.0)
-    current = [{**record("m", 0, status="failed"), "reason": "pip install 'x[openvino]' [/gpu]"}]
+    current = [ended(cell("m"), "failed", reason="pip install 'x[openvino]' [/gpu]")]
     console = Console(width=300, record=True)
     console.print(output.terminal(compare(side(base), side(current))))
     assert "pip install 'x[openvino]' [/gpu]" in console.export_text()

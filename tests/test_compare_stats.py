@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.compare.metrics import (
-    DEFAULT_PER_METRIC,
-    DEFAULT_THRESHOLD,
-    METRICS,
-    Thresholds,
-    parse_fraction,
-)
+from bench.compare.metrics import DEFAULT_PER_METRIC, DEFAULT_THRESHOLD, Thresholds, parse_fraction
 from bench.compare.stats import (
     IMPROVED,
     INCONCLUSIVE,
@@ -23,7 +17,8 @@ from bench.compare.stats import (
     ratio_interval,
     smallest_p_value,
 )
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.metrics import METRICS
 
 
 def noisy(center: float, n: int, rng: np.random.Generator, spread: float = 0.01) -> list[float]:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import BenchConfig, config_from_dict, load_config, profile_names
-from bench.errors import UserError
+from bench.config import DEVICE_FORMS, BenchConfig, config_from_dict, load_config, profile_names
+from bench.core.errors import UserError
 from exporters.zoo import ZOO
+from runtimes import RUNTIMES
 
 REPO_BENCH_TOML = Path(__file__).resolve().parent.parent / "bench.toml"
 
@@ -143,7 +144,18 @@ def test_a_profile_that_is_not_a_table_is_a_one_line_error() -> None:
 def test_bad_device(device: str) -> None:
     message = _error({"suite": {"devices": ["cpu", device]}})
     assert f"unknown device '{device}'" in message
-    assert "cpu, cuda, cuda:N, gpu" in message
+    # every runtime's device forms (Runtime.device_forms), each kind once
+    assert "use one of cpu, cuda, cuda:N, dla:N, gpu, gpu.N, npu, auto, auto:D1,D2" in message
+
+
+def test_device_forms_and_runtime_tables_come_from_the_registry() -> None:
+    config = config_from_dict({})
+    for name, runtime in RUNTIMES.items():
+        assert type(config.runtime.of(name)) is runtime.options
+        for kind in runtime.device_forms:
+            assert kind in DEVICE_FORMS
+    with pytest.raises(UserError, match=r"\[runtime.openvino\] unknown key 'compile'"):
+        config_from_dict({"runtime": {"openvino": {"compile": "default"}}})
 
 
 def test_batch_size_zero() -> None:

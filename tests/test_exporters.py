@@ -17,14 +17,15 @@ from onnx import TensorProto, helper
 
 import exporters.parity
 import exporters.torch_export
-from bench.errors import UserError
-from exporters.cache import cache_key, default_cache_dir
+from bench.core.digest import cache_key
+from bench.core.errors import UserError
+from bench.core.spec import BATCH, PreparedModel, make_inputs
+from exporters.cache import default_cache_dir
 from exporters.errors import ExportError
 from exporters.onnx_export import prepare_factory_model, prepare_zoo_model
 from exporters.onnx_file import inspect_onnx, parse_shape_args
 from exporters.reference import load_reference, reference_batches
 from exporters.source import build_module, factory_input_specs
-from exporters.spec import BATCH, PreparedModel, make_inputs
 
 
 @pytest.fixture(scope="module")

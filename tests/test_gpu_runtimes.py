@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.devices import cuda_device_count
-from bench.errors import Unavailable
-from bench.timing import StopRule
+from bench.core.cell import Target
+from bench.core.devices import cuda_device_count
+from bench.core.errors import Unavailable
+from bench.core.spec import PreparedModel
+from bench.core.timing import StopRule
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
-from exporters.spec import PreparedModel
-from runtimes.base import LoadOptions, Target
+from exporters.source import module_loader
+from runtimes.base import LoadOptions
 from runtimes.pytorch_rt import PyTorchRuntime
 
 CUDA = Target("cuda:0", "fp32")
@@ -31,7 +33,8 @@ def lenet(cache_dir: Path) -> PreparedModel:
 
 
 def pytorch_session(lenet: PreparedModel, target: Target, **extra: Any) -> Any:
-    options = LoadOptions(threads=1, extra=extra, batch=2)
+    module = module_loader(lenet.source, lenet.seed)
+    options = LoadOptions(threads=1, settings=extra, batch=2, module=module)
     runtime = PyTorchRuntime()
     return runtime.load(runtime.build(lenet, target, options, Path()), lenet, target, options)
 
@@ -94,7 +97,7 @@ def test_tensorrt_python_on_cuda(lenet: PreparedModel, tmp_path: Path, precision
     target = Target("cuda:0", precision)
     if reason := TensorRTRuntime.unavailable_reason(target, lenet.source):
         pytest.skip(reason)
-    runtime, options = TensorRTRuntime(), LoadOptions(extra={"cuda_graph": True}, batch=2)
+    runtime, options = TensorRTRuntime(), LoadOptions(settings={"cuda_graph": True}, batch=2)
     built = runtime.build(lenet, target, options, tmp_path)
     session = runtime.load(built, lenet, target, options)
     assert session.executed.precision == precision

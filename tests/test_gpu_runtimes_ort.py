@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from bench.errors import Unavailable
+from bench.core.cell import Target
+from bench.core.errors import Unavailable
+from bench.core.spec import PreparedModel
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
-from exporters.spec import PreparedModel
-from runtimes.base import LoadOptions, Target
+from runtimes.base import LoadOptions
 from runtimes.onnxruntime_rt import OnnxRuntime, OnnxRuntimeSession, OrtGraph
 
 CUDA = Target("cuda:0", "fp32")
@@ -111,7 +112,7 @@ def ort_session(
 ) -> OnnxRuntimeSession:
     monkeypatch.setitem(sys.modules, "onnxruntime", ort)
     graph = OrtGraph(lenet.onnx_path, Path("/cache"))
-    options = LoadOptions(extra=extra, batch=2, batch_sizes=(1, 2, 4))  # the suite's sizes
+    options = LoadOptions(settings=extra, batch=2, batch_sizes=(1, 2, 4))  # the suite's sizes
     return OnnxRuntimeSession(graph, lenet, target, options)
 
 
@@ -202,7 +203,7 @@ def test_io_binding_keeps_the_timed_path_on_the_device(
 
 
 def test_tensorrt_provider_builds_from_the_fp32_graph(lenet: PreparedModel, tmp_path: Path) -> None:
-    options = LoadOptions(extra={"tensorrt": True})
+    options = LoadOptions(settings={"tensorrt": True})
     built = OnnxRuntime().build(lenet, Target("cuda:0", "fp16"), options, tmp_path)
     assert built.artifact.path == lenet.onnx_path and not (tmp_path / "precision").exists()
     converted = OnnxRuntime().build(lenet, Target("cuda:0", "fp16"), LoadOptions(), tmp_path)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.devices import cuda_device_count
-from bench.errors import UserError
+from bench.core.devices import cuda_device_count
+from bench.core.errors import UserError
 from bench.hw import matmul
 from bench.hw.matmul import measure_matmul, unavailable_reason
 from bench.hw.records import STREAM_ARRAYS, matmul_flops, rates, stream_bytes

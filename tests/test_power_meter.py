@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from bench.core.settings import PowerSettings
 from bench.power import meter as meter_module
-from bench.power.meter import CellPower, PowerSettings
+from bench.power.meter import CellPower
 from bench.power.sampler import PowerSampler
 from bench.power.source import PowerSource, PowerUnavailable
 from bench.power.sources import choose_source

@@ -11,8 +11,9 @@ from pathlib import Path
 import pynvml as real_pynvml
 import pytest
 
+from bench.core.settings import PowerSettings
 from bench.power import nvml
-from bench.power.meter import CellPower, PowerSettings
+from bench.power.meter import CellPower
 from bench.power.nvml import NvmlSource, gpu_states
 from bench.power.source import PowerUnavailable
 from bench.power.sources import choose_source

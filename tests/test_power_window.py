@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bench.timing import StopRule, ThroughputWindow, time_latency, time_throughput
+from bench.core.timing import StopRule, ThroughputWindow, time_latency, time_throughput
 
 
 def test_the_latency_window_edges_bracket_every_measured_request() -> None:

@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from fixtures.records import cell, ended, timed
 from onnx import TensorProto, helper, numpy_helper
 
 from bench.accuracy import TOLERANCES, compare_outputs
+from bench.core.cell import Target
+from bench.core.record import Accuracy, CellRecord
 from bench.speedup import ratio_interval, speedups
 from exporters.onnx_export import prepare_zoo_model
-from exporters.precision import fp16_graph
 from exporters.reference import load_reference
-from runtimes.base import LoadOptions, Target
+from exporters.source import module_loader
+from runtimes.base import LoadOptions
+from runtimes.fp16_graph import fp16_graph
 from runtimes.onnxruntime_rt import OnnxRuntime, _compute_precision
 from runtimes.pytorch_rt import PyTorchRuntime
 
@@ -98,21 +102,13 @@ def test_ratio_interval_of_one_distribution_holds_one() -> None:
     assert low < 1.0 < high
 
 
-def record(precision: str, times: np.ndarray, status: str = "ok", verdict: str = "pass") -> dict:
-    return {
-        "cell": {
-            "model": "m",
-            "runtime": "r",
-            "device": "cpu",
-            "batch": 1,
-            "scenario": "latency",
-            "precision": precision,
-        },
-        "status": status,
-        "executed": {"precision": precision},
-        "accuracy": {"verdict": verdict},
-        "raw_times_ms": list(times),
-    }
+def record(
+    precision: str, times: np.ndarray, status: str = "ok", verdict: str = "pass", in_flight: int = 1
+) -> CellRecord:
+    of = cell("m", "r", precision=precision)
+    if status != "ok":
+        return ended(of, status)
+    return timed(of, list(times), in_flight=in_flight, accuracy=Accuracy(verdict=verdict))
 
 
 def test_speedups_pair_each_low_precision_cell_with_its_fp32_twin() -> None:
@@ -149,10 +145,7 @@ def test_unmeasured_cells_and_missing_twins() -> None:
         [
             record("fp32", rng.normal(10, 0.3, 50)),
             record("bf16", np.array([]), status="skipped"),
-            {
-                **record("fp16", rng.normal(5, 0.2, 50)),
-                "cell": {**record("fp16", [])["cell"], "batch": 8},
-            },
+            timed(cell("m", "r", precision="fp16", batch=8), list(rng.normal(5, 0.2, 50))),
         ]
     )
     assert len(rows) == 1  # the batch-8 fp16 cell has no fp32 twin
@@ -219,7 +212,8 @@ def test_low_precision_cells_report_what_ran_and_stay_close(
 ) -> None:
     prepared = prepare_zoo_model("lenet5", [2], cache_dir)
     feeds, reference = load_reference(prepared.reference, 2)
-    target, options = Target("cpu", precision), LoadOptions(threads=1)
+    module = module_loader(prepared.source, prepared.seed)
+    target, options = Target("cpu", precision), LoadOptions(threads=1, module=module)
     instance = runtime()
     built = instance.build(prepared, target, options, cache_dir)
     session = instance.load(built, prepared, target, options)
@@ -241,7 +235,7 @@ def test_too_few_samples_give_a_ratio_without_an_interval() -> None:
 
 def test_throughput_cells_with_different_requests_in_flight_are_not_compared() -> None:
     rng = np.random.default_rng(6)
-    fp32, fp16 = record("fp32", rng.normal(10, 0.3, 100)), record("fp16", rng.normal(5, 0.2, 100))
-    fp32["executed"]["in_flight"], fp16["executed"]["in_flight"] = 2, 4
+    fp32 = record("fp32", rng.normal(10, 0.3, 100), in_flight=2)
+    fp16 = record("fp16", rng.normal(5, 0.2, 100), in_flight=4)
     (row,) = speedups([fp32, fp16])
     assert row.verdict == "not comparable: 2 vs 4 requests in flight"

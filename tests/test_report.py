@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
+from fixtures.records import cell, ended, timed
+
+from bench.core.record import Accuracy, CellRecord
 from bench.report import COLUMNS, summary_markdown, summary_rows
 
+TIMES = [9.12, 9.0, 9.3, 8.9, 11.0]
 
-def record(requested: str, executed: str, status: str = "ok") -> dict:
-    return {
-        "cell": {
-            "model": "resnet18",
-            "runtime": "openvino",
-            "device": "cpu",
-            "precision": requested,
-            "batch": 1,
-            "scenario": "latency",
-        },
-        "status": status,
-        "reason": None if status == "ok" else "no GPU",
-        "executed": {"precision": executed, "device": "cpu"},
-        "latency_ms": {"median": 9.12, "p99": 11.0, "cv": 0.02},
-        "unstable": False,
-        "throughput": {"samples_per_s": 109.6},
-        "accuracy": {"verdict": "pass"},
-    }
+
+def record(requested: str, executed: str) -> CellRecord:
+    of = cell("resnet18", "openvino", "cpu", requested)
+    return timed(of, TIMES, executed=executed, accuracy=Accuracy(verdict="pass"))
 
 
 def test_a_precision_mismatch_shows_request_and_execution() -> None:
@@ -36,16 +26,11 @@ def test_a_matching_precision_is_shown_once() -> None:
     assert row[COLUMNS.index("target")] == "cpu fp16"
     assert row[COLUMNS.index("accuracy")] == "pass"
     assert row[COLUMNS.index("median ms")] == "9.12"
+    assert row[COLUMNS.index("samples/s")] == f"{5 / (sum(TIMES) / 1e3):,.0f}"  # 106
 
 
 def test_a_skipped_cell_shows_its_reason() -> None:
-    skipped = {
-        **record("fp32", "fp32", "skipped"),
-        "executed": None,
-        "latency_ms": None,
-        "throughput": None,
-        "accuracy": None,
-    }
+    skipped = ended(cell("resnet18", "openvino"), "skipped", "no GPU")
     (row,) = summary_rows([skipped])
     assert row[COLUMNS.index("status")] == "skipped: no GPU"
     assert row[COLUMNS.index("median ms")] == "-"

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.records import ended, timed
 
-from bench.errors import UserError
-from bench.plan import Cell
-from bench.results import RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, RunDir, cell_result, read_records
+from bench.core.cell import Cell
+from bench.core.errors import UserError
+from bench.core.record import SCHEMA_VERSION, CellRecord
+from bench.results import RESULTS_FILE, RUN_FILE, RunDir, read_records
 
 CELL = Cell("mlp", "onnxruntime", "cpu", "fp32", 1, "latency")
 
@@ -42,46 +44,85 @@ def test_a_suite_name_of_symbols_still_names_the_run(tmp_path: Path) -> None:
 def test_append_writes_one_json_line_per_record(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path, "t")
     other = Cell("mlp", "pytorch", "cpu", "fp32", 1, "throughput")
-    run.append(cell_result(run.run_id, CELL, "ok", measured={"latency_ms": {"median": 1.5}}))
-    run.append(cell_result(run.run_id, other, "skipped", "no reason at all"))
+    run.append(timed(CELL, [1.0, 1.5, 2.0], run_id=run.run_id))
+    run.append(ended(other, "skipped", "no reason at all", run_id=run.run_id))
     lines = (run.path / RESULTS_FILE).read_text().splitlines()
     assert len(lines) == 2
     records = [json.loads(line) for line in lines]
     assert [r["schema_version"] for r in records] == [SCHEMA_VERSION, SCHEMA_VERSION]
     assert [r["key"] for r in records] == [CELL.key, other.key]
-    assert records[0]["status"] == "ok" and records[0]["latency_ms"] == {"median": 1.5}
+    assert records[0]["status"] == "ok" and records[0]["latency_ms"]["median"] == 1.5
+    assert records[0]["raw_times_ms"] == [1.0, 1.5, 2.0]
     assert records[0]["run_id"] == run.run_id
     assert records[0]["requested"] == {"precision": "fp32", "device": "cpu"}
     assert records[1]["reason"] == "no reason at all"
-    assert run.records() == records
+    assert "latency_ms" not in records[1]  # a cell that did not run has no figures
+    assert [r.to_dict() for r in run.records()] == records
 
 
-def test_cell_result_times() -> None:
+def test_a_stored_record_reads_back_key_for_key(tmp_path: Path) -> None:
+    """An older writer's line, unknown keys and nulls included, round-trips unchanged."""
+    stored = {
+        "schema_version": 1,
+        "run_id": "old",
+        "key": CELL.key,
+        "cell": CELL.to_dict(),
+        "status": "ok",
+        "reason": None,
+        "requested": {"precision": "fp32", "device": "cpu"},
+        "model": None,
+        "executed": {"precision": "fp32", "device": "cpu", "provider": None, "io_binding": False},
+        "throughput": {"samples_per_s": None, "window_s": 0.0},
+        "accuracy": {"verdict": "pass", "top1_agreement": None},
+        "a_later_figure": {"kept": True},
+        "started_at": 1.0,
+        "finished_at": 2.0,
+    }
+    record = CellRecord.from_dict(stored)
+    assert record.to_dict() == stored
+    assert record.executed is not None and record.executed.model_extra == {"io_binding": False}
+    assert record.verdict == "pass" and record.samples_per_s is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"key": "x", "status": "ok"}', "17", '{"key": "x", "cell": {"model": "m"}, "status": "ok"}'],
+)
+def test_a_line_that_is_no_record_is_a_one_line_error(tmp_path: Path, line: str) -> None:
+    path = tmp_path / RESULTS_FILE
+    path.write_text(line + "\n")
+    with pytest.raises(UserError) as caught:
+        read_records(path)
+    message = str(caught.value)
+    assert "\n" not in message and "line 1 is not a deploybench result" in message
+
+
+def test_a_new_record_is_timed_when_it_ends() -> None:
     before = time.time()
-    record = cell_result("r", CELL, "failed", "boom", started_at=before - 5)
-    assert record["started_at"] == before - 5
-    assert record["finished_at"] >= before
-    assert record["cell"] == CELL.to_dict()
+    record = CellRecord.new("r", CELL, "failed", "boom", started_at=before - 5)
+    assert record.started_at == before - 5
+    assert record.finished_at is not None and record.finished_at >= before
+    assert record.to_dict()["cell"] == CELL.to_dict()
 
 
 def test_records_skip_a_torn_last_line(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path, "t")
-    run.append(cell_result(run.run_id, CELL, "ok"))
+    run.append(timed(CELL, [1.0]))
     with open(run.path / RESULTS_FILE, "a") as handle:
         handle.write('{"schema_version": 1, "key": "mlp/pytorch/cp')  # a crash mid-write
     records = run.records()
-    assert [r["key"] for r in records] == [CELL.key]
+    assert [r.key for r in records] == [CELL.key]
 
 
 def test_a_record_appended_after_a_torn_line_is_kept(tmp_path: Path) -> None:
     """Resuming after a crash mid-write must not glue the next record onto the torn line."""
     run = RunDir.create(tmp_path, "t")
-    run.append(cell_result(run.run_id, CELL, "ok"))
+    run.append(timed(CELL, [1.0]))
     with open(run.path / RESULTS_FILE, "a") as handle:
         handle.write('{"schema_version": 1, "key": "mlp/pytorch/cp')
     other = Cell("mlp", "pytorch", "cpu", "fp32", 1, "latency")
-    run.append(cell_result(run.run_id, other, "ok"))
-    assert [r["key"] for r in run.records()] == [CELL.key, other.key]
+    run.append(timed(other, [1.0]))
+    assert [r.key for r in run.records()] == [CELL.key, other.key]
 
 
 def test_records_of_a_run_without_results(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil
 
 from bench.config import config_from_dict
-from bench.plan import Cell
+from bench.core.cell import Cell
 from bench.runner import GPU_IN_FLIGHT, Workload, workload
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.devices import cuda_device_count
+from bench.core.cell import Target
+from bench.core.devices import cuda_device_count
+from bench.core.spec import PreparedModel
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
-from exporters.spec import PreparedModel
+from exporters.source import module_loader
 from runtimes import RUNTIMES
-from runtimes.base import LoadOptions, Runtime, Session, Target
+from runtimes.base import LoadOptions, Runtime, Session
 
 CPU = Target("cpu", "fp32")
 BATCHES = [1, 2]
@@ -46,6 +48,12 @@ def _runtime(name: str, target: Target, source: str) -> type[Runtime]:
     return runtime
 
 
+def options(prepared: PreparedModel) -> LoadOptions:
+    """Two requests in flight on one thread, with the model's module as the worker gives it."""
+    module = module_loader(prepared.source, prepared.seed)
+    return LoadOptions(threads=1, in_flight=2, module=module)
+
+
 def _load(
     name: str, prepared: PreparedModel, target: Target, cache_dir: Path, options: LoadOptions
 ) -> Session:
@@ -71,7 +79,7 @@ def _check_outputs(
 def test_cpu_session_honours_the_contract(
     name: str, prepared: PreparedModel, cache_dir: Path
 ) -> None:
-    session = _load(name, prepared, CPU, cache_dir, LoadOptions(threads=1, in_flight=2))
+    session = _load(name, prepared, CPU, cache_dir, options(prepared))
     assert session.inputs == prepared.inputs
     assert session.outputs == prepared.outputs
 
@@ -106,14 +114,14 @@ def test_unavailable_reason_is_none_or_one_line(name: str) -> None:
         assert reason is not None and "\n" not in reason and runtime.install_hint in reason
         return
     cpu_reason = runtime.unavailable_reason(CPU, "zoo:mlp")
-    if "cpu" in runtime.device_kinds:
+    if "cpu" in runtime.device_forms:
         assert cpu_reason is None
     else:  # a GPU-only runtime (tensorrt) says so in one line
         assert isinstance(cpu_reason, str) and "cpu" in cpu_reason and "\n" not in cpu_reason
     if cuda_device_count() <= 7:
         reason = runtime.unavailable_reason(Target("cuda:7", "fp32"), "zoo:mlp")
         assert isinstance(reason, str) and reason and "\n" not in reason
-    served = "cpu" if "cpu" in runtime.device_kinds else runtime.device_kinds[0]
+    served = "cpu" if "cpu" in runtime.device_forms else next(iter(runtime.device_forms))
     reason = runtime.unavailable_reason(Target(served, "int8"), "zoo:mlp")
     assert isinstance(reason, str) and "int8" in reason and "\n" not in reason
 
@@ -134,7 +142,7 @@ def test_cuda_session_honours_the_contract(
     if cuda_device_count() == 0:
         pytest.skip("no CUDA device")
     target = Target("cuda:0", "fp32")
-    session = _load(name, prepared, target, cache_dir, LoadOptions(threads=1, in_flight=2))
+    session = _load(name, prepared, target, cache_dir, options(prepared))
     assert session.executed.device == "cuda:0"
     assert session.executed.precision == "fp32"
     # GPU convolutions may use TF32 or other algorithms: compare loosely

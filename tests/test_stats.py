@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from bench.stats import Summary
+from bench.core.stats import Summary
 
 
 def test_one_to_a_hundred_milliseconds() -> None:

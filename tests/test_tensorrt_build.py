@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import TensorRTOptions, config_from_dict
-from bench.errors import Unavailable, UserError
+from bench.config import config_from_dict
+from bench.core.cell import Target
+from bench.core.errors import Unavailable, UserError
+from bench.core.spec import BATCH, PreparedModel, TensorSpec
 from exporters.onnx_export import prepare_zoo_model
-from exporters.spec import BATCH, PreparedModel, TensorSpec
-from runtimes.base import LoadOptions, Target
+from runtimes.base import LoadOptions
 from runtimes.tensorrt_build import (
     BuildPlan,
     TrtVersion,
@@ -26,7 +27,7 @@ from runtimes.tensorrt_build import (
     timed_build,
 )
 from runtimes.tensorrt_inspect import datatype, executed_precision, layer_precisions
-from runtimes.tensorrt_rt import TensorRTRuntime
+from runtimes.tensorrt_rt import TensorRTOptions, TensorRTRuntime
 from tests.fixtures.tensorrt.fake_tensorrt import make_tensorrt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tensorrt"
@@ -256,7 +257,7 @@ def test_runtime_builds_through_the_python_api_and_caches(
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setattr("runtimes.tensorrt_rt.cuda_python_installed", lambda: True)
     runtime, target = TensorRTRuntime(), Target("cuda:0", "fp16")
-    options = LoadOptions(extra={"driver": "python", "typing": "strong"}, batch=2)
+    options = LoadOptions(settings={"driver": "python", "typing": "strong"}, batch=2)
     first = runtime.build(lenet, target, options, tmp_path)
     engine = first.artifact
     assert not first.cache_hit and first.build_s > 0 and engine.path.is_file()
@@ -268,7 +269,7 @@ def test_runtime_builds_through_the_python_api_and_caches(
     assert again.cache_hit and again.artifact.path == engine.path
     assert len([c for c in trt.calls if c[0] == "build_serialized_network"]) == 1
     off = LoadOptions(
-        extra={"driver": "python", "typing": "strong", "engine_cache": False}, batch=2
+        settings={"driver": "python", "typing": "strong", "engine_cache": False}, batch=2
     )
     assert not runtime.build(lenet, target, off, tmp_path).cache_hit
 
@@ -278,7 +279,7 @@ def test_importing_and_asking_the_runtime_imports_no_framework() -> None:
 
     code = (
         "import sys; from runtimes.tensorrt_rt import TensorRTRuntime as R; "
-        "from runtimes.base import Target; R.unavailable_reason(Target('cuda:0', 'fp16'), 'x'); "
+        "from bench.core.cell import Target; R.unavailable_reason(Target('cuda:0', 'fp16'), 'x'); "
         "print(sorted(m for m in ('tensorrt', 'torch', 'onnxruntime', 'cuda.bindings') "
         "if m in sys.modules))"
     )

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.timing import StopRule
+from bench.core.cell import Target
+from bench.core.spec import PreparedModel
+from bench.core.timing import StopRule
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
-from exporters.spec import PreparedModel
 from runtimes import tensorrt_cuda
-from runtimes.base import Target
 from runtimes.tensorrt_build import BuildPlan, EngineFile
 from runtimes.tensorrt_session import TensorRTSession
 from tests.fixtures.tensorrt.fake_runtime import FakeCudart, make_runtime_tensorrt
@@ -51,7 +51,7 @@ def session(tmp_path: Path, lenet: PreparedModel, **extra: object) -> TensorRTSe
     shapes = {"input": ((1, 1, 32, 32), (2, 1, 32, 32), (2, 1, 32, 32))}
     plan = BuildPlan("fp16", "weak", 1024, shapes)
     engine_file = EngineFile(engine, plan, "10.3.0", "python", "NVIDIA H100")
-    return TensorRTSession(engine_file, lenet, Target("cuda:0", "fp16"), dict(extra))
+    return TensorRTSession(engine_file, lenet, Target("cuda:0", "fp16"), **extra)
 
 
 def expected(feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from bench.config import MeasureConfig
-from bench.timing import StopRule, time_latency, time_throughput
+from bench.core.settings import MeasureConfig
+from bench.core.timing import StopRule, time_latency, time_throughput
 
 S = 1_000_000_000  # nanoseconds per second
 
@@ -50,8 +50,8 @@ def test_stop_rules_from_the_measure_config() -> None:
     measure = MeasureConfig(
         warmup_s=0.5, warmup_min_iters=3, min_duration_s=2.0, min_iters=20, max_duration_s=9.0
     )
-    assert StopRule.warmup(measure) == StopRule(0.5, 3, 9.0)
-    assert StopRule.measurement(measure) == StopRule(2.0, 20, 9.0)
+    assert measure.warmup_rule() == StopRule(0.5, 3, 9.0)
+    assert measure.measurement_rule() == StopRule(2.0, 20, 9.0)
 
 
 def test_latency_meets_both_rules_and_reports_warmup() -> None:

@@ -12,12 +12,13 @@ from pathlib import Path
 import torch
 
 from bench.config import config_from_dict
-from bench.errors import Unavailable
-from bench.plan import Cell, ModelRequest, expand
+from bench.core.cell import Cell, Target
+from bench.core.errors import Unavailable
+from bench.core.spec import PreparedModel
+from bench.plan import ModelRequest, expand
 from bench.runner import workload
-from exporters.spec import PreparedModel
+from exporters.source import build_module
 from exporters.zoo import ZOO
-from runtimes.base import Target
 from runtimes.pytorch_train import TrainSession, make_targets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +31,15 @@ def prepared(name: str) -> PreparedModel:
     return PreparedModel(name, Path("unused.onnx"), entry.inputs, (), entry.task, f"zoo:{name}")
 
 
+def train_session(name: str, target: Target, batch: int, threads: int) -> TrainSession:
+    """The train session of zoo model ``name``, its module built as the worker builds it."""
+    model = prepared(name)
+    module, _ = build_module(model.source, model.seed)
+    return TrainSession(module, model, target, batch, threads)
+
+
 def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
-    session = TrainSession(prepared("lenet5"), Target("cpu", "fp32"), batch=16, threads=1)
+    session = train_session("lenet5", Target("cpu", "fp32"), batch=16, threads=1)
     weights = [p.detach().clone() for p in session.module.parameters()]
     for _ in range(20):
         session.step()
@@ -44,7 +52,7 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
 
 
 def test_bf16_mixed_precision_runs_bf16_with_fp32_weights() -> None:
-    session = TrainSession(prepared("mlp"), Target("cpu", "bf16"), batch=16, threads=1)
+    session = train_session("mlp", Target("cpu", "bf16"), batch=16, threads=1)
     for _ in range(10):
         session.step()
     assert session.executed.precision == "bf16"
@@ -55,7 +63,7 @@ def test_bf16_mixed_precision_runs_bf16_with_fp32_weights() -> None:
 
 def test_fp16_on_the_cpu_runs_with_a_grad_scaler_or_says_why_not() -> None:
     try:
-        session = TrainSession(prepared("mlp"), Target("cpu", "fp16"), batch=8, threads=1)
+        session = train_session("mlp", Target("cpu", "fp16"), batch=8, threads=1)
     except Unavailable as exc:
         assert "CPU autocast does not run fp16" in str(exc)
         return
@@ -76,7 +84,7 @@ def test_targets_follow_the_task() -> None:
 
 
 def test_a_segmentation_model_trains_on_per_pixel_targets() -> None:
-    session = TrainSession(prepared("unet_small"), Target("cpu", "fp32"), batch=1, threads=1)
+    session = train_session("unet_small", Target("cpu", "fp32"), batch=1, threads=1)
     session.step()
     assert session.loss_name == "cross_entropy" and session.first_loss > 0
 

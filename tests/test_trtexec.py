@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.timing import StopRule
+from bench.core.cell import Target
+from bench.core.spec import PreparedModel
+from bench.core.timing import StopRule
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
-from exporters.spec import PreparedModel
-from runtimes.base import LoadOptions, Target
+from runtimes.base import LoadOptions
 from runtimes.tensorrt_build import BuildPlan, TrtVersion
 from runtimes.tensorrt_rt import TensorRTRuntime, choose_driver
 from runtimes.trtexec_driver import (
@@ -180,7 +181,7 @@ def lenet(cache_dir: Path) -> PreparedModel:
 
 def test_a_cell_through_trtexec(lenet: PreparedModel, fake_trtexec: Path, tmp_path: Path) -> None:
     extra = {"driver": "trtexec", "trtexec_path": str(fake_trtexec), "cuda_graph": True}
-    options, target = LoadOptions(extra=extra, batch=2), Target("cuda:0", "fp16")
+    options, target = LoadOptions(settings=extra, batch=2), Target("cuda:0", "fp16")
     runtime = TensorRTRuntime()
     built = runtime.build(lenet, target, options, tmp_path / "cache")
     assert not built.cache_hit and built.build_s > 0 and built.artifact.version == "8.6.1"
@@ -220,13 +221,15 @@ def test_trtexec_errors_are_one_line(
     with pytest.raises(
         RuntimeError, match=r"trtexec failed: .*\[E\] \[TRT\] ModelImporter"
     ) as info:
-        TensorRTRuntime().build(lenet, Target("cuda:0", "fp32"), LoadOptions(extra=extra), tmp_path)
+        TensorRTRuntime().build(
+            lenet, Target("cuda:0", "fp32"), LoadOptions(settings=extra), tmp_path
+        )
     assert "\n" not in str(info.value)
 
 
 def test_driver_choice(fake_trtexec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.config import TensorRTOptions
-    from bench.errors import Unavailable
+    from bench.core.errors import Unavailable
+    from runtimes.tensorrt_rt import TensorRTOptions
 
     monkeypatch.setattr("runtimes.tensorrt_rt._bindings_installed", lambda: False)
     assert choose_driver(TensorRTOptions(trtexec_path=str(fake_trtexec))) == (

@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.spec import BATCH, make_inputs
 from exporters.flops import count_flops_per_sample, count_params
 from exporters.source import build_module, resolve_callable
-from exporters.spec import BATCH, make_inputs
 from exporters.zoo import ZOO, get_entry
 
 EXPECTED_OUTPUT = {

@@ -14,7 +14,7 @@ from bench.compare.gate import compare
 from bench.compare.metrics import Thresholds
 from bench.compare.sides import baseline_document, load_side
 from bench.config import CompareConfig, load_config
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 DEFAULT_SUITE = Path("bench.toml")
 

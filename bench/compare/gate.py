@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.compare.fingerprint import Difference, differences, setting_differences
-from bench.compare.metrics import ACCURACY, DEFAULT_ALPHA, METRICS, Thresholds
+from bench.compare.metrics import ACCURACY, Thresholds
 from bench.compare.sides import CellRuns, Side
 from bench.compare.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, Change, assess
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.metrics import DEFAULT_ALPHA, METRICS
 
 FAILED = "failed"  # ran in the baseline, fails now
 FIXED = "fixed"  # failed in the baseline, runs now

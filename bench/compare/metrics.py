@@ -1,15 +1,13 @@
-"""The metrics the gate compares, where each is read from a results.jsonl record, which
-direction is worse, and the thresholds a suite or the command line sets for them."""
+"""The thresholds a suite or the command line sets for the compared metrics
+(bench.core.metrics), and the built-in ones."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.metrics import METRICS
 
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_PER_METRIC = (("latency_p99", 0.50), ("peak_memory", 0.05), ("device_memory", 0.05))
@@ -17,68 +15,8 @@ DEFAULT_PER_METRIC = (("latency_p99", 0.50), ("peak_memory", 0.05), ("device_mem
 docs/ci.md): between two runs of one build, medians and throughput strayed by up to
 4–8% (a 5% threshold raised false alarms, 10% none), p99 by up to 12–48% (significant
 up to 35%, on a 25 µs cell), memory by under 1%."""
-DEFAULT_ALPHA = 0.05
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One compared figure. ``scenarios`` limits it to the scenarios where it means
-    something of its own (in the latency scenario throughput is only 1 / mean latency)."""
-
-    name: str
-    label: str
-    unit: str
-    higher_is_worse: bool
-    read: Callable[[dict[str, Any]], float | None]
-    scenarios: tuple[str, ...] | None = None
-
-    def applies_to(self, scenario: str) -> bool:
-        return self.scenarios is None or scenario in self.scenarios
-
-
-def _field(section: str, name: str) -> Callable[[dict[str, Any]], float | None]:
-    def read(record: dict[str, Any]) -> float | None:
-        value = (record.get(section) or {}).get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        return float(value) if math.isfinite(value) else None  # NaN / inf: not measured
-
-    return read
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("latency_median", "latency median", "ms", True, _field("latency_ms", "median")),
-        Metric("latency_p99", "latency p99", "ms", True, _field("latency_ms", "p99")),
-        Metric(
-            "throughput",
-            "throughput",
-            "samples/s",
-            False,
-            _field("throughput", "samples_per_s"),
-            ("throughput", "train"),
-        ),
-        Metric("peak_memory", "peak memory", "MB", True, _field("memory", "peak_rss_mb")),
-        Metric(
-            "device_memory",
-            "peak device memory",
-            "MB",
-            True,
-            _field("device_metrics", "peak_allocated_mb"),
-        ),
-        Metric("energy", "energy per sample", "J", True, _field("power", "j_per_sample")),
-    )
-}
 ACCURACY = "accuracy"
 """Not a threshold metric: a cell whose accuracy check newly fails has regressed."""
-
-
-def read_metrics(record: dict[str, Any]) -> dict[str, float]:
-    """Every metric this record has, by name."""
-    scenario = record["cell"]["scenario"]
-    values = {m.name: m.read(record) for m in METRICS.values() if m.applies_to(scenario)}
-    return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.compare.gate import GATE_FAILS, CellComparison, Comparison
-from bench.compare.metrics import ACCURACY, METRICS
+from bench.compare.metrics import ACCURACY
 from bench.compare.sides import Side
 from bench.compare.stats import Change
+from bench.core.metrics import METRICS
 from bench.report import markdown_table
 
 COLUMNS = (

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.compare.metrics import read_metrics
-from bench.errors import UserError
+from bench.core.errors import UserError
+from bench.core.metrics import read_metrics
+from bench.core.record import CellRecord
 from bench.repetitions import by_key, status_of
 from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE, RunDir
 
@@ -60,7 +61,7 @@ def load_side(path: Path) -> Side:
 
 
 def side_from_records(
-    label: str, run_id: str, environment: dict[str, Any], records: list[dict[str, Any]]
+    label: str, run_id: str, environment: dict[str, Any], records: list[CellRecord]
 ) -> Side:
     """A side built from results.jsonl records (several per cell when repeated)."""
     cells = {key: _cell_runs(key, group) for key, group in by_key(records).items()}
@@ -89,12 +90,6 @@ def _from_run_dir(path: Path) -> Side:
     records = run_dir.records()
     if not records:
         raise UserError(f"{path / RESULTS_FILE} has no results yet: finish the run first")
-    for number, record in enumerate(records, 1):
-        if not _is_result(record):
-            raise UserError(
-                f"{path / RESULTS_FILE} record {number} is not a deploybench result "
-                "(no key, status or cell): give a run's results directory"
-            )
     environment = _read_json(path / ENVIRONMENT_FILE) if (path / ENVIRONMENT_FILE).is_file() else {}
     run = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
     for name, document in ((ENVIRONMENT_FILE, environment), (RUN_FILE, run)):
@@ -103,14 +98,6 @@ def _from_run_dir(path: Path) -> Side:
     side = side_from_records(str(path), run.get("run_id", path.name), environment, records)
     side.settings = measure_settings(run.get("config") or {})
     return side
-
-
-def _is_result(record: Any) -> bool:
-    return (
-        isinstance(record, dict)
-        and {"key", "status"} <= record.keys()
-        and isinstance(record.get("cell"), dict)
-    )
 
 
 def measure_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -166,21 +153,25 @@ def _baseline_cell(data: dict[str, Any]) -> CellRuns:
     return cell
 
 
-def _cell_runs(key: str, records: list[dict[str, Any]]) -> CellRuns:
-    ran = [r for r in records if r["status"] == "ok"]
+def _cell_runs(key: str, records: list[CellRecord]) -> CellRuns:
+    ran = [r for r in records if r.ok]
     first = (ran or records)[0]
     status, reason = status_of(records)
-    accuracy = first.get("accuracy") or None
+    accuracy = first.accuracy
     return CellRuns(
         key=key,
-        cell={k: v for k, v in first["cell"].items() if k != "key"},
+        cell=asdict(first.cell),
         status=status,
         reason=reason,
         repetitions=[read_metrics(r) for r in ran],
-        accuracy={k: accuracy.get(k) for k in ("verdict", "scaled_error", "tolerance")}
+        accuracy={
+            "verdict": accuracy.verdict,
+            "scaled_error": accuracy.scaled_error,
+            "tolerance": accuracy.tolerance,
+        }
         if accuracy
         else None,
-        executed=first.get("executed") or {},
+        executed=first.executed.to_dict() if first.executed else {},
     )
 
 

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.devices import cuda_device_count, cuda_unavailable_reason
+from bench.core.devices import cuda_device_count, cuda_unavailable_reason
+from bench.core.errors import UserError
 from bench.environment import cpu_model, fingerprint
-from bench.errors import UserError
 from bench.hw.matmul import MATMUL_DTYPES, measure_matmul
 from bench.hw.records import HW_FILE, SCHEMA_VERSION, HwRecord
 from bench.results import ENVIRONMENT_FILE, RUN_FILE, RunDir

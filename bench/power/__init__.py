@@ -5,7 +5,7 @@ package energy, Linux powercap), ``jetson`` (INA3221 rails in sysfs), ``tegrasta
 output), ``auto`` (the first that works for the cell's device) or ``none``.
 """
 
-from bench.power.meter import CellPower, PowerSettings
+from bench.power.meter import CellPower
 from bench.power.source import PowerSource, PowerUnavailable
 from bench.power.sources import SETTINGS, available_sources, choose_source
 from bench.power.state import power_fingerprint, record_end_state
@@ -13,7 +13,6 @@ from bench.power.state import power_fingerprint, record_end_state
 __all__ = [
     "SETTINGS",
     "CellPower",
-    "PowerSettings",
     "PowerSource",
     "PowerUnavailable",
     "available_sources",

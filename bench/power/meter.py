@@ -4,10 +4,10 @@ the timed loop, and cut the samples to exactly the measured window."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.core.settings import PowerSettings
 from bench.power.integrate import WindowEnergy, window_energy
 from bench.power.sampler import PowerSampler
 from bench.power.source import PowerSource, PowerUnavailable
@@ -19,16 +19,6 @@ PEAK_SPAN_PERIODS = 5
 """A counter's peak is the highest average over spans of at least this many refresh
 periods: a span holds one refresh more or less than its length says, so its power is
 off by at most 1 / PEAK_SPAN_PERIODS."""
-
-
-@dataclass(frozen=True)
-class PowerSettings:
-    """``suite.power`` (auto, a source name or none), the sampling rate for polled
-    sources, and the seconds of idle baseline before the cell (0 = none)."""
-
-    source: str = "auto"
-    sample_hz: float = 20.0
-    idle_s: float = 0.0
 
 
 class CellPower:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.cache import file_digest
+from bench.core.digest import file_digest
 
 FP16_MAX = 65504.0
 FP16_TINY = 5.96e-08  # smallest positive subnormal

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.config import MeasureConfig
-
 _clock = time.perf_counter_ns
 
 
@@ -25,14 +23,6 @@ class StopRule:
         return (elapsed_ns >= self.min_s * 1e9 and count >= self.min_count) or (
             elapsed_ns >= self.max_s * 1e9
         )
-
-    @classmethod
-    def warmup(cls, measure: MeasureConfig) -> StopRule:
-        return cls(measure.warmup_s, measure.warmup_min_iters, measure.max_duration_s)
-
-    @classmethod
-    def measurement(cls, measure: MeasureConfig) -> StopRule:
-        return cls(measure.min_duration_s, measure.min_iters, measure.max_duration_s)
 
 
 @dataclass

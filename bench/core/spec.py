@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 BATCH = "batch"
 """The symbolic name of the batch axis in reference-model input specs."""

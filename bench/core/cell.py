@@ -1,0 +1,63 @@
+"""What a cell is: one model on one runtime, device, precision, batch and scenario."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a cell asks to run: device (``cpu``, ``cuda:0``) and precision."""
+
+    device: str
+    precision: str
+
+    @property
+    def device_kind(self) -> str:
+        """``cpu``, ``cuda``, ``gpu``, ``npu``, ``auto``, ``hetero``, ``multi``, ``myriad`` …"""
+        return re.split(r"[:.]", self.device, maxsplit=1)[0]
+
+    @property
+    def device_index(self) -> int:
+        _, _, index = self.device.partition(":")
+        return int(index) if index else 0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: the unit of results, comparison and resumption."""
+
+    model: str
+    runtime: str
+    device: str
+    precision: str
+    batch: int
+    scenario: str
+
+    @property
+    def key(self) -> str:
+        return "/".join(
+            (self.model, self.runtime, self.device, self.precision, f"b{self.batch}", self.scenario)
+        )
+
+    @property
+    def target(self) -> Target:
+        return Target(self.device, self.precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as results.jsonl stores it: its fields and its key."""
+        return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        """The cell of a stored ``cell`` object (its ``key`` is derived, not read)."""
+        return cls(
+            str(data["model"]),
+            str(data["runtime"]),
+            str(data["device"]),
+            str(data["precision"]),
+            int(data["batch"]),
+            str(data["scenario"]),
+        )

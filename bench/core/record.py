@@ -1,0 +1,340 @@
+"""The cell record: one line of ``results.jsonl``, typed.
+
+Every figure a cell produces has one field here, and every reader (the summary table,
+repetitions, compare, report, roofline, machines) reads it through that field. A record
+written by an older deploybench reads back field for field: ``to_dict`` writes exactly the
+keys that were read or set (unknown keys too), so a stored line round-trips unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+from bench.core.cell import Cell
+from bench.core.stats import Summary
+from bench.core.timing import LoopRecord
+
+SCHEMA_VERSION = 1
+FAILED_STATUSES = ("failed", "crashed", "timeout")
+
+
+@dataclass
+class Executed:
+    """What actually ran, read back from the runtime, never echoed from the request."""
+
+    precision: str
+    device: str
+    threads: int | None = None
+    provider: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Section(BaseModel):
+    """A part of a record. Keys it does not declare are kept as they were (a newer
+    writer's figures, a runtime's own details); ``to_dict`` writes only the keys that
+    were read or set, so that a stored record round-trips unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class ExecutedFigures(Section):
+    """``executed``: what ran (precision, device, threads, provider) as read back from the
+    runtime, the requests kept in flight, and the runtime's own details beside them."""
+
+    precision: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    in_flight: int | None = None
+    provider: str | None = None
+
+    @classmethod
+    def of(cls, executed: Executed, in_flight: int) -> ExecutedFigures:
+        return cls(
+            precision=executed.precision,
+            device=executed.device,
+            threads=executed.threads,
+            in_flight=in_flight,
+            provider=executed.provider,
+            **executed.details,
+        )
+
+
+class Throughput(Section):
+    """``throughput``: samples and requests per second over the measured window (never
+    1 / mean latency), the window, and how many requests it and the warm-up held."""
+
+    samples_per_s: float | None = None
+    requests_per_s: float | None = None
+    window_s: float | None = None
+    requests: int | None = None
+    warmup_requests: int | None = None
+    capped: bool | None = None
+
+    @classmethod
+    def of(cls, loop: LoopRecord, batch: int) -> Throughput:
+        window_s = loop.window_ns / 1e9
+        return cls(
+            samples_per_s=loop.completed * batch / window_s if window_s > 0 else None,
+            requests_per_s=loop.completed / window_s if window_s > 0 else None,
+            window_s=window_s,
+            requests=loop.completed,
+            warmup_requests=loop.warmup_count,
+            capped=loop.capped,
+        )
+
+
+class Power(Section):
+    """``power``: the source read and, over the measured window, average and peak watts
+    and energy per request, per sample and its inverse; or ``unavailable`` with the
+    reason (see bench.power.meter for every key)."""
+
+    source: str | None = None
+    unavailable: str | None = None
+    avg_w: float | None = None
+    peak_w: float | None = None
+    energy_j: float | None = None
+    j_per_request: float | None = None
+    j_per_sample: float | None = None
+    samples_per_j: float | None = None
+
+
+class ColdStart(Section):
+    """``cold_start``: seconds to start the worker, import the framework, export (and
+    whether the export cache served it), build and load, then the first request (or, in
+    the train scenario, the first step) in milliseconds."""
+
+    worker_start_s: float | None = None
+    import_s: float | None = None
+    export_s: float | None = None
+    export_cache_hit: bool | None = None
+    build_s: float | None = None
+    build_cache_hit: bool | None = None
+    load_s: float | None = None
+    first_inference_ms: float | None = None
+    first_step_ms: float | None = None
+
+
+class Memory(Section):
+    """``memory``: the worker's peak resident set once the framework was imported, and at
+    the end of the cell (MB)."""
+
+    after_import_mb: float | None = None
+    peak_rss_mb: float | None = None
+
+
+class DeviceMetrics(Section):
+    """``device_metrics``: device-side figures where a runtime has them (peak device
+    memory, the latency split into host→device, compute and device→host …)."""
+
+    peak_allocated_mb: float | None = None
+
+
+class Accuracy(Section):
+    """``accuracy``: the cell's first outputs against the PyTorch FP32 reference on the
+    same input, and the verdict under the requested precision's tolerance."""
+
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    scaled_error: float | None = None
+    cosine_similarity: float | None = None
+    top1_agreement: float | None = None
+    tolerance: str | None = None
+    verdict: str | None = None
+
+
+class Training(Section):
+    """``training``: the loss at the first and last timed step of a train cell (in place
+    of an accuracy check), the steps taken and the FLOPs of a step per forward pass."""
+
+    loss: str | None = None
+    loss_first: float | None = None
+    loss_last: float | None = None
+    steps: int | None = None
+    flop_factor: int | None = None
+
+
+class ModelInfo(Section):
+    """``model``: where the model came from and what it costs per sample."""
+
+    source: str | None = None
+    task: str | None = None
+    params: int | None = None
+    flops_per_sample: int | None = None
+    onnx: str | None = None
+
+
+class RepetitionSummary(Section):
+    """One repetition of a merged cell (``run --repeat``): its status and median."""
+
+    repetition: int = 0
+    status: str | None = None
+    median_ms: float | None = None
+
+
+def _cell(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    try:
+        return Cell.from_dict(value)
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic reports ValueErrors
+        raise ValueError(f"not a cell ({type(exc).__name__}: {exc})") from None
+
+
+StoredCell = Annotated[Cell, BeforeValidator(_cell), PlainSerializer(Cell.to_dict)]
+
+
+class Measured(Section):
+    """What a worker measured for one cell: the figures of its timed window, cold start,
+    memory, accuracy and the raw per-request times."""
+
+    executed: ExecutedFigures | None = None
+    latency_ms: Summary | None = None
+    unstable: bool | None = None
+    throughput: Throughput | None = None
+    power: Power | None = None
+    cold_start: ColdStart | None = None
+    memory: Memory | None = None
+    device_metrics: DeviceMetrics | None = None
+    accuracy: Accuracy | None = None
+    training: Training | None = None
+    notes: list[str] | None = None
+    raw_times_ms: list[float] | None = None
+    traceback: str | None = None
+
+    @classmethod
+    def timed(
+        cls,
+        executed: Executed,
+        loop: LoopRecord,
+        batch: int,
+        cv_threshold: float,
+        power: dict[str, Any],
+        **sections: Any,
+    ) -> Measured:
+        """A timed cell's figures (inference or training): what ran, the latency summary
+        and whether it is unstable, throughput and power over the same window, the raw
+        times, and ``sections`` (cold start, memory, accuracy …) as given."""
+        summary = Summary.from_ns(loop.times_ns)
+        return cls(
+            executed=ExecutedFigures.of(executed, loop.in_flight),
+            latency_ms=summary,
+            unstable=summary.cv > cv_threshold,
+            throughput=Throughput.of(loop, batch),
+            power=Power(**power),
+            **sections,
+            raw_times_ms=[t / 1e6 for t in loop.times_ns],
+        )
+
+    def sections(self) -> dict[str, Any]:
+        """The sections that were set, as typed values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+_HEAD = ("schema_version", "run_id", "key", "cell", "status", "reason", "requested", "model")
+_TAIL = ("started_at", "finished_at", "repetition", "repetitions")
+
+
+class CellRecord(Measured):
+    """One line of results.jsonl: a cell, its status (``ok``, ``skipped``, ``failed``,
+    ``crashed``, ``timeout``) and reason, and what was measured. ``repetition`` numbers
+    the worker runs of a cell (``run --repeat``); a record merged from several carries
+    ``repetitions``."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str = ""
+    key: str
+    cell: StoredCell
+    status: str
+    reason: str | None = None
+    requested: dict[str, Any] | None = None
+    model: ModelInfo | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    repetition: int = 0
+    repetitions: list[RepetitionSummary] | None = None
+
+    @classmethod
+    def new(
+        cls,
+        run_id: str,
+        cell: Cell,
+        status: str,
+        reason: str | None = None,
+        measured: Measured | None = None,
+        model: ModelInfo | None = None,
+        started_at: float | None = None,
+        repetition: int = 0,
+    ) -> CellRecord:
+        """The record of a cell that just ended (its time of ending is now)."""
+        finished_at = time.time()
+        return cls(
+            schema_version=SCHEMA_VERSION,
+            run_id=run_id,
+            key=cell.key,
+            cell=cell,
+            status=status,
+            reason=reason,
+            requested={"precision": cell.precision, "device": cell.device},
+            model=model,
+            **(measured.sections() if measured else {}),
+            started_at=started_at or finished_at,
+            finished_at=finished_at,
+            repetition=repetition,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as results.jsonl holds it: what the cell is first, then its figures,
+        then when it ran."""
+        data = super().to_dict()
+        head = {name: data.pop(name) for name in _HEAD if name in data}
+        tail = {name: data.pop(name) for name in _TAIL if name in data}
+        return {**head, **data, **tail}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellRecord:
+        """A stored record; pydantic's ValidationError (a ValueError) when it is none."""
+        return cls.model_validate(data)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        """Failed, crashed or timed out (a skipped cell did not fail)."""
+        return self.status in FAILED_STATUSES
+
+    @property
+    def executed_precision(self) -> str:
+        """The precision that ran (read back), else the one asked for."""
+        return (self.executed and self.executed.precision) or self.cell.precision
+
+    @property
+    def median_ms(self) -> float | None:
+        return self.latency_ms.median if self.latency_ms else None
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.throughput.samples_per_s if self.throughput else None
+
+    @property
+    def verdict(self) -> str | None:
+        """The accuracy verdict (pass, warn, fail), None where there was no check."""
+        return self.accuracy.verdict if self.accuracy else None
+
+    @property
+    def j_per_sample(self) -> float | None:
+        return self.power.j_per_sample if self.power else None
+
+    @property
+    def flop_factor(self) -> int:
+        """FLOPs per sample relative to one forward pass: a training step's factor (3),
+        1 for inference."""
+        return (self.training and self.training.flop_factor) or 1

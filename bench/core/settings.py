@@ -1,0 +1,51 @@
+"""Settings that cross the worker boundary as typed values: how long to measure, which
+power source to read, and the base of every runtime's own options model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.core.timing import StopRule
+
+
+class Strict(BaseModel):
+    """A table of ``bench.toml``: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuntimeSettings(Strict):
+    """The base of a runtime's options model (``[runtime.<name>]`` in ``bench.toml``): each
+    runtime declares its own subclass as ``Runtime.options``."""
+
+
+class MeasureConfig(Strict):
+    """When warm-up and measurement end: both a minimum time and a minimum count, with a
+    cap on the measured time so that a very slow cell still ends."""
+
+    warmup_s: float = Field(1.0, ge=0)
+    warmup_min_iters: int = Field(10, ge=0)
+    min_duration_s: float = Field(3.0, ge=0)
+    min_iters: int = Field(50, ge=1)
+    max_duration_s: float = Field(60.0, gt=0)
+    cv_threshold: float = Field(0.10, gt=0)
+
+    def warmup_rule(self) -> StopRule:
+        """When warm-up ends (capped like the measurement)."""
+        return StopRule(self.warmup_s, self.warmup_min_iters, self.max_duration_s)
+
+    def measurement_rule(self) -> StopRule:
+        """When the measured window ends."""
+        return StopRule(self.min_duration_s, self.min_iters, self.max_duration_s)
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    """``suite.power`` (auto, a source name or none), the sampling rate for polled
+    sources, and the seconds of idle baseline before the cell (0 = none)."""
+
+    source: str = "auto"
+    sample_hz: float = 20.0
+    idle_s: float = 0.0
