@@ -61,34 +61,28 @@ def harness_median_ms(session, measure: MeasureConfig) -> float:  # noqa: ANN001
     return float(np.median(record.times_ns)) / 1e6
 
 
-def cli_median_ms(model: str, batch: int, threads: int, cache_dir: Path) -> float:
-    with tempfile.TemporaryDirectory() as results:
+def cli_median_ms(
+    model: str, batch: int, threads: int, cache_dir: Path, measure: MeasureConfig
+) -> float:
+    """The median ``cli.py run`` reports for the one cell (ONNX Runtime CPU fp32, latency),
+    measured by the same rules as the bare loop."""
+    with tempfile.TemporaryDirectory() as scratch:
+        suite = Path(scratch) / "bench.toml"
+        rules = "\n".join(f"{name} = {value!r}" for name, value in measure.model_dump().items())
+        suite.write_text(
+            f'[suite]\nmodels = ["{model}"]\nruntimes = ["onnxruntime"]\nprecisions = ["fp32"]\n'
+            f"batch_sizes = [{batch}]\nthreads = {threads}\n[measure]\n{rules}\n"
+        )
         subprocess.run(
             [
-                sys.executable,
-                str(ROOT / "cli.py"),
-                "run",
-                "--models",
-                model,
-                "--runtimes",
-                "onnxruntime",
-                "--batch-sizes",
-                str(batch),
-                "--scenarios",
-                "latency",
-                "--threads",
-                str(threads),
-                "--cache-dir",
-                str(cache_dir),
-                "--results-dir",
-                results,
-                "--no-progress",
+                *(sys.executable, str(ROOT / "cli.py"), "run", "--config", str(suite)),
+                *("--cache-dir", str(cache_dir), "--results-dir", scratch, "--no-progress"),
             ],
             cwd=ROOT,
             check=True,
             capture_output=True,
         )
-        (record,) = read_records(next(Path(results).glob("*/results.jsonl")))
+        (record,) = read_records(next(Path(scratch).glob("*/results.jsonl")))
         assert record.median_ms is not None, f"the cell is {record.status}: {record.reason}"
         return record.median_ms
 
@@ -98,11 +92,14 @@ def main() -> None:
     parser.add_argument("--model", default="lenet5")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--measure-s", type=float, default=3.0, help="each timed window (warm-up: a third)"
+    )
     args = parser.parse_args()
 
     session, feeds, threads = staged_session(args.model, args.batch)
     cache_dir = default_cache_dir()
-    measure = MeasureConfig()
+    measure = MeasureConfig(min_duration_s=args.measure_s, warmup_s=args.measure_s / 3)
     raw_run = session._session.run  # the very session the harness times
 
     print(
@@ -127,7 +124,7 @@ def main() -> None:
     print(f"in-process: median ratio harness/bare = {ratio:.4f} ({verdict}, target within 3%)")
 
     before = bare_median_ms(raw_run, feeds, measure)
-    through_cli = cli_median_ms(args.model, args.batch, threads, cache_dir)
+    through_cli = cli_median_ms(args.model, args.batch, threads, cache_dir, measure)
     after = bare_median_ms(raw_run, feeds, measure)
     reference = (before + after) / 2
     ratio = through_cli / reference
