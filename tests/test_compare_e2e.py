@@ -1,12 +1,17 @@
 """The gate end to end on real runs: the same build measured twice must not say regressed
-(A/A), and a run with a test-only 30% slowdown injected into the runtime wrapper
+(A/A), and a run with a test-only slowdown injected into the runtime wrapper
 (tests/fixtures/slowdown) must.
 
 The A/A sides are the even and the odd repetitions of one ``run --repeat 10``: two
 measurements of one build, interleaved in time. Two runs one after the other also differ
 by how the machine drifted between them (on the development VM up to 10% on a median,
 docs/ci.md), which no statistic over one run's repetitions can tell from a change: that
-is the threshold's job, and a test that depended on the VM's drift would be flaky."""
+is the threshold's job, and a test that depended on the VM's drift would be flaky.
+
+The injected slowdown doubles each request. On a 2-core AMD EPYC VM the medians of one
+cell's repetitions moved by up to 1.4x within a minute (LeNet-5 at batch 16: 0.36 ms in
+some, 0.52-0.58 ms in others), so a 30% slowdown measured minutes later was once only
+``inconclusive`` there; a doubling stands clear of that noise."""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from test_cli import FIXTURES, REPO_ROOT, _env, explain, records_of, run_dirs, w
 
 REPEAT = 5
 MEASURE = {"warmup_s": 0.1, "warmup_min_iters": 5, "min_duration_s": 0.3, "min_iters": 20}
-SLOWDOWN = 0.3
+SLOWDOWN = 1.0
 
 
 def run(
@@ -127,7 +132,7 @@ def test_an_injected_slowdown_regresses(runs: dict[str, Path], tmp_path: Path) -
     for cell in cells:
         median = next(c for c in cell["changes"] if c["metric"] == "latency_median")
         assert median["verdict"] == "regressed"
-        assert median["ratio"] > 1 + SLOWDOWN / 2
+        assert median["ratio"] > 1 + SLOWDOWN / 3  # doubled, with room for a VM phase
 
 
 def test_resume_finishes_the_missing_repetitions(
