@@ -17,6 +17,7 @@ from bench.core.record import CellRecord
 from bench.environment import machine_id
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.repetitions import merged
+from bench.report import markdown_table, markdown_text
 from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
 from bench.speedup import speedups
 
@@ -264,15 +265,14 @@ def machines_table(machines: list[Machine], rows: list[Row]) -> Table:
 
 
 def machines_markdown(machines: list[Machine], rows: list[Row]) -> str:
-    """The same table as Markdown, with the sources under it."""
+    """The same table as Markdown, with the sources under it (labels and names escaped)."""
     header = ["", *(m.label for m in machines)]
     if len(machines) == 2:
         header.append(f"{machines[1].label} / {machines[0].label}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row.label, *row.texts, *([row.ratio()] if len(machines) == 2 else [])]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines) + f"\n\n{_caption(machines)}\n"
+    cells = [
+        [row.label, *row.texts, *([row.ratio()] if len(machines) == 2 else [])] for row in rows
+    ]
+    return markdown_table(tuple(header), cells) + f"\n{markdown_text(_caption(machines))}\n"
 
 
 def _caption(machines: list[Machine]) -> str:

@@ -12,6 +12,7 @@ runtime).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -206,8 +207,24 @@ def speedup_markdown(rows: list[Speedup]) -> str:
 
 
 def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
-    """A Markdown table; a '|' inside a value becomes '/'."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    """A Markdown table of plain text: every heading and cell goes through
+    ``markdown_text``, so none can add a row, a column or markup."""
+    lines = ["| " + " | ".join(map(markdown_text, columns)) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+        lines.append("| " + " | ".join(map(markdown_text, row)) + " |")
     return "\n".join(lines) + "\n"
+
+
+_LINE_BREAK = re.compile(r"\r\n|[\r\n]")
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_MARKUP = re.compile(r"([\\`*_\[\]|~#$])")
+
+
+def markdown_text(value: str) -> str:
+    """``value`` as plain text in a Markdown (GFM) line or table cell, rendered as written:
+    each line break becomes a space; ``&``, ``<`` and ``>`` become entities (so no HTML);
+    a backslash, a backtick and ``* _ [ ] | ~ # $`` (what can start emphasis, code, a link,
+    a cell, strikethrough, a heading's end or GitHub math) are backslash-escaped. For text
+    after a line's start: a leading ``-``, ``+`` or ``1.`` is left as it is."""
+    text = _LINE_BREAK.sub(" ", value).translate(_HTML)
+    return _MARKUP.sub(r"\\\1", text)

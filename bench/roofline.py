@@ -14,6 +14,7 @@ from bench.core.errors import UserError
 from bench.core.record import CellRecord
 from bench.environment import machine_id
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
+from bench.report import markdown_table
 from bench.results import ENVIRONMENT_FILE
 
 COLUMNS = (
@@ -145,6 +146,5 @@ def roofline_table(rows: list[RooflineRow], title: str) -> Table:
 
 
 def roofline_markdown(rows: list[RooflineRow]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in rows]
-    return "\n".join(lines) + f"\n\n{CAPTION}\n"
+    """The roofline table as Markdown (every cell escaped), with its caption under it."""
+    return markdown_table(COLUMNS, [_row_cells(row) for row in rows]) + f"\n{CAPTION}\n"

@@ -4,6 +4,7 @@ comment or ``$GITHUB_STEP_SUMMARY``, JSON, JUnit XML, and github-action-benchmar
 
 from __future__ import annotations
 
+import re
 import statistics
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -18,7 +19,7 @@ from bench.compare.metrics import ACCURACY
 from bench.compare.sides import Side
 from bench.compare.stats import Change
 from bench.core.metrics import METRICS
-from bench.report import markdown_table
+from bench.report import markdown_table, markdown_text
 
 COLUMNS = (
     "verdict",
@@ -96,8 +97,8 @@ def terminal(comparison: Comparison) -> Group:
 
 def markdown(comparison: Comparison) -> str:
     """A headline, the context, the table of cells, and every metric in a details block."""
-    lines = [f"### deploybench compare — {headline(comparison)}", ""]
-    lines += [f"- {line}" for line in context_lines(comparison)]
+    lines = [f"### deploybench compare — {markdown_text(headline(comparison))}", ""]
+    lines += [f"- {markdown_text(line)}" for line in context_lines(comparison)]
     lines += [
         "",
         markdown_table(COLUMNS, rows(comparison)),
@@ -112,6 +113,10 @@ def markdown(comparison: Comparison) -> str:
     columns = ("cell", *COLUMNS[2:-1], "verdict", "note")
     lines += [markdown_table(columns, detail), "</details>", ""]
     return "\n".join(lines)
+
+
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 forbids (a name could hold them); ``junit`` writes U+FFFD instead."""
 
 
 def junit(comparison: Comparison) -> str:
@@ -143,7 +148,8 @@ def junit(comparison: Comparison) -> str:
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    text = ET.tostring(root, encoding="unicode", xml_declaration=True)
+    return _NOT_XML.sub("\ufffd", text) + "\n"  # ElementTree writes control characters as is
 
 
 def github_benchmark(side: Side) -> list[dict[str, Any]]:
