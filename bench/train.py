@@ -9,6 +9,7 @@ from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
 from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory, Training
 from bench.core.timing import time_latency
+from bench.isolation import enter_phase
 from bench.power import CellPower
 from runtimes.base import LoadOptions
 from runtimes.pytorch_rt import module_of
@@ -26,14 +27,17 @@ def measure_train(
     session's build and first step are added to it.
     """
     cell = job.cell
+    enter_phase("build")
     start = time.perf_counter()
     session = TrainSession(module_of(options), job.model, cell.target, cell.batch, job.threads)
     build_s = time.perf_counter() - start
+    enter_phase("first step")
     start = time.perf_counter()
     session.step()
     session.synchronize()
     first_step_ms = (time.perf_counter() - start) * 1e3
     warmup, measurement = job.measure.warmup_rule(), job.measure.measurement_rule()
+    enter_phase("timed loop")
     with CellPower(job.power, cell.device) as power:
         loop = time_latency(session.step, session.synchronize, warmup, measurement)
     peak_device_mb = session.device_peak_mb()

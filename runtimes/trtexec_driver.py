@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.lifetime import tool_options
 from bench.core.timing import LoopRecord, StopRule
 from runtimes.tensorrt_build import BuildPlan, TrtVersion
 
@@ -206,7 +207,12 @@ def run_trtexec(trtexec: Path, flags: list[str], timeout_s: float, cwd: Path) ->
     (trtexec prefixes errors with ``[E]``) or its exit status."""
     try:
         done = subprocess.run(
-            [str(trtexec), *flags], capture_output=True, text=True, timeout=timeout_s, cwd=cwd
+            [str(trtexec), *flags],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            cwd=cwd,
+            **tool_options(),  # a worker killed at its timeout takes trtexec with it
         )
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"trtexec did not finish within {timeout_s:.0f} s") from None

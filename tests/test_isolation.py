@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,3 +70,47 @@ def test_a_hung_worker_times_out_and_is_gone(tmp_path: Path) -> None:
 def test_a_failed_worker_does_not_affect_the_next() -> None:
     assert run_in_worker(workers.abort, {}, timeout_s=60).status == "crashed"
     assert run_in_worker(workers.echo, {"value": 1}, timeout_s=60).payload["doubled"] == 2
+
+
+def test_a_timeout_names_the_phase_the_worker_was_in() -> None:
+    outcome = run_in_worker(workers.hang_in_build, {}, timeout_s=2)
+    assert outcome.status == "timeout"
+    assert outcome.phase == "build"
+    assert outcome.reason == "build did not finish within 2 s"
+
+
+def test_a_crash_names_the_phase_the_worker_was_in() -> None:
+    outcome = run_in_worker(workers.abort_in_load, {}, timeout_s=60)
+    assert outcome.status == "crashed"
+    assert outcome.phase == "load"
+    assert outcome.reason == "worker killed by SIGABRT in load"
+
+
+def test_a_worker_that_names_no_phase_is_in_worker_start() -> None:
+    outcome = run_in_worker(workers.sleep_forever, {"pid_file": os.devnull}, timeout_s=1)
+    assert outcome.phase == "worker start"
+    assert outcome.reason == "worker start did not finish within 1 s"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_tool_started_by_a_worker_dies_with_the_worker(tmp_path: Path) -> None:
+    """trtexec or tegrastats, started with ``tool_options``, ends when a timeout kills the
+    worker that started it."""
+    pid_file = tmp_path / "tool.pid"
+    starter = (
+        "import subprocess, sys\n"
+        "from bench.core.lifetime import tool_options\n"
+        "tool = subprocess.Popen(['sleep', '600'], **tool_options())\n"
+        f"open({str(pid_file)!r}, 'w').write(str(tool.pid))\n"
+        "tool.wait()\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", starter], cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.1)
+    tool = psutil.Process(int(pid_file.read_text()))
+    worker.kill()
+    worker.wait()
+    tool.wait(timeout=10)  # psutil.TimeoutExpired if the tool lived on
+    assert not tool.is_running()

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from typing import Any
 
+from bench.core.lifetime import tool_options
 from bench.power.source import PowerSource, PowerUnavailable, board_total
 
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
@@ -50,6 +51,7 @@ class TegrastatsSource(PowerSource):
             stderr=subprocess.DEVNULL,
             text=True,
             bufsize=1,
+            **tool_options(),  # a worker killed at its timeout takes tegrastats with it
         )
         try:
             rails = self._first_rails()
