@@ -5,7 +5,6 @@ low-precision speedups and energy per inference where measured."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from bench.environment import machine_id
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.repetitions import merged
 from bench.report import markdown_table, markdown_text
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
+from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_json_object, read_records
 from bench.speedup import speedups
 
 ABSENT = "—"
@@ -60,7 +59,7 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
         if not (path / RESULTS_FILE).is_file() and not (path / HW_FILE).is_file():
             raise UserError(f"{path} has neither {RESULTS_FILE} nor {HW_FILE}")
         try:
-            environment = json.loads((path / ENVIRONMENT_FILE).read_text())
+            environment = read_json_object(path / ENVIRONMENT_FILE, "pass run or hw directories")
             key = machine_id(environment)
             hw = read_hw(path)
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

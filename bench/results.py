@@ -4,6 +4,7 @@ flushed and fsynced as each cell ends, so an interrupted run keeps all it measur
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -21,6 +22,7 @@ RUN_FILE = "run.json"
 ENVIRONMENT_FILE = "environment.json"
 SUITE_FILE = "suite.toml"
 SPEEDUP_FILE = "speedups.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class RunDir:
     def write_json(self, name: str, data: Any) -> None:
         (self.path / name).write_text(json.dumps(data, indent=2, default=str) + "\n")
 
-    def read_json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+    def read_json(self, name: str) -> dict[str, Any]:
+        """One of the run's JSON files, which must hold an object (UserError otherwise)."""
+        return read_json_object(self.path / name, "start a new run")
 
     def append(self, record: CellRecord) -> None:
         """Append one record durably: write, flush, fsync. A torn last line (a crash
@@ -84,15 +87,26 @@ class RunDir:
 
 
 def read_records(path: Path) -> list[CellRecord]:
-    """The records of a results.jsonl file, skipping lines that are not JSON (a torn
-    write); UserError naming the line when one is JSON but no cell record."""
+    """The records of a results.jsonl file. A line cut short by a crash or a power cut
+    (the start of a record, or the zeros some file systems leave) is skipped with a
+    warning, and its cell runs again on ``--resume``; any other line that is no cell
+    record is a UserError naming the line."""
     if not path.is_file():
         return []
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror})") from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
+    for number, line in enumerate(content.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        data = _record_data(path, number, line)
+        if data is None:
+            log.warning(
+                f"{path} line {number} is a record cut short (a crash mid-write): "
+                "skipped; --resume runs its cell again"
+            )
             continue
         try:
             records.append(CellRecord.from_dict(data))
@@ -104,6 +118,48 @@ def read_records(path: Path) -> list[CellRecord]:
                 "give a run's results directory"
             ) from None
     return records
+
+
+def _record_data(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
+    """The JSON object on ``line``; None for a torn write; UserError for anything else."""
+    problem = f"{path} line {number}"
+    fix = "give a run's results directory, or remove the line"
+    if not line.strip(b"\0"):
+        return None
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{problem} is not UTF-8 text: {fix}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        if line.startswith(b'{"'):  # the start of a record whose end was never written
+            return None
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise UserError(f"{problem} is not JSON ({reason}): {fix}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{problem} is a JSON {type(data).__name__}, not a cell record: {fix}")
+    return data
+
+
+def read_json(path: Path, fix: str) -> Any:
+    """The JSON document at ``path``; a one-line UserError ending in ``fix`` when it cannot
+    be read, is not UTF-8 or is not JSON."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}): {fix}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text: {fix}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise UserError(f"{path} is not JSON ({reason}): {fix}") from None
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """``read_json`` of a file that must hold a JSON object."""
+    data = read_json(path, fix)
+    if not isinstance(data, dict):
+        raise UserError(f"{path} holds a JSON {type(data).__name__}, not an object: {fix}")
+    return data
 
 
 def _ends_with_newline(path: Path) -> bool:

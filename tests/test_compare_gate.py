@@ -278,7 +278,7 @@ def test_thresholds_come_from_the_suite_and_the_command_line(
     "args, fragment",
     [
         (("missing-dir", "{same}"), "does not exist"),
-        (("{bad_json}", "{same}"), "is unreadable"),
+        (("{bad_json}", "{same}"), "is not JSON"),
         (("{not_baseline}", "{same}"), "is not a deploybench baseline"),
         (("{other_hw}", "{same}"), "--allow-different-hardware"),
         (("{base}", "{same}", "--threshold", "fast"), "is not a number"),

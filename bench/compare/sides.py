@@ -7,7 +7,6 @@ it is small enough to commit to a repository.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from bench.core.errors import UserError
 from bench.core.metrics import read_metrics
 from bench.core.record import CellRecord
 from bench.repetitions import by_key, status_of
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE, RunDir
+from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE, RunDir, read_json
 
 BASELINE_FORMAT = "deploybench-baseline"
 BASELINE_VERSION = 1
@@ -176,10 +175,4 @@ def _cell_runs(key: str, records: list[CellRecord]) -> CellRuns:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise UserError(
-            f"{path} is unreadable ({reason}): give a results directory or a baseline file"
-        ) from None
+    return read_json(path, "give a results directory or a baseline file")

@@ -79,9 +79,13 @@ def record_end_state(environment_file: Path, root: Path = Path("/")) -> list[str
     file or its start state is missing)."""
     try:
         environment = json.loads(environment_file.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return []
+    if not isinstance(environment, dict):  # damaged: the run's readers will say so
         return []
     power = environment.setdefault("power", {})
+    if not isinstance(power, dict):
+        return []
     end = power_state(root)
     start = power.get("state")
     changes = state_changes(start, end) if start else []
