@@ -83,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="intra-op threads in all (0 = physical cores)")
     run.add_argument("--in-flight", type=int, help="requests in flight in the throughput scenario")
     run.add_argument(
-        "--cell-timeout", type=float, help="seconds before a cell is stopped as a timeout"
+        "--cell-timeout",
+        type=float,
+        help="seconds a cell's worker may take, every phase (build, load, timed loop) "
+        "included, before it is stopped as a timeout",
+    )
+    run.add_argument(
+        "--export-timeout",
+        type=float,
+        help="seconds preparing a model may take (export, reference outputs; default 600)",
     )
     run.add_argument(
         "--power",
@@ -110,14 +118,32 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=1x3x224x224",
-        help="size of an input of --onnx/--model (repeat per input)",
+        help="size of an input of --onnx/--model (repeat per input; inputs sharing a "
+        "named dynamic dimension take its size from one)",
+    )
+    run.add_argument(
+        "--input-range",
+        action="append",
+        default=[],
+        metavar="NAME=LO:HI",
+        help="draw an input's values in [LO, HI) (default: floats in [-1, 1), indices below "
+        "the rows of the table they index, else [0, 100))",
+    )
+    run.add_argument(
+        "--inputs",
+        type=Path,
+        metavar="FILE.npz",
+        help="feed --onnx these arrays, one per input by name (numpy.savez)",
     )
     run.add_argument("--results-dir", help="where run directories are made (default: results)")
     run.add_argument(
         "--cache-dir", type=Path, help="export cache (default: the platform cache dir)"
     )
     run.add_argument(
-        "--resume", type=Path, metavar="RUN_DIR", help="finish the missing cells of a run"
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="finish the missing cells of a run (give its --model or --onnx again)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
@@ -255,6 +281,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "threads": "threads",
         "in_flight": "in_flight",
         "cell_timeout": "cell_timeout_s",
+        "export_timeout": "export_timeout_s",
         "power": "power",
         "repeat": "repeat",
         "results_dir": "results_dir",
@@ -281,7 +308,9 @@ def _run(args: argparse.Namespace) -> int:
     console = _console()
     check_hw_dirs(args.hw)
     if args.resume:
-        run = app.resumed_run(args.resume)
+        run = app.resumed_run(
+            app.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir)
+        )
     else:
         run = app.new_run(
             app.RunRequest(
@@ -291,6 +320,8 @@ def _run(args: argparse.Namespace) -> int:
                 onnx=args.onnx,
                 factory=args.factory,
                 shapes=args.shape,
+                ranges=args.input_range,
+                inputs=args.inputs,
                 cache_dir=args.cache_dir,
             )
         )
@@ -364,6 +395,9 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, force=True)
     args = build_parser().parse_args(argv)
     from bench.core.errors import UserError
 

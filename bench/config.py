@@ -26,6 +26,9 @@ _FORMS = {
 """Every device kind some runtime accepts (``Runtime.device_forms``), and its forms."""
 _DEVICE = re.compile("^(" + "|".join(pattern for pattern, _ in _FORMS.values()) + ")$")
 DEVICE_FORMS = ", ".join(text for _, text in _FORMS.values())
+OPSET_RANGE = (7, 23)
+"""The opsets torch.onnx writes (``torch.onnx._constants``: ONNX_MIN_OPSET to ONNX_MAX_OPSET
+in torch 2.9 to 2.14); the export worker checks the installed torch's own range."""
 
 
 class SuiteConfig(Strict):
@@ -44,9 +47,12 @@ class SuiteConfig(Strict):
     )
     threads: int = Field(0, ge=0, description="intra-op threads in all; 0 = physical cores")
     in_flight: int = Field(0, ge=0, description="requests in flight (throughput); 0 = auto")
-    seed: int = 0
-    opset: int = Field(18, ge=11)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    opset: int = Field(18, ge=OPSET_RANGE[0], le=OPSET_RANGE[1])
     cell_timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
+    export_timeout_s: float = Field(
+        600.0, gt=0, le=7 * 24 * 3600, description="preparing a model: export, reference"
+    )
     repeat: int = Field(1, ge=1, le=1000, description="worker runs per cell, interleaved")
     cache_dir: str | None = None
     results_dir: str = "results"

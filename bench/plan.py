@@ -16,13 +16,16 @@ from runtimes.pytorch_train import train_unavailable_reason
 class ModelRequest:
     """A model to prepare: a zoo entry, a user factory or a user ONNX file.
 
-    ``shapes`` are the ``--shape`` sizes given for user models (input name → dims).
+    ``shapes`` are the ``--shape`` sizes given for user models (input name → dims),
+    ``ranges`` the ``--input-range`` bounds, ``inputs_file`` the ``--inputs`` arrays.
     """
 
     name: str
     kind: str  # "zoo" | "factory" | "onnx"
     ref: str  # zoo name, "package.module:function" or the ONNX path
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    inputs_file: str | None = None
 
     @property
     def source(self) -> str:
@@ -30,20 +33,45 @@ class ModelRequest:
         return "" if self.kind == "onnx" else f"{self.kind}:{self.ref}"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "shapes": {k: list(v) for k, v in self.shapes.items()}}
+        return {
+            **asdict(self),
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelRequest:
-        shapes = {k: tuple(v) for k, v in data.get("shapes", {}).items()}
-        return cls(data["name"], data["kind"], data["ref"], shapes)
+        shapes = {str(k): tuple(int(d) for d in v) for k, v in data.get("shapes", {}).items()}
+        ranges = {str(k): (float(v[0]), float(v[1])) for k, v in data.get("ranges", {}).items()}
+        inputs_file = data.get("inputs_file")
+        return cls(
+            str(data["name"]),
+            str(data["kind"]),
+            str(data["ref"]),
+            shapes,
+            ranges,
+            str(inputs_file) if inputs_file is not None else None,
+        )
 
     @classmethod
-    def user_onnx(cls, path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRequest:
-        return cls(path.stem, "onnx", str(path.resolve()), shapes)
+    def user_onnx(
+        cls,
+        path: Path,
+        shapes: dict[str, tuple[int, ...]],
+        ranges: dict[str, tuple[float, float]] | None = None,
+        inputs_file: Path | None = None,
+    ) -> ModelRequest:
+        data = str(inputs_file.resolve()) if inputs_file else None
+        return cls(path.stem, "onnx", str(path.resolve()), shapes, ranges or {}, data)
 
     @classmethod
-    def user_factory(cls, factory: str, shapes: dict[str, tuple[int, ...]]) -> ModelRequest:
-        return cls(factory.rsplit(":", 1)[-1], "factory", factory, shapes)
+    def user_factory(
+        cls,
+        factory: str,
+        shapes: dict[str, tuple[int, ...]],
+        ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> ModelRequest:
+        return cls(factory.rsplit(":", 1)[-1], "factory", factory, shapes, ranges or {})
 
 
 @dataclass(frozen=True)

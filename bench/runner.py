@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,11 @@ from bench.core.errors import UserError
 from bench.core.job import CellJob
 from bench.core.record import CellRecord, Measured, ModelInfo
 from bench.core.settings import PowerSettings
-from bench.core.spec import PreparedModel
+from bench.core.spec import BATCH, PreparedModel
 from bench.isolation import run_in_worker
 from bench.plan import ModelRequest, PlannedCell
 from bench.results import RunDir
 from runtimes import get_runtime
-
-EXPORT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,12 @@ def run_suite(
                 )
             elif isinstance(model, ExportFailed):
                 record = CellRecord.new(
-                    run_dir.run_id, cell, model.status, model.reason, repetition=rep
+                    run_dir.run_id,
+                    cell,
+                    model.status,
+                    model.reason,
+                    repetition=rep,
+                    phase=model.phase,
                 )
             else:
                 record = measure(cell, model, config, cache_dir, run_dir.run_id, rep)
@@ -126,21 +129,23 @@ def _label(cell: Cell, rep: int, repeat: int) -> str:
 
 
 class ExportFailed(Exception):
-    """Preparing a model failed; every cell of that model carries this status and reason."""
+    """Preparing a model failed; every cell of that model carries this status, reason
+    and phase."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, phase: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.phase = phase
 
 
 def prepare(request: ModelRequest, config: BenchConfig, cache_dir: Path) -> PreparedModel:
-    """The prepared model for ``request``. A user ONNX file is read here (it needs only
-    ``onnx``); zoo and factory models are exported in a worker, since that needs torch."""
+    """The prepared model for ``request``, each step in a worker bounded by the suite's
+    export timeout: a zoo or factory model exported (torch), a user ONNX file read here
+    (onnx only) and given reference outputs by ONNX Runtime on the CPU."""
+    timeout_s = config.suite.export_timeout_s
     if request.kind == "onnx":
-        from exporters.onnx_file import inspect_onnx
-
-        return inspect_onnx(Path(request.ref), request.shapes)
+        return _prepare_onnx(request, config, cache_dir, timeout_s)
     job = worker.ExportJob(
         request,
         tuple(config.suite.batch_sizes),
@@ -148,13 +153,31 @@ def prepare(request: ModelRequest, config: BenchConfig, cache_dir: Path) -> Prep
         config.suite.opset,
         config.suite.seed,
     )
-    outcome = run_in_worker(worker.prepare_model, job, EXPORT_TIMEOUT_S)
+    outcome = run_in_worker(worker.prepare_model, job, timeout_s)
     if outcome.status == "error":
         raise UserError(outcome.reason or "bad model")
     if outcome.status != "ok" or outcome.payload is None:
         status = "failed" if outcome.status == "failed" else outcome.status
-        raise ExportFailed(status, f"export failed: {outcome.reason}")
+        raise ExportFailed(status, outcome.reason or status, outcome.phase)
     return outcome.payload
+
+
+def _prepare_onnx(
+    request: ModelRequest, config: BenchConfig, cache_dir: Path, timeout_s: float
+) -> PreparedModel:
+    from exporters.onnx_file import inspect_onnx, load_inputs_file
+    from exporters.onnx_reference import reference_inputs, without_reference
+
+    data = load_inputs_file(Path(request.inputs_file)) if request.inputs_file else None
+    inspected = inspect_onnx(Path(request.ref), request.shapes, request.ranges, data)
+    inspected = replace(inspected, seed=config.suite.seed)
+    feeds = reference_inputs(inspected, data)
+    job = worker.ReferenceJob(inspected, feeds, cache_dir)
+    outcome = run_in_worker(worker.onnx_reference, job, timeout_s)
+    if outcome.status == "ok" and outcome.payload is not None:
+        return outcome.payload
+    why = f"the onnxruntime CPU reference {outcome.status}: {outcome.reason}"
+    return without_reference(inspected, feeds, cache_dir, why)
 
 
 def measure(
@@ -165,7 +188,8 @@ def measure(
     run_id: str,
     repetition: int = 0,
 ) -> CellRecord:
-    """Measure ``cell`` in its own worker and return its results.jsonl record."""
+    """Measure ``cell`` in its own worker and return its results.jsonl record. A cell
+    that ran on another device than it asked for failed: its figures are not the cell's."""
     load = workload(config, cell)
     suite = config.suite
     job = CellJob(
@@ -182,19 +206,47 @@ def measure(
     )
     started_at = time.time()
     outcome = run_in_worker(worker.measure_cell, job, suite.cell_timeout_s)
-    info = ModelInfo(
+    status = {"ok": "ok", "error": "failed"}.get(outcome.status, outcome.status)
+    reason, measured = outcome.reason, outcome.payload
+    if outcome.traceback is not None:
+        measured = Measured(traceback=outcome.traceback)
+    executed = measured.executed.device if measured and measured.executed else None
+    if status == "ok" and executed and not cell.target.ran_on(executed):
+        status = "failed"
+        reason = f"asked for {cell.device} but ran on {executed}: the runtime fell back"
+    phase = None if outcome.status in ("ok", "skipped") else outcome.phase
+    return CellRecord.new(
+        run_id,
+        cell,
+        status,
+        reason,
+        measured,
+        model_info(prepared, cell.batch),
+        started_at,
+        repetition,
+        phase,
+    )
+
+
+def model_info(prepared: PreparedModel, batch: int) -> ModelInfo:
+    """The record's ``model``: where it came from, its cost, and each input as fed."""
+    sizes = {BATCH: batch} if prepared.source else {}
+    inputs = []
+    for spec in prepared.inputs:
+        try:
+            shape: list[int | str] = list(spec.concrete_shape(sizes))
+        except UserError:  # still dynamic: the cell failed before feeding it
+            shape = list(spec.shape)
+        inputs.append(
+            {"name": spec.name, "shape": shape, "dtype": spec.dtype, "values": spec.values()}
+        )
+    return ModelInfo(
         source=prepared.source or "onnx",
         task=prepared.task,
         params=prepared.params,
         flops_per_sample=prepared.flops_per_sample,
         onnx=str(prepared.onnx_path),
-    )
-    status = {"ok": "ok", "error": "failed"}.get(outcome.status, outcome.status)
-    measured = outcome.payload
-    if outcome.traceback is not None:
-        measured = Measured(traceback=outcome.traceback)
-    return CellRecord.new(
-        run_id, cell, status, outcome.reason, measured, info, started_at, repetition
+        inputs=inputs,
     )
 
 

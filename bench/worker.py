@@ -18,6 +18,7 @@ from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
 from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured, Memory
 from bench.core.spec import BATCH, PreparedModel, make_inputs
+from bench.isolation import enter_phase
 from bench.plan import ModelRequest
 from bench.power import CellPower
 from exporters.reference import load_reference, reference_batches
@@ -41,6 +42,7 @@ class ExportJob:
 def prepare_model(job: ExportJob) -> PreparedModel:
     """Export (or find in the cache) the zoo or factory model of ``job.request``."""
     request = job.request
+    enter_phase("export")
     if request.kind == "zoo":
         from exporters.onnx_export import prepare_zoo_model
 
@@ -57,9 +59,28 @@ def prepare_model(job: ExportJob) -> PreparedModel:
             job.cache_dir,
             opset=job.opset,
             seed=job.seed,
+            ranges=request.ranges,
         )
     prepared.name = request.name
     return prepared
+
+
+@dataclass(frozen=True)
+class ReferenceJob:
+    """A user ONNX file, as inspected, to make reference outputs for: ONNX Runtime on the
+    CPU, fed ``feeds`` (see exporters.onnx_reference)."""
+
+    prepared: PreparedModel
+    feeds: dict[str, np.ndarray]
+    cache_dir: Path
+
+
+def onnx_reference(job: ReferenceJob) -> PreparedModel:
+    """The file of ``job`` with its reference outputs (or the reason there are none)."""
+    from exporters.onnx_reference import with_ort_reference
+
+    enter_phase("reference")
+    return with_ort_reference(job.prepared, job.feeds, job.cache_dir)
 
 
 def measure_cell(job: CellJob) -> Measured:
@@ -76,6 +97,7 @@ def measure_cell(job: CellJob) -> Measured:
         module_loader(model.source, model.seed),
     )
     runtime_class = get_runtime(cell.runtime)
+    enter_phase("import")
     start = time.perf_counter()
     runtime_class.import_framework()
     import_s = time.perf_counter() - start
@@ -86,22 +108,27 @@ def measure_cell(job: CellJob) -> Measured:
         cold_start = ColdStart(worker_start_s=worker_start_s, import_s=import_s)
         return measure_train(job, options, cold_start, rss_after_import_mb)
     runtime = runtime_class()
+    enter_phase("build")
     built = runtime.build(model, cell.target, options, job.cache_dir)
+    enter_phase("load")
     start = time.perf_counter()
     session = runtime.load(built, model, cell.target, options)
     load_s = time.perf_counter() - start
 
     feeds, reference = _inputs_and_reference(model, cell.batch)
+    enter_phase("first inference")
     start = time.perf_counter()
     outputs = session.infer(feeds)
     first_inference_ms = (time.perf_counter() - start) * 1e3
 
     warmup, measurement = job.measure.warmup_rule(), job.measure.measurement_rule()
+    enter_phase("timed loop")
     with CellPower(job.power, cell.device) as power:
         if cell.scenario == "latency":
             loop = session.run_latency(feeds, warmup, measurement)
         else:
             loop = session.run_throughput(feeds, options.in_flight, warmup, measurement)
+    enter_phase("teardown")
     device_metrics = session.device_metrics()
     session.close()
 
@@ -123,25 +150,37 @@ def measure_cell(job: CellJob) -> Measured:
             first_inference_ms=first_inference_ms,
         ),
         device_metrics=DeviceMetrics(**device_metrics),
-        accuracy=(
-            Accuracy(
-                **compare_outputs(
-                    outputs, reference, cell.precision, model.task == "classification"
-                )
-            )
-            if reference
-            else None
-        ),
+        accuracy=_accuracy(model, outputs, reference, cell.precision),
         notes=[*model.notes, *built.notes],
     )
+
+
+def _accuracy(
+    model: PreparedModel,
+    outputs: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray] | None,
+    precision: str,
+) -> Accuracy:
+    """The cell's outputs against the reference, under the tolerance of the requested
+    precision or of the model's own, whichever is looser (an FP16 file is no FP32
+    model); unavailable, with the reason, where there is no reference."""
+    if not reference:
+        why = model.reference_origin.removeprefix("none: ")
+        return Accuracy(unavailable=why or "no reference outputs")
+    half = any(spec.dtype == "float16" for spec in (*model.inputs, *model.outputs))
+    own = "fp16" if half else "fp32"
+    tolerance = own if precision == "fp32" else precision
+    figures = compare_outputs(outputs, reference, tolerance, model.task == "classification")
+    return Accuracy(reference=model.reference_origin, **figures)
 
 
 def _inputs_and_reference(
     model: PreparedModel, batch: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-    """The seeded inputs for ``batch`` and the PyTorch FP32 outputs on them, when stored;
-    otherwise (a user ONNX file) seeded inputs made from the specs and no reference."""
+    """The stored inputs for ``batch`` and the reference outputs on them (None where the
+    file holds inputs alone); without a stored batch, seeded inputs and no reference."""
     if model.reference is not None and batch in reference_batches(model.reference):
-        return load_reference(model.reference, batch)
+        feeds, reference = load_reference(model.reference, batch)
+        return feeds, reference or None
     sizes = {BATCH: batch} if model.source else {}
     return make_inputs(model.inputs, sizes, model.seed), None

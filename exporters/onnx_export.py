@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.core.digest import cache_key
-from bench.core.spec import BATCH, PreparedModel, TensorSpec, make_inputs
+from bench.core.locks import entry_lock
+from bench.core.spec import BATCH, PreparedModel, TensorSpec, make_inputs, with_ranges
 from exporters.cache import module_file_digest
 from exporters.onnx_file import value_specs
 from exporters.parity import check_parity
@@ -100,6 +101,7 @@ def _export_entry(
         arrays, names = reference_arrays(module, inputs, request.output_names, batch_sizes, seed)
         notes = export_onnx(module, inputs, names, model_path, request.opset, seed)
         onnx.checker.check_model(str(model_path))
+        notes.append(_opset_note(model_path, request.opset))
         notes.append(check_parity(model_path, inputs, names, arrays, batch_sizes))
         graph = onnx.load(str(model_path), load_external_data=False).graph
         one = to_tensors(inputs, make_inputs(inputs, {BATCH: 1}, seed))
@@ -129,6 +131,17 @@ def _export_entry(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _opset_note(path: Path, asked: int) -> str:
+    """The opset the file was written at, and whether it is the one asked for."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written == asked:
+        return f"written at opset {written}"
+    return f"written at opset {written} (opset {asked} was asked for)"
+
+
 def _add_batches(
     target: Path, stored: PreparedModel, missing: list[int], build: Callable[[], nn.Module]
 ) -> None:
@@ -154,14 +167,17 @@ def _prepare(
         raise ValueError("batch_sizes must name at least one batch size")
     target = request.entry_dir(cache_dir)
     wanted = sorted(set(batch_sizes))
-    if not ((target / MODEL_FILE).is_file() and (target / PREPARED_FILE).is_file()):
-        return _export_entry(target, request, wanted, build)
-    stored = PreparedModel.load(target / PREPARED_FILE)
-    reference = target / REFERENCE_FILE
-    present = reference_batches(reference) if reference.is_file() else set()
-    missing = sorted(set(wanted) - present)
-    if missing:
-        _add_batches(target, stored, missing, build)
+    # One writer per entry: a second run waits, then finds the entry made; a killed
+    # export's scratch folder is removed by the next holder.
+    with entry_lock(target, scratch=f".{target.name}-*"):
+        if not ((target / MODEL_FILE).is_file() and (target / PREPARED_FILE).is_file()):
+            return _export_entry(target, request, wanted, build)
+        stored = PreparedModel.load(target / PREPARED_FILE)
+        reference = target / REFERENCE_FILE
+        present = reference_batches(reference) if reference.is_file() else set()
+        missing = sorted(set(wanted) - present)
+        if missing:
+            _add_batches(target, stored, missing, build)
     return replace(
         stored, onnx_path=target / MODEL_FILE, reference=reference, cache_hit=True, export_s=0.0
     )
@@ -216,14 +232,16 @@ def prepare_factory_model(
     cache_dir: Path,
     opset: int = 18,
     seed: int = 0,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> PreparedModel:
     """A user factory ``package.module:function`` prepared as by ``prepare_torch_model``.
 
-    Input specs come from the factory's example inputs or from ``shapes`` (``--shape``);
-    the task is ``"unknown"``. The module is built once, even on a miss.
+    Input specs come from the factory's example inputs or from ``shapes`` (``--shape``),
+    value ranges from ``ranges`` (``--input-range``) where given; the task is
+    ``"unknown"``. The module is built once, even on a miss.
     """
     source = f"{FACTORY_PREFIX}{factory}"
     module, example = build_module(source, seed)
-    inputs = factory_input_specs(example, shapes)
+    inputs = with_ranges(factory_input_specs(example, shapes), ranges or {})
     request = _Request(factory, source, inputs, None, "unknown", opset, seed)
     return _prepare(request, batch_sizes, cache_dir, lambda: module)

@@ -27,7 +27,8 @@ def reference_batches(path: Path) -> set[int]:
 
 
 def load_reference(path: Path, batch: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """``(inputs, outputs)`` by tensor name at ``batch``; KeyError if that batch is absent."""
+    """``(inputs, outputs)`` by tensor name at ``batch`` (outputs empty in a file of inputs
+    alone); KeyError if that batch is absent."""
     inputs: dict[str, np.ndarray] = {}
     outputs: dict[str, np.ndarray] = {}
     with np.load(path) as data:
@@ -36,7 +37,7 @@ def load_reference(path: Path, batch: int) -> tuple[dict[str, np.ndarray], dict[
             if match and int(match.group(1)) == batch:
                 target = inputs if match.group(2) == "in" else outputs
                 target[match.group(3)] = data[key]
-    if not outputs:
+    if not inputs and not outputs:
         raise KeyError(f"no reference at batch {batch} in {path}")
     return inputs, outputs
 

@@ -150,8 +150,9 @@ def factory_input_specs(
         if len(shape) == 0:
             raise UserError(f"input '{name}' is a scalar: inputs need a leading batch dimension")
         dtype = str(tensor.dtype).removeprefix("torch.")
-        bounds: dict[str, float] = {}
+        bounds: dict[str, float | str] = {}
         if not tensor.is_floating_point() and tensor.dtype != torch.bool and tensor.numel():
             bounds = {"low": int(tensor.min()), "high": int(tensor.max()) + 1}
+            bounds["origin"] = "the range of the factory's example"
         specs.append(TensorSpec(name, (BATCH, *shape[1:]), dtype, **bounds))
     return tuple(specs)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.core.errors import UserError
 from bench.core.spec import BATCH, TensorSpec, make_inputs
 from exporters.errors import ExportError
 from exporters.reference import reference_key
@@ -100,6 +101,17 @@ def _exception_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
 
 
+def opset_range() -> tuple[int, int]:
+    """The opsets this torch's ONNX exporter writes (its ``_constants``; 7 to 23 for torch
+    2.9 to 2.14 where they cannot be read)."""
+    from torch.onnx import _constants
+
+    return (
+        getattr(_constants, "ONNX_MIN_OPSET", 7),
+        getattr(_constants, "ONNX_MAX_OPSET", 23),
+    )
+
+
 def export_onnx(
     module: nn.Module,
     specs: tuple[TensorSpec, ...],
@@ -113,6 +125,12 @@ def export_onnx(
     Tries the dynamo exporter first and falls back to the TorchScript exporter, noting why.
     Raises ExportError when both fail.
     """
+    low, high = opset_range()
+    if not low <= opset <= high:
+        raise UserError(
+            f"opset {opset} is outside what torch {torch.__version__} exports "
+            f"({low} to {high}): set suite.opset in that range"
+        )
     example = to_tensors(specs, make_inputs(specs, {BATCH: EXPORT_BATCH}, seed))
     input_names = [spec.name for spec in specs]
     param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
@@ -134,7 +152,7 @@ def export_onnx(
                 external_data=param_bytes > EXTERNAL_DATA_BYTES,
                 **common,
             )
-        return [f"exported by torch.onnx (dynamo) at opset {opset}"]
+        return ["exported by torch.onnx (dynamo)"]
     except Exception as dynamo_exc:  # any exporter failure: try the other exporter
         dynamo_reason = _exception_line(dynamo_exc)
     path.unlink(missing_ok=True)
@@ -147,7 +165,4 @@ def export_onnx(
             f"ONNX export failed: dynamo exporter ({dynamo_reason}); "
             f"TorchScript exporter ({_exception_line(legacy_exc)})"
         ) from legacy_exc
-    return [
-        f"dynamo exporter failed ({dynamo_reason}); exported by the TorchScript exporter "
-        f"at opset {opset}"
-    ]
+    return [f"dynamo exporter failed ({dynamo_reason}); exported by the TorchScript exporter"]

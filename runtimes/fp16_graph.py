@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.digest import file_digest
+from bench.core.locks import entry_lock
 
 FP16_MAX = 65504.0
 FP16_TINY = 5.96e-08  # smallest positive subnormal
@@ -36,15 +37,25 @@ class ConvertedGraph:
 
 def fp16_graph(onnx_path: Path, cache_dir: Path) -> ConvertedGraph:
     """An FP16 copy of ``onnx_path`` (FP32 inputs and outputs kept), cached by the file's
-    content and the converter's version."""
+    content and the converter's version. A file with no FP32 tensor (already FP16, inputs
+    and weights) is itself the FP16 graph: it runs as given."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    if _already_fp16(model):
+        return ConvertedGraph(onnx_path, 0.0, True, ("the file is already fp16: run as given",))
     digest = file_digest(onnx_path)
     version = importlib.metadata.version("onnxconverter-common")
     target = Path(cache_dir) / "precision" / f"{onnx_path.stem}-{digest}-occ{version}-fp16.onnx"
     notes_file = target.with_suffix(".notes")
-    if target.is_file():
-        notes = tuple(notes_file.read_text().splitlines()) if notes_file.is_file() else ()
-        return ConvertedGraph(target, 0.0, True, notes)
+    with entry_lock(target, scratch=f".{target.name}.*.partial"):
+        if target.is_file():
+            notes = tuple(notes_file.read_text().splitlines()) if notes_file.is_file() else ()
+            return ConvertedGraph(target, 0.0, True, notes)
+        return _convert(onnx_path, target, notes_file, version)
 
+
+def _convert(onnx_path: Path, target: Path, notes_file: Path, version: str) -> ConvertedGraph:
     import onnx
     from onnxconverter_common import float16
 
@@ -65,6 +76,16 @@ def fp16_graph(onnx_path: Path, cache_dir: Path) -> ConvertedGraph:
     notes_file.write_text("\n".join(notes) + "\n")
     os.replace(partial, target)
     return ConvertedGraph(target, time.perf_counter() - start, False, tuple(notes))
+
+
+def _already_fp16(model: object) -> bool:
+    """Whether the graph's inputs, outputs and weights hold FP16 tensors and no FP32 one."""
+    from onnx import TensorProto
+
+    graph = model.graph  # type: ignore[attr-defined]
+    types = {value.type.tensor_type.elem_type for value in [*graph.input, *graph.output]}
+    types |= {tensor.data_type for tensor in graph.initializer}
+    return TensorProto.FLOAT16 in types and TensorProto.FLOAT not in types
 
 
 def _out_of_range_weights(model: object) -> int:

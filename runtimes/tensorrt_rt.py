@@ -61,6 +61,7 @@ class TensorRTOptions(RuntimeSettings):
     data_transfers: bool = False
     gpu_fallback: bool = True
     trtexec_path: str | None = None
+    program_fields = ("trtexec_path",)
 
 
 def _bindings_installed() -> bool:

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from fixtures.onnx_models import dynamic_relu, two_input_model
+from fixtures.onnx_models import dynamic_relu, embedding_model, two_input_model
 
 from bench.config import BenchConfig
 from bench.core.devices import cuda_device_count
@@ -452,7 +453,49 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "not_a_run": _mkdir(root / "not-a-run"),
         "not_utf8": _bytes(root / "latin1.toml", b'[suite]\nname = "caf\xe9"\n'),
         "damaged_run": _damaged_run(root / "damaged-run"),
+        "negative_seed": write_suite(root / "seed.toml", models=["mlp"], seed=-1),
+        "batch_true": _text(root / "batch.toml", "[suite]\nbatch_sizes = [true]\n"),
+        "endless_warmup": _text(root / "warmup.toml", "[measure]\nwarmup_s = inf\n"),
+        "opset_99": write_suite(root / "opset.toml", models=["mlp"], opset=99),
+        "a_file": _text(root / "a-file", "not a folder"),
+        "two_inputs": two_input_model(root / "two_inputs.onnx"),
+        "embedding": embedding_model(root / "embedding.onnx"),
+        "inputs_float64": _npz(
+            root / "f64.npz", ids=np.zeros((2, 5)), mask=np.ones((2, 5), np.float32)
+        ),
+        "inputs_partial": _npz(root / "partial.npz", ids=np.zeros((2, 5), np.int64)),
+        "inputs_corrupt": _bytes(root / "corrupt.npz", b"PK\x03\x04 not a zip"),
+        "factory_run": _foreign_run(root / "factory-run", "factory", "evil_module:build"),
+        "onnx_run": _foreign_run(root / "onnx-run", "onnx", str(root / "theirs.onnx")),
+        "trtexec_run": _foreign_run(
+            root / "trtexec-run", "zoo", "mlp", {"tensorrt": {"trtexec_path": "/tmp/x"}}
+        ),
     }
+
+
+def _embedding(files: dict[str, Path], *extra: str | Path) -> list[str | Path]:
+    return ["--config", files["good"], "--onnx", files["embedding"], *extra]
+
+
+def _npz(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def _foreign_run(path: Path, kind: str, ref: str, runtime: dict[str, Any] | None = None) -> Path:
+    """A run folder from someone else, naming a factory, an ONNX file or a program."""
+    path.mkdir()
+    runtimes = ["tensorrt"] if runtime else ["onnxruntime"]
+    config = BenchConfig.model_validate(
+        {"suite": {"models": ["mlp"], "runtimes": runtimes}, "runtime": runtime or {}}
+    )
+    run = {
+        "config": config.model_dump(),
+        "models": [{"name": "m", "kind": kind, "ref": ref, "shapes": {}}],
+        "cache_dir": str(path / "their-cache"),
+    }
+    (path / "run.json").write_text(json.dumps(run))
+    return path
 
 
 def _bytes(path: Path, data: bytes) -> Path:
@@ -531,7 +574,7 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
         "cell_timeout_s",
     ),
     ("config not UTF-8", lambda f: ["--config", f["not_utf8"]], "not UTF-8"),
-    ("damaged run.json", lambda f: ["--resume", f["damaged_run"]], "unreadable"),
+    ("damaged run.json", lambda f: ["--resume", f["damaged_run"]], "run.json is not JSON"),
     (
         "--batch-sizes with --onnx",
         lambda f: [
@@ -558,6 +601,145 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
         ],
         "cannot import 'no_such_module_xyz'",
     ),
+    ("negative seed", lambda f: ["--config", f["negative_seed"]], "seed"),
+    ("batch size true", lambda f: ["--config", f["batch_true"]], "batch_sizes.*integer"),
+    ("endless warm-up", lambda f: ["--config", f["endless_warmup"]], "warmup_s.*finite"),
+    ("opset beyond the exporter", lambda f: ["--config", f["opset_99"]], "opset"),
+    (
+        "endless export timeout",
+        lambda f: ["--config", f["good"], "--export-timeout", "inf"],
+        "export_timeout_s",
+    ),
+    (
+        "cache dir is a file",
+        lambda f: ["--config", f["good"], "--cache-dir", f["a_file"]],
+        "--cache-dir",
+    ),
+    (
+        "cache dir cannot be made",
+        lambda f: ["--config", f["good"], "--cache-dir", f["a_file"] / "cache"],
+        "--cache-dir",
+    ),
+    (
+        "absurd dimension",
+        lambda f: ["--config", f["good"], "--onnx", f["dynamic"], "--shape", "x=99999999999x16"],
+        "no real size",
+    ),
+    (
+        "inputs beyond memory",
+        lambda f: ["--config", f["good"], "--onnx", f["dynamic"], "--shape", "x=2000000000x16"],
+        "GiB",
+    ),
+    (
+        "--model with --models",
+        lambda f: ["--config", f["good"], "--models", "mlp", "--model", "crashy:build"],
+        "either --models or --model",
+    ),
+    (
+        "--onnx with --models",
+        lambda f: ["--config", f["good"], "--models", "mlp", "--onnx", f["embedding"]],
+        "either --models or --onnx",
+    ),
+    (
+        "--inputs without --onnx",
+        lambda f: ["--config", f["good"], "--inputs", f["inputs_partial"]],
+        "--inputs applies to --onnx",
+    ),
+    (
+        "--inputs missing",
+        lambda f: ["--config", f["good"], "--onnx", f["embedding"], "--inputs", f["a_file"] / "x"],
+        "not found",
+    ),
+    (
+        "--inputs not an npz",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--onnx",
+            f["embedding"],
+            "--inputs",
+            f["inputs_corrupt"],
+        ],
+        "not a readable .npz",
+    ),
+    (
+        "--inputs lacks an input",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--onnx",
+            f["embedding"],
+            "--inputs",
+            f["inputs_partial"],
+        ],
+        "lacks mask",
+    ),
+    (
+        "--inputs of the wrong dtype",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--onnx",
+            f["embedding"],
+            "--inputs",
+            f["inputs_float64"],
+        ],
+        "'ids' is float64 but the model takes int64",
+    ),
+    (
+        "--input-range syntax",
+        lambda f: ["--config", f["good"], "--onnx", f["embedding"], "--input-range", "ids=0-9"],
+        "NAME=LO:HI",
+    ),
+    (
+        "--input-range empty",
+        lambda f: ["--config", f["good"], "--onnx", f["embedding"], "--input-range", "ids=5:5"],
+        "LO must be below HI",
+    ),
+    (
+        "--input-range names no input",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--onnx",
+            f["embedding"],
+            "--shape",
+            "ids=2x4",
+            "--input-range",
+            "tokens=0:9",
+        ],
+        "names tokens",
+    ),
+    (
+        "--input-range without a model",
+        lambda f: ["--config", f["good"], "--input-range", "ids=0:9"],
+        "--input-range applies",
+    ),
+    (
+        "one dimension given two sizes",
+        lambda f: [
+            "--config",
+            f["good"],
+            "--onnx",
+            f["two_inputs"],
+            "--shape",
+            "x=2x4",
+            "--shape",
+            "ids=3x8",
+        ],
+        "dimension 'N' two sizes",
+    ),
+    (
+        "resume imports no factory",
+        lambda f: ["--resume", f["factory_run"]],
+        "add --model evil_module:build",
+    ),
+    ("resume reads no ONNX file", lambda f: ["--resume", f["onnx_run"]], "add --onnx"),
+    (
+        "resume runs no program",
+        lambda f: ["--resume", f["trtexec_run"]],
+        "runtime.tensorrt.trtexec_path",
+    ),
 ]
 
 
@@ -570,15 +752,25 @@ def test_bad_input_is_one_line_and_exit_code_2(
     bad_files: dict[str, Path],
     tmp_path: Path,
     cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """In this process (``cli.main``), so that the battery stays quick and an uncaught
+    exception fails the test with its traceback; the CLI's own process is tested above."""
+    import cli as command_line
+
     results = tmp_path / "results"
-    proc = cli(
-        "run", *args(bad_files), "--results-dir", results, "--no-progress", cache_dir=cache_dir
-    )
-    assert proc.returncode == 2, explain(proc)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, explain(proc)
+    monkeypatch.setenv("DEPLOYBENCH_CACHE_DIR", str(cache_dir))
+    monkeypatch.chdir(REPO_ROOT)
+    argv = ["run", *map(str, args(bad_files)), "--results-dir", str(results), "--no-progress"]
+    try:
+        code = command_line.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    assert code == 2, f"exit {code}\n{captured.out}\n{captured.err}"
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
     assert lines[0].startswith("error: ")
     assert re.search(expected, lines[0]), lines[0]
     assert run_dirs(results) == []  # bad input leaves no run directory behind
@@ -694,7 +886,8 @@ def test_a_failing_resume_keeps_the_run_directory(tmp_path: Path, cache_dir: Pat
     (run_dir / "run.json").write_text(
         json.dumps({"config": config, "models": models, "cache_dir": str(cache_dir)})
     )
-    proc = cli("run", "--resume", run_dir, "--no-progress", cache_dir=cache_dir)
+    factory = ("--model", "no_such_module_q:build")  # named again: the user trusts it
+    proc = cli("run", "--resume", run_dir, *factory, "--no-progress", cache_dir=cache_dir)
     assert proc.returncode == 2, explain(proc)
     assert "cannot import 'no_such_module_q'" in proc.stderr
     assert (run_dir / "run.json").is_file()

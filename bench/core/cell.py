@@ -24,6 +24,31 @@ class Target:
         _, _, index = self.device.partition(":")
         return int(index) if index else 0
 
+    def ran_on(self, executed: str) -> bool:
+        """Whether ``executed`` (the device read back from the runtime) is this target's:
+        the same kind and index (``gpu`` is any ``gpu.N``; ``dla:0+gpu`` is a DLA cell with
+        layers on the GPU); for ``auto:``, ``hetero:`` and ``multi:`` only devices listed."""
+        executed = executed.lower()
+        if self.device_kind in ("auto", "hetero", "multi"):
+            _, _, listed = self.device.partition(":")
+            allowed = {_kind(d) for d in listed.split(",") if d}
+            ran = {_kind(d) for d in re.split(r"[,+]", executed) if d}
+            return not allowed or ran <= allowed
+        first = re.split(r"[,+]", executed, maxsplit=1)[0]
+        kind, index = _kind(first), _index(first)
+        return kind == self.device_kind and (
+            _index(self.device) is None or index is None or index == _index(self.device)
+        )
+
+
+def _kind(device: str) -> str:
+    return re.split(r"[:.]", device.strip(), maxsplit=1)[0]
+
+
+def _index(device: str) -> int | None:
+    match = re.search(r"[:.](\d+)$", device.strip())
+    return int(match.group(1)) if match else None
+
 
 @dataclass(frozen=True)
 class Cell:

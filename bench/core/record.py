@@ -137,9 +137,13 @@ class DeviceMetrics(Section):
 
 
 class Accuracy(Section):
-    """``accuracy``: the cell's first outputs against the PyTorch FP32 reference on the
-    same input, and the verdict under the requested precision's tolerance."""
+    """``accuracy``: the cell's first outputs against the reference on the same input,
+    and the verdict under the requested precision's tolerance. ``reference`` says what
+    made the reference (PyTorch FP32, or ONNX Runtime on the CPU for an ONNX file);
+    ``unavailable`` why there is no verdict."""
 
+    reference: str | None = None
+    unavailable: str | None = None
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     scaled_error: float | None = None
@@ -168,6 +172,8 @@ class ModelInfo(Section):
     params: int | None = None
     flops_per_sample: int | None = None
     onnx: str | None = None
+    inputs: list[dict[str, Any]] | None = None
+    """Each input as fed: name, shape, dtype and where its values came from (range)."""
 
 
 class RepetitionSummary(Section):
@@ -237,7 +243,17 @@ class Measured(Section):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-_HEAD = ("schema_version", "run_id", "key", "cell", "status", "reason", "requested", "model")
+_HEAD = (
+    "schema_version",
+    "run_id",
+    "key",
+    "cell",
+    "status",
+    "reason",
+    "phase",
+    "requested",
+    "model",
+)
 _TAIL = ("started_at", "finished_at", "repetition", "repetitions")
 
 
@@ -253,6 +269,8 @@ class CellRecord(Measured):
     cell: StoredCell
     status: str
     reason: str | None = None
+    phase: str | None = None
+    """Where a cell that did not end ``ok`` stopped: export, build, load, timed loop …"""
     requested: dict[str, Any] | None = None
     model: ModelInfo | None = None
     started_at: float | None = None
@@ -271,9 +289,11 @@ class CellRecord(Measured):
         model: ModelInfo | None = None,
         started_at: float | None = None,
         repetition: int = 0,
+        phase: str | None = None,
     ) -> CellRecord:
         """The record of a cell that just ended (its time of ending is now)."""
         finished_at = time.time()
+        where = {"phase": phase} if phase else {}
         return cls(
             schema_version=SCHEMA_VERSION,
             run_id=run_id,
@@ -281,6 +301,7 @@ class CellRecord(Measured):
             cell=cell,
             status=status,
             reason=reason,
+            **where,
             requested={"precision": cell.precision, "device": cell.device},
             model=model,
             **(measured.sections() if measured else {}),

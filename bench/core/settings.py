@@ -4,6 +4,7 @@ power source to read, and the base of every runtime's own options model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,14 +12,19 @@ from bench.core.timing import StopRule
 
 
 class Strict(BaseModel):
-    """A table of ``bench.toml``: unknown keys are errors, values are frozen."""
+    """A table of ``bench.toml``: unknown keys are errors, values are frozen, a number is
+    finite and of its field's type (``true`` is no batch size)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class RuntimeSettings(Strict):
     """The base of a runtime's options model (``[runtime.<name>]`` in ``bench.toml``): each
-    runtime declares its own subclass as ``Runtime.options``."""
+    runtime declares its own subclass as ``Runtime.options``. ``program_fields`` name the
+    options that choose a program to execute: ``--resume`` does not take those from a
+    results folder."""
+
+    program_fields: ClassVar[tuple[str, ...]] = ()
 
 
 class MeasureConfig(Strict):

@@ -7,7 +7,7 @@ worker read these without paying for a framework import.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,8 @@ class TensorSpec:
     """One input or output tensor: its name, shape and dtype.
 
     A dimension is an int when fixed and a str (its symbolic name) when dynamic. ``low`` and
-    ``high`` bound the generated values (integers drawn in ``[low, high)``, e.g. token ids).
+    ``high`` bound the generated values (integers drawn in ``[low, high)``, e.g. token ids);
+    ``origin`` says where that range came from when it is not the default.
     """
 
     name: str
@@ -31,6 +32,7 @@ class TensorSpec:
     dtype: str = "float32"
     low: float = -1.0
     high: float = 1.0
+    origin: str = ""
 
     def concrete_shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
         """The shape with every symbolic dimension replaced from ``sizes``.
@@ -52,11 +54,44 @@ class TensorSpec:
         return tuple(dims)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "shape": list(self.shape)}
+        data = {**asdict(self), "shape": list(self.shape)}
+        if not self.origin:  # keeps the cache keys of specs made before origins existed
+            del data["origin"]
+        return data
+
+    def values(self) -> str:
+        """Where generated values come from, for the record: the range and its origin."""
+        dtype = np.dtype(self.dtype)
+        if dtype == np.bool_:
+            text = "uniform {0, 1}"
+        elif np.issubdtype(dtype, np.integer):
+            text = f"integers in [{self.low:g}, {self.high:g})"
+        else:
+            text = f"uniform in [{self.low:g}, {self.high:g})"
+        return f"{text} ({self.origin})" if self.origin else text
 
     @classmethod
     def from_dict(cls, data: dict) -> TensorSpec:
         return cls(**{**data, "shape": tuple(data["shape"])})
+
+
+def with_ranges(
+    specs: tuple[TensorSpec, ...], ranges: dict[str, tuple[float, float]]
+) -> tuple[TensorSpec, ...]:
+    """``specs`` with the value ranges given by input name (``--input-range``); UserError
+    when a name is no input."""
+    names = [spec.name for spec in specs]
+    unknown = sorted(set(ranges) - set(names))
+    if unknown:
+        raise UserError(
+            f"--input-range names {', '.join(unknown)} but the inputs are {', '.join(names)}"
+        )
+    return tuple(
+        replace(s, low=ranges[s.name][0], high=ranges[s.name][1], origin="--input-range")
+        if s.name in ranges
+        else s
+        for s in specs
+    )
 
 
 def make_inputs(
@@ -84,8 +119,9 @@ class PreparedModel:
     ``source`` tells the PyTorch runtime how to rebuild the same module: ``zoo:<name>`` for
     a reference model, ``factory:<package.module:function>`` for a user factory, or ``""``
     for a user ONNX file (no PyTorch module exists). ``reference`` is an ``.npz`` file of
-    seeded inputs and PyTorch FP32 outputs per batch size, keyed ``b<batch>/in/<input>`` and
-    ``b<batch>/out/<output>`` (see ``exporters.reference``).
+    seeded inputs and reference outputs per batch size, keyed ``b<batch>/in/<input>`` and
+    ``b<batch>/out/<output>`` (see ``exporters.reference``): PyTorch FP32 for a PyTorch
+    model, ONNX Runtime on the CPU for an ONNX file (``reference_origin``).
     """
 
     name: str
@@ -100,6 +136,8 @@ class PreparedModel:
     export_s: float = 0.0
     cache_hit: bool = False
     reference: Path | None = None
+    reference_origin: str = "pytorch fp32"
+    """What made the reference outputs, or why there are none."""
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
