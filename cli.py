@@ -270,26 +270,57 @@ def _add_report(commands: Any) -> None:
     report.set_defaults(handler=_report)
 
 
+_SUITE_FLAGS = {
+    "models": "models",
+    "runtimes": "runtimes",
+    "devices": "devices",
+    "precisions": "precisions",
+    "batch_sizes": "batch_sizes",
+    "scenarios": "scenarios",
+    "threads": "threads",
+    "in_flight": "in_flight",
+    "cell_timeout": "cell_timeout_s",
+    "export_timeout": "export_timeout_s",
+    "power": "power",
+    "repeat": "repeat",
+    "results_dir": "results_dir",
+}
+"""``run`` flags that override ``[suite]`` keys of the suite file."""
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = {
-        "models": "models",
-        "runtimes": "runtimes",
-        "devices": "devices",
-        "precisions": "precisions",
-        "batch_sizes": "batch_sizes",
-        "scenarios": "scenarios",
-        "threads": "threads",
-        "in_flight": "in_flight",
-        "cell_timeout": "cell_timeout_s",
-        "export_timeout": "export_timeout_s",
-        "power": "power",
-        "repeat": "repeat",
-        "results_dir": "results_dir",
-    }
+    names = _SUITE_FLAGS
     suite = {
         key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None
     }
     return {"suite": suite} if suite else {}
+
+
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """``--resume`` finishes a run as it was set up: a flag that would change it is an
+    error, not silently dropped."""
+    from bench.core.errors import UserError
+
+    given = [
+        f"--{name.replace('_', '-')}" for name in _SUITE_FLAGS if getattr(args, name) is not None
+    ]
+    given += [
+        flag
+        for flag, value in (
+            ("--profile", args.profile),
+            ("--shape", args.shape),
+            ("--input-range", args.input_range),
+            ("--inputs", args.inputs),
+        )
+        if value
+    ]
+    if args.config != Path("bench.toml"):
+        given.append("--config")
+    if given:
+        raise UserError(
+            f"--resume finishes a run as it was set up: drop {', '.join(given)} "
+            "(it takes --model, --onnx and --cache-dir)"
+        )
 
 
 def _console():  # noqa: ANN202 - rich is imported only when a command prints
@@ -308,6 +339,7 @@ def _run(args: argparse.Namespace) -> int:
     console = _console()
     check_hw_dirs(args.hw)
     if args.resume:
+        _check_resume_flags(args)
         run = app.resumed_run(
             app.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir)
         )

@@ -736,6 +736,11 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
     ),
     ("resume reads no ONNX file", lambda f: ["--resume", f["onnx_run"]], "add --onnx"),
     (
+        "resume with a flag that would change the run",
+        lambda f: ["--resume", f["damaged_run"], "--runtimes", "openvino", "--profile", "smoke"],
+        "drop --runtimes, --profile",
+    ),
+    (
         "resume runs no program",
         lambda f: ["--resume", f["trtexec_run"]],
         "runtime.tensorrt.trtexec_path",
@@ -762,7 +767,9 @@ def test_bad_input_is_one_line_and_exit_code_2(
     results = tmp_path / "results"
     monkeypatch.setenv("DEPLOYBENCH_CACHE_DIR", str(cache_dir))
     monkeypatch.chdir(REPO_ROOT)
-    argv = ["run", *map(str, args(bad_files)), "--results-dir", str(results), "--no-progress"]
+    argv = ["run", *map(str, args(bad_files)), "--no-progress"]
+    if "--resume" not in argv:
+        argv += ["--results-dir", str(results)]
     try:
         code = command_line.main(argv)
     except SystemExit as exit_:  # argparse's own errors
