@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         type=Path,
         metavar="RUN_DIR",
-        help="finish the missing cells of a run (give its --model or --onnx again)",
+        help="finish the missing cells of a run (give its --model, --onnx, --inputs again)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
@@ -310,7 +310,6 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
             ("--profile", args.profile),
             ("--shape", args.shape),
             ("--input-range", args.input_range),
-            ("--inputs", args.inputs),
         )
         if value
     ]
@@ -319,7 +318,7 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
     if given:
         raise UserError(
             f"--resume finishes a run as it was set up: drop {', '.join(given)} "
-            "(it takes --model, --onnx and --cache-dir)"
+            "(it takes --model, --onnx, --inputs and --cache-dir)"
         )
 
 
@@ -333,19 +332,19 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench import app
+    from bench import app, runs
     from bench.roofline import check_hw_dirs
 
     console = _console()
     check_hw_dirs(args.hw)
     if args.resume:
         _check_resume_flags(args)
-        run = app.resumed_run(
-            app.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir)
+        run = runs.resumed_run(
+            runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
         )
     else:
-        run = app.new_run(
-            app.RunRequest(
+        run = runs.new_run(
+            runs.RunRequest(
                 config_path=args.config,
                 profile=args.profile,
                 overrides=_overrides(args),

@@ -26,6 +26,8 @@ _FORMS = {
 """Every device kind some runtime accepts (``Runtime.device_forms``), and its forms."""
 _DEVICE = re.compile("^(" + "|".join(pattern for pattern, _ in _FORMS.values()) + ")$")
 DEVICE_FORMS = ", ".join(text for _, text in _FORMS.values())
+MAX_BATCH = 2**20
+"""A batch beyond this is a typo, not a workload."""
 OPSET_RANGE = (7, 23)
 """The opsets torch.onnx writes (``torch.onnx._constants``: ONNX_MIN_OPSET to ONNX_MAX_OPSET
 in torch 2.9 to 2.14); the export worker checks the installed torch's own range."""
@@ -65,8 +67,8 @@ class SuiteConfig(Strict):
     @field_validator("batch_sizes")
     @classmethod
     def _positive_batches(cls, value: list[int]) -> list[int]:
-        if any(b < 1 for b in value):
-            raise ValueError("batch sizes must be 1 or more")
+        if any(b < 1 or b > MAX_BATCH for b in value):
+            raise ValueError(f"batch sizes must be 1 to {MAX_BATCH:,}")
         return value
 
     @field_validator("devices", mode="before")

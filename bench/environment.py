@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.core.devices import cuda_devices
+from bench.core.errors import UserError
 from bench.power import power_fingerprint
+from bench.results import read_json_object
 from runtimes import RUNTIMES
 
 LIBRARIES = ("deploybench", "numpy", "torch", "torchvision", "onnx", "onnxscript", "nvidia-ml-py")
@@ -99,6 +102,46 @@ def _max_mhz() -> float | None:
     except (NotImplementedError, FileNotFoundError):
         return None
     return frequency.max if frequency and frequency.max else None
+
+
+class _Power(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    state: dict[str, Any] | None = None
+    changes: list[str] | None = None
+
+
+class StoredEnvironment(BaseModel):
+    """The parts of an environment.json that readers (compare, report, the roofline) look
+    into, each of the kind ``fingerprint`` writes; anything else is kept as it is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    cpu: dict[str, Any] | None = None
+    gpus: list[dict[str, Any]] | None = None
+    memory_gib: float | None = None
+    power: _Power | None = None
+    git: dict[str, Any] | None = None
+    libraries: dict[str, Any] | None = None
+    python: str | None = None
+    os: str | None = None
+
+
+def read_environment(path: Path, fix: str) -> dict[str, Any]:
+    """A run's environment.json, checked (see ``check_environment``)."""
+    return check_environment(read_json_object(path, fix), str(path), fix)
+
+
+def check_environment(data: Any, where: str, fix: str) -> dict[str, Any]:
+    """``data`` when it is an environment fingerprint (``StoredEnvironment``); otherwise a
+    UserError naming ``where`` and the field, ending in ``fix``."""
+    try:
+        StoredEnvironment.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"]) or "environment"
+        raise UserError(f"{where} is damaged ({field}: {problem['msg']}): {fix}") from None
+    return data
 
 
 def machine_id(environment: dict[str, Any]) -> str:

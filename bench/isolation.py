@@ -69,7 +69,7 @@ def run_in_worker(func: Callable[[Any], Any], job: Any, timeout_s: float) -> Wor
             remaining = deadline - time.monotonic()
             ready = wait([receiver, process.sentinel], timeout=max(0.0, remaining))
             if not ready:
-                reason = f"{phase} did not finish within {timeout_s:g} s"
+                reason = f"stopped in {phase}: the worker did not finish within {timeout_s:g} s"
                 return WorkerOutcome("timeout", reason=reason, phase=phase)
             message = _receive(receiver) if receiver in ready else None
             if message is None:  # died without answering

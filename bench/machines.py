@@ -13,11 +13,11 @@ from rich.table import Table
 
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
-from bench.environment import machine_id
+from bench.environment import machine_id, read_environment
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.repetitions import merged
 from bench.report import markdown_table, markdown_text
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_json_object, read_records
+from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
 from bench.speedup import speedups
 
 ABSENT = "—"
@@ -59,7 +59,7 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
         if not (path / RESULTS_FILE).is_file() and not (path / HW_FILE).is_file():
             raise UserError(f"{path} has neither {RESULTS_FILE} nor {HW_FILE}")
         try:
-            environment = read_json_object(path / ENVIRONMENT_FILE, "pass run or hw directories")
+            environment = read_environment(path / ENVIRONMENT_FILE, "pass run or hw directories")
             key = machine_id(environment)
             hw = read_hw(path)
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -22,6 +22,9 @@ RUN_FILE = "run.json"
 ENVIRONMENT_FILE = "environment.json"
 SUITE_FILE = "suite.toml"
 SPEEDUP_FILE = "speedups.json"
+REPORT_FILE = "report.md"
+WRITTEN_FILES = (RESULTS_FILE, RUN_FILE, ENVIRONMENT_FILE, SUITE_FILE, SPEEDUP_FILE, REPORT_FILE)
+"""The files of a run directory that a run writes."""
 log = logging.getLogger(__name__)
 
 
@@ -56,11 +59,20 @@ class RunDir:
 
     @classmethod
     def existing(cls, path: Path) -> RunDir:
-        """An earlier run directory (for --resume); UserError when it is not one."""
+        """An earlier run directory (for --resume); UserError when it is not one, or when
+        a file resuming writes is a link or no plain file (a results folder from someone
+        else must not make a run write elsewhere)."""
         if not (path / RUN_FILE).is_file():
             raise UserError(
                 f"{path} is not a run directory (no {RUN_FILE}): pass a results/<run-id> folder"
             )
+        for name in WRITTEN_FILES:
+            file = path / name
+            if file.is_symlink() or (file.exists() and not file.is_file()):
+                raise UserError(
+                    f"{file} is a link or no plain file: resume writes only the run's own "
+                    "files; start a new run"
+                )
         return cls(path)
 
     def write_json(self, name: str, data: Any) -> None:
@@ -89,8 +101,8 @@ class RunDir:
 def read_records(path: Path) -> list[CellRecord]:
     """The records of a results.jsonl file. A line cut short by a crash or a power cut
     (the start of a record, or the zeros some file systems leave) is skipped with a
-    warning, and its cell runs again on ``--resume``; any other line that is no cell
-    record is a UserError naming the line."""
+    warning (once per process), and its cell runs again on ``--resume``; any other line
+    that is no cell record is a UserError naming the line."""
     if not path.is_file():
         return []
     try:
@@ -98,60 +110,69 @@ def read_records(path: Path) -> list[CellRecord]:
     except OSError as exc:
         raise UserError(f"cannot read {path} ({exc.strerror})") from None
     records = []
+    fix = "give a run's results directory, or remove the line"
     for number, line in enumerate(content.split(b"\n"), 1):
+        where = f"{path} line {number}"
         if not line.strip():
             continue
-        data = _record_data(path, number, line)
-        if data is None:
-            log.warning(
-                f"{path} line {number} is a record cut short (a crash mid-write): "
-                "skipped; --resume runs its cell again"
-            )
+        if _torn(line):
+            if where not in _warned:
+                _warned.add(where)
+                log.warning(
+                    f"{where} is a record cut short (a crash mid-write): skipped; "
+                    "--resume runs its cell again"
+                )
             continue
+        data = _parse(line, where, fix)
+        if not isinstance(data, dict):
+            raise UserError(f"{where} is a JSON {type(data).__name__}, not a cell record: {fix}")
         try:
             records.append(CellRecord.from_dict(data))
         except ValidationError as exc:
             problem = exc.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "record"
+            field = ".".join(str(part) for part in problem["loc"]) or "record"
             raise UserError(
-                f"{path} line {number} is not a deploybench result ({where}: {problem['msg']}): "
-                "give a run's results directory"
+                f"{where} is not a deploybench result ({field}: {problem['msg']}): {fix}"
             ) from None
     return records
 
 
-def _record_data(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
-    """The JSON object on ``line``; None for a torn write; UserError for anything else."""
-    problem = f"{path} line {number}"
-    fix = "give a run's results directory, or remove the line"
+_warned: set[str] = set()
+
+
+def _torn(line: bytes) -> bool:
+    """Whether ``line`` is what a write cut short leaves: zeros, or the start of a record
+    (every record is ASCII and starts ``{"``) that does not parse."""
     if not line.strip(b"\0"):
-        return None
+        return True
+    if not (line.startswith(b'{"') or b'{"'.startswith(line)) or not line.isascii():
+        return False
     try:
-        data = json.loads(line.decode("utf-8"))
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+def _parse(raw: bytes, where: str, fix: str) -> Any:
+    """The JSON document in ``raw``; a one-line UserError naming ``where`` otherwise."""
+    try:
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise UserError(f"{problem} is not UTF-8 text: {fix}") from None
+        raise UserError(f"{where} is not UTF-8 text: {fix}") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        if line.startswith(b'{"'):  # the start of a record whose end was never written
-            return None
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-        raise UserError(f"{problem} is not JSON ({reason}): {fix}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{problem} is a JSON {type(data).__name__}, not a cell record: {fix}")
-    return data
+        raise UserError(f"{where} is not JSON ({reason}): {fix}") from None
 
 
 def read_json(path: Path, fix: str) -> Any:
     """The JSON document at ``path``; a one-line UserError ending in ``fix`` when it cannot
     be read, is not UTF-8 or is not JSON."""
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path} ({exc.strerror}): {fix}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text: {fix}") from None
-    except (ValueError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-        raise UserError(f"{path} is not JSON ({reason}): {fix}") from None
+    return _parse(raw, str(path), fix)
 
 
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:

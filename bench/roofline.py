@@ -3,7 +3,6 @@ same device's measured matrix-multiply peak in the precision it executed."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
-from bench.environment import machine_id
+from bench.environment import machine_id, read_environment
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.report import markdown_table
 from bench.results import ENVIRONMENT_FILE
@@ -106,10 +105,10 @@ def find_hw(run_dir: Path, environment: dict[str, Any], explicit: list[Path]) ->
     wanted = machine_id(environment)
     for candidate in sorted(run_dir.parent.glob(f"*/{HW_FILE}"), reverse=True):
         try:  # a damaged neighbour is not this run's business: skip it
-            environment = json.loads((candidate.parent / ENVIRONMENT_FILE).read_text())
+            environment = read_environment(candidate.parent / ENVIRONMENT_FILE, "")
             if machine_id(environment) == wanted:
                 return read_hw(candidate.parent)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (UserError, OSError, ValueError, TypeError, KeyError, AttributeError):
             continue
     return []
 

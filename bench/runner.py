@@ -176,7 +176,7 @@ def _prepare_onnx(
     outcome = run_in_worker(worker.onnx_reference, job, timeout_s)
     if outcome.status == "ok" and outcome.payload is not None:
         return outcome.payload
-    why = f"the onnxruntime CPU reference {outcome.status}: {outcome.reason}"
+    why = f"the onnxruntime CPU reference {outcome.status}: {outcome.reason}"  # crash, hang
     return without_reference(inspected, feeds, cache_dir, why)
 
 

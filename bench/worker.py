@@ -165,11 +165,8 @@ def _accuracy(
     precision or of the model's own, whichever is looser (an FP16 file is no FP32
     model); unavailable, with the reason, where there is no reference."""
     if not reference:
-        why = model.reference_origin.removeprefix("none: ")
-        return Accuracy(unavailable=why or "no reference outputs")
-    half = any(spec.dtype == "float16" for spec in (*model.inputs, *model.outputs))
-    own = "fp16" if half else "fp32"
-    tolerance = own if precision == "fp32" else precision
+        return Accuracy(unavailable=model.no_reference or "no reference outputs")
+    tolerance = model.precision if precision == "fp32" else precision
     figures = compare_outputs(outputs, reference, tolerance, model.task == "classification")
     return Accuracy(reference=model.reference_origin, **figures)
 

@@ -37,7 +37,7 @@ from exporters.zoo import get_entry
 if TYPE_CHECKING:
     from torch import nn
 
-EXPORTER_VERSION = 1
+EXPORTER_VERSION = 2
 """Bump when a change here alters the files produced, to invalidate old cache entries."""
 
 MODEL_FILE = "model.onnx"
@@ -68,7 +68,7 @@ class _Request:
         key = cache_key(
             name=self.name,
             source=self.source,
-            inputs=[spec.to_dict() for spec in self.inputs],
+            inputs=[spec.key() for spec in self.inputs],
             output_names=self.output_names,
             task=self.task,
             opset=self.opset,
@@ -172,6 +172,8 @@ def _prepare(
     with entry_lock(target, scratch=f".{target.name}-*"):
         if not ((target / MODEL_FILE).is_file() and (target / PREPARED_FILE).is_file()):
             return _export_entry(target, request, wanted, build)
+        for leftover in target.glob(".*.partial"):  # a killed writer's, under this lock
+            leftover.unlink(missing_ok=True)
         stored = PreparedModel.load(target / PREPARED_FILE)
         reference = target / REFERENCE_FILE
         present = reference_batches(reference) if reference.is_file() else set()

@@ -156,7 +156,7 @@ def index_ranges(model: onnx.ModelProto) -> dict[str, tuple[int, str]]:
                 elif node.op_type == "Gather" and node.input[1] == name:
                     shape = tables.get(node.input[0])
                     axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-                    if shape and -len(shape) <= axis < len(shape):
+                    if shape and -len(shape) <= axis < len(shape) and shape[axis] > 0:
                         rows = int(shape[axis])
                         known = ranges.get(value.name)
                         if known is None or rows < known[0]:
@@ -225,7 +225,18 @@ def inspect_onnx(
         task="unknown",
         source="",
         cache_hit=True,
+        precision=_own_precision(model),
     )
+
+
+def _own_precision(model: onnx.ModelProto) -> str:
+    """``fp16`` when the file's floating weights (its inputs' when it has none) are all
+    FP16, else ``fp32``: the tolerance its cells are judged by at least."""
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+    types = {tensor.data_type for tensor in model.graph.initializer} & floats
+    if not types:
+        types = {value.type.tensor_type.elem_type for value in model.graph.input} & floats
+    return "fp16" if types == {onnx.TensorProto.FLOAT16} else "fp32"
 
 
 def _from_data(

@@ -6,7 +6,6 @@ content, the inputs and the ONNX Runtime version."""
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,34 +20,34 @@ from exporters.reference import reference_key, write_reference
 def reference_inputs(
     prepared: PreparedModel, data: dict[str, np.ndarray] | None
 ) -> dict[str, np.ndarray]:
-    """What every cell of the file is fed: the user's arrays, else seeded ones."""
-    return data if data is not None else make_inputs(prepared.inputs, {}, prepared.seed)
+    """What every cell of the file is fed, in the order of its inputs: the user's arrays,
+    else seeded ones."""
+    if data is None:
+        return make_inputs(prepared.inputs, {}, prepared.seed)
+    return {spec.name: data[spec.name] for spec in prepared.inputs}
 
 
 def with_ort_reference(
     prepared: PreparedModel, feeds: dict[str, np.ndarray], cache_dir: Path
 ) -> PreparedModel:
     """``prepared`` with a reference file of ``feeds`` and ONNX Runtime's CPU outputs on
-    them. When ONNX Runtime cannot run the file, the file holds the inputs alone and
-    ``reference_origin`` says why there is no reference."""
-    version = importlib.metadata.version("onnxruntime")
-    target = _entry(prepared, feeds, cache_dir, f"onnxruntime{version}")
-    failure = target.with_suffix(".failed")
+    them. When ONNX Runtime cannot run the file, a file of the inputs alone, and the
+    reason there is no reference (tried again by the next run)."""
+    import onnxruntime
+
+    version = onnxruntime.__version__  # the onnxruntime and onnxruntime-gpu wheels alike
+    target = _entry(prepared, feeds, cache_dir, f"onnxruntime {version}")
     with entry_lock(target, scratch=f".{target.name}.*.partial"):
         if not target.is_file():
-            arrays = _input_arrays(feeds)
             try:
-                outputs = _run(prepared.onnx_path, feeds)
+                outputs = _run(onnxruntime, prepared.onnx_path, feeds)
             except Exception as exc:  # the file's own fault: no reference, cells still run
-                failure.write_text(_first_line(exc))
-            else:
-                batch = _batch(feeds)
-                arrays.update({reference_key(batch, "out", n): a for n, a in outputs.items()})
-                failure.unlink(missing_ok=True)
-            write_reference(target, arrays)
+                why = f"onnxruntime {version} CPU could not run the file ({_first_line(exc)})"
+                return without_reference(prepared, feeds, cache_dir, why)
+            batch = _batch(feeds)
+            outputs = {reference_key(batch, "out", n): a for n, a in outputs.items()}
+            write_reference(target, {**_input_arrays(feeds), **outputs})
     origin = f"onnxruntime {version} CPU, the file as given"
-    if failure.is_file():
-        origin = f"none: onnxruntime {version} CPU could not run the file ({failure.read_text()})"
     return replace(prepared, reference=target, reference_origin=origin)
 
 
@@ -56,12 +55,12 @@ def without_reference(
     prepared: PreparedModel, feeds: dict[str, np.ndarray], cache_dir: Path, why: str
 ) -> PreparedModel:
     """``prepared`` with a reference file of ``feeds`` alone, and ``why`` there are no
-    reference outputs (the reference worker crashed or timed out)."""
+    reference outputs."""
     target = _entry(prepared, feeds, cache_dir, "inputs")
     with entry_lock(target, scratch=f".{target.name}.*.partial"):
         if not target.is_file():
             write_reference(target, _input_arrays(feeds))
-    return replace(prepared, reference=target, reference_origin=f"none: {why}")
+    return replace(prepared, reference=target, reference_origin="", no_reference=why)
 
 
 def _entry(
@@ -80,12 +79,12 @@ def _input_arrays(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {reference_key(batch, "in", name): array for name, array in feeds.items()}
 
 
-def _run(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
+def _run(onnxruntime: object, path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    options = onnxruntime.SessionOptions()  # type: ignore[attr-defined]
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(  # type: ignore[attr-defined]
+        str(path), options, providers=["CPUExecutionProvider"]
+    )
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 

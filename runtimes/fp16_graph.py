@@ -79,13 +79,16 @@ def _convert(onnx_path: Path, target: Path, notes_file: Path, version: str) -> C
 
 
 def _already_fp16(model: object) -> bool:
-    """Whether the graph's inputs, outputs and weights hold FP16 tensors and no FP32 one."""
+    """Whether the file's floating weights are FP16 (its inputs' when it has none): a
+    converter's output, FP32 inputs and outputs kept or not."""
     from onnx import TensorProto
 
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
     graph = model.graph  # type: ignore[attr-defined]
-    types = {value.type.tensor_type.elem_type for value in [*graph.input, *graph.output]}
-    types |= {tensor.data_type for tensor in graph.initializer}
-    return TensorProto.FLOAT16 in types and TensorProto.FLOAT not in types
+    types = {tensor.data_type for tensor in graph.initializer} & floats
+    if not types:
+        types = {value.type.tensor_type.elem_type for value in graph.input} & floats
+    return types == {TensorProto.FLOAT16}
 
 
 def _out_of_range_weights(model: object) -> int:

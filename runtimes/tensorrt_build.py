@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.core.digest import cache_key, file_digest
 from bench.core.errors import Unavailable
+from bench.core.locks import entry_lock
 from bench.core.spec import BATCH, TensorSpec
 
 
@@ -245,14 +246,14 @@ def timing_cache_path(cache_dir: Path, version: str, gpu: str) -> Path:
 def timed_build(path: Path, build: Callable[[Path], None]) -> tuple[float, bool]:
     """``build(partial)`` (which writes the engine to ``partial``) timed and moved into
     ``path``, unless ``path`` is already there; returns (build seconds, cache hit)."""
-    if path.is_file():
-        return 0.0, True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    start = time.perf_counter()
-    build(partial)
-    elapsed = time.perf_counter() - start
-    os.replace(partial, path)
+    with entry_lock(path, scratch=f".{path.name}.*.partial"):  # one build; none half-left
+        if path.is_file():
+            return 0.0, True
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        start = time.perf_counter()
+        build(partial)
+        elapsed = time.perf_counter() - start
+        os.replace(partial, path)
     return elapsed, False
 
 

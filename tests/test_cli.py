@@ -467,6 +467,11 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "inputs_corrupt": _bytes(root / "corrupt.npz", b"PK\x03\x04 not a zip"),
         "factory_run": _foreign_run(root / "factory-run", "factory", "evil_module:build"),
         "onnx_run": _foreign_run(root / "onnx-run", "onnx", str(root / "theirs.onnx")),
+        "theirs": root / "theirs.onnx",
+        "onnx_inputs_run": _foreign_run(
+            root / "onnx-inputs-run", "onnx", str(root / "theirs.onnx"), inputs="/etc/x.npz"
+        ),
+        "linked_run": _linked(_foreign_run(root / "linked-run", "zoo", "mlp"), root / "victim"),
         "trtexec_run": _foreign_run(
             root / "trtexec-run", "zoo", "mlp", {"tensorrt": {"trtexec_path": "/tmp/x"}}
         ),
@@ -477,12 +482,21 @@ def _embedding(files: dict[str, Path], *extra: str | Path) -> list[str | Path]:
     return ["--config", files["good"], "--onnx", files["embedding"], *extra]
 
 
+def _linked(run_dir: Path, victim: Path) -> Path:
+    """A run folder whose report.md is a link to a file of the user's, for resume to write."""
+    victim.write_text("the user's own file")
+    (run_dir / "report.md").symlink_to(victim)
+    return run_dir
+
+
 def _npz(path: Path, **arrays: np.ndarray) -> Path:
     np.savez(path, **arrays)
     return path
 
 
-def _foreign_run(path: Path, kind: str, ref: str, runtime: dict[str, Any] | None = None) -> Path:
+def _foreign_run(
+    path: Path, kind: str, ref: str, runtime: dict[str, Any] | None = None, inputs: str = ""
+) -> Path:
     """A run folder from someone else, naming a factory, an ONNX file or a program."""
     path.mkdir()
     runtimes = ["tensorrt"] if runtime else ["onnxruntime"]
@@ -491,7 +505,7 @@ def _foreign_run(path: Path, kind: str, ref: str, runtime: dict[str, Any] | None
     )
     run = {
         "config": config.model_dump(),
-        "models": [{"name": "m", "kind": kind, "ref": ref, "shapes": {}}],
+        "models": [{"name": "m", "kind": kind, "ref": ref, "inputs_file": inputs or None}],
         "cache_dir": str(path / "their-cache"),
     }
     (path / "run.json").write_text(json.dumps(run))
@@ -631,6 +645,21 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
         "GiB",
     ),
     (
+        "a zoo model's batch beyond memory",
+        lambda f: ["--config", f["good"], "--models", "resnet50", "--batch-sizes", "500000"],
+        "resnet50's inputs at this batch take .* GiB",
+    ),
+    (
+        "a factory's --shape beyond memory",
+        lambda f: ["--config", f["good"], "--model", "x:y", "--shape", "input=1x3x99999x99999"],
+        "the --shape inputs at batch 1 take",
+    ),
+    (
+        "a batch beyond reason",
+        lambda f: ["--config", f["good"], "--batch-sizes", "9999999"],
+        "1 to",
+    ),
+    (
         "--model with --models",
         lambda f: ["--config", f["good"], "--models", "mlp", "--model", "crashy:build"],
         "either --models or --model",
@@ -736,10 +765,16 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
     ),
     ("resume reads no ONNX file", lambda f: ["--resume", f["onnx_run"]], "add --onnx"),
     (
+        "resume reads no inputs file",
+        lambda f: ["--resume", f["onnx_inputs_run"], "--onnx", f["theirs"]],
+        "add --inputs /etc/x.npz",
+    ),
+    (
         "resume with a flag that would change the run",
         lambda f: ["--resume", f["damaged_run"], "--runtimes", "openvino", "--profile", "smoke"],
         "drop --runtimes, --profile",
     ),
+    ("resume writes through no link", lambda f: ["--resume", f["linked_run"]], "is a link"),
     (
         "resume runs no program",
         lambda f: ["--resume", f["trtexec_run"]],

@@ -285,7 +285,7 @@ def test_thresholds_come_from_the_suite_and_the_command_line(
         (("{base}", "{same}", "--alpha", "2"), "--alpha"),
         (("{empty}", "{same}"), "holds no results.jsonl"),
         (("{not_results}", "{same}"), "line 1 is not a deploybench result"),
-        (("{list_env}", "{same}"), "environment.json is not a JSON object"),
+        (("{list_env}", "{same}"), "environment.json holds a JSON list, not an object"),
         (("{base}", "{same}", "--json", "{empty}"), "cannot write"),
     ],
 )
@@ -354,7 +354,7 @@ def test_a_damaged_baseline_is_a_user_error(runs: dict[str, Path], tmp_path: Pat
     document = json.loads(baseline.read_text())
     damage(document)
     baseline.write_text(json.dumps(document))
-    with pytest.raises(UserError, match="damaged baseline"):
+    with pytest.raises(UserError, match="damaged"):
         load_side(baseline)
 
 

@@ -161,7 +161,7 @@ def test_device_forms_and_runtime_tables_come_from_the_registry() -> None:
 def test_batch_size_zero() -> None:
     message = _error({"suite": {"batch_sizes": [1, 0]}})
     assert "batch_sizes" in message
-    assert "1 or more" in message
+    assert "must be 1 to" in message
 
 
 def test_bad_scenario_names_the_choices() -> None:

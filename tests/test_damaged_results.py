@@ -136,3 +136,48 @@ def test_nul_bytes_after_a_crash_count_as_a_torn_line(
         handle.write(b"\0" * 300)
     assert cli.main(["baseline", "save", str(run_dir), str(tmp_path / "b.json")]) == 0
     assert "cut short" in capsys.readouterr().err
+
+
+NESTED_DAMAGE = {
+    "measure settings a list": ("run.json", ["config", "measure"], [1, 2]),
+    "suite a string": ("run.json", ["config", "suite"], "fast"),
+    "power a list": ("environment.json", ["power"], ["x"]),
+    "cpu a number": ("environment.json", ["cpu"], 5),
+    "gpus a string": ("environment.json", ["gpus"], "H200"),
+    "git commit a number": ("environment.json", ["git"], {"commit": 7, "dirty": True}),
+}
+
+
+@pytest.mark.parametrize("command", ["run --resume", "report", "baseline save", "compare"])
+@pytest.mark.parametrize("damage", list(NESTED_DAMAGE))
+def test_damage_inside_a_run_file_is_never_a_traceback(
+    damage: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A field of the wrong kind deep in a file: read as unknown, or one line and exit 2."""
+    run_dir = _run_dir(tmp_path, [GOOD_LINE])
+    file, path, value = NESTED_DAMAGE[damage]
+    document = json.loads((run_dir / file).read_text())
+    target = document
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    (run_dir / file).write_text(json.dumps(document))
+    argv = _commands(run_dir, tmp_path)[command]
+    if command == "run --resume":
+        argv = [*argv, "--cache-dir", str(tmp_path / "cache")]
+    code = cli.main(argv)  # an uncaught exception fails the test with its traceback
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2), err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+
+
+@pytest.mark.parametrize("torn", [b"{", b'{"', b'{"schema_version": 1, "run_id": "r'])
+def test_any_start_of_a_record_counts_as_torn(
+    torn: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = _run_dir(tmp_path, [GOOD_LINE])
+    with open(run_dir / "results.jsonl", "ab") as handle:
+        handle.write(torn)
+    assert cli.main(["baseline", "save", str(run_dir), str(tmp_path / "b.json")]) == 0
+    assert "line 2 is a record cut short" in capsys.readouterr().err

@@ -76,7 +76,7 @@ def test_a_timeout_names_the_phase_the_worker_was_in() -> None:
     outcome = run_in_worker(workers.hang_in_build, {}, timeout_s=2)
     assert outcome.status == "timeout"
     assert outcome.phase == "build"
-    assert outcome.reason == "build did not finish within 2 s"
+    assert outcome.reason == "stopped in build: the worker did not finish within 2 s"
 
 
 def test_a_crash_names_the_phase_the_worker_was_in() -> None:
@@ -89,7 +89,7 @@ def test_a_crash_names_the_phase_the_worker_was_in() -> None:
 def test_a_worker_that_names_no_phase_is_in_worker_start() -> None:
     outcome = run_in_worker(workers.sleep_forever, {"pid_file": os.devnull}, timeout_s=1)
     assert outcome.phase == "worker start"
-    assert outcome.reason == "worker start did not finish within 1 s"
+    assert outcome.reason == "stopped in worker start: the worker did not finish within 1 s"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")

@@ -50,7 +50,7 @@ def test_a_hanging_export_ends_at_the_export_timeout(tmp_path: Path, cache_dir: 
     for record in records.values():
         assert record["status"] == "timeout"
         assert record["phase"] == "export"
-        assert record["reason"] == "export did not finish within 5 s"
+        assert record["reason"] == "stopped in export: the worker did not finish within 5 s"
 
 
 def _workers(root: psutil.Process) -> list[psutil.Process]:

@@ -30,37 +30,42 @@ class Difference:
         return asdict(self)
 
 
+def _at(value: Any, *keys: str) -> Any:
+    """``value[key][key]…``; None where a level is missing or is no object (a damaged or
+    older environment.json)."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list (none when it is no list)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _cpu_model(env: Environment) -> Any:
-    return (env.get("cpu") or {}).get("model")
+    return _at(env, "cpu", "model")
 
 
 def _cores(env: Environment) -> Any:
-    return (env.get("cpu") or {}).get("usable_cores")
+    return _at(env, "cpu", "usable_cores")
 
 
 def _gpus(env: Environment) -> Any:
-    names = [gpu.get("name") for gpu in env.get("gpus") or []]
+    names = [gpu.get("name") for gpu in _objects(env.get("gpus"))]
     return ", ".join(str(n) for n in names) or "none"
 
 
 def _cuda_driver(env: Environment) -> Any:
-    drivers = {gpu.get("cuda_driver") for gpu in env.get("gpus") or []}
+    drivers = {gpu.get("cuda_driver") for gpu in _objects(env.get("gpus"))}
     return ", ".join(sorted(str(d) for d in drivers if d)) or None
 
 
-def _power_state(env: Environment) -> dict[str, Any]:
-    """The power state at the start of the run (bench.power.state), or {}."""
-    return ((env.get("power") or {}).get("state")) or {}
-
-
-def _jetson(env: Environment) -> dict[str, Any]:
-    return _power_state(env).get("jetson") or {}
-
-
 def _gpu_field(env: Environment, name: str) -> Any:
-    gpus = _power_state(env).get("gpus")
-    if not isinstance(gpus, list):
-        return None
+    """A field of each GPU in the power state at the start of the run (bench.power.state)."""
+    gpus = _objects(_at(env, "power", "state", "gpus"))
     return ", ".join(str(gpu.get(name)) for gpu in gpus) or None
 
 
@@ -68,9 +73,9 @@ HARDWARE: tuple[tuple[str, Callable[[Environment], Any]], ...] = (
     ("CPU", _cpu_model),
     ("usable CPU cores", _cores),
     ("GPUs", _gpus),
-    ("board", lambda env: _jetson(env).get("model")),
-    ("power mode", lambda env: (_jetson(env).get("nvpmodel") or {}).get("name")),
-    ("jetson_clocks", lambda env: (_jetson(env).get("jetson_clocks") or {}).get("on")),
+    ("board", lambda env: _at(env, "power", "state", "jetson", "model")),
+    ("power mode", lambda env: _at(env, "power", "state", "jetson", "nvpmodel", "name")),
+    ("jetson_clocks", lambda env: _at(env, "power", "state", "jetson", "jetson_clocks", "on")),
     ("GPU power limit (W)", lambda env: _gpu_field(env, "power_limit_w")),
 )
 SOFTWARE: tuple[tuple[str, Callable[[Environment], Any]], ...] = (
@@ -90,7 +95,8 @@ def differences(baseline: Environment, current: Environment) -> list[Difference]
             if a != b:
                 known = a is not None and b is not None
                 found.append(Difference(what, _show(a), _show(b), hardware, known))
-    libraries = (baseline.get("libraries") or {}), (current.get("libraries") or {})
+    libraries = tuple(_at(env, "libraries") or {} for env in (baseline, current))
+    libraries = tuple(found if isinstance(found, dict) else {} for found in libraries)
     for name in sorted(set(libraries[0]) | set(libraries[1])):
         if name == "deploybench":
             continue
@@ -118,11 +124,11 @@ def commits(baseline: Environment, current: Environment) -> tuple[str | None, st
 
 
 def _commit(env: Environment) -> str | None:
-    git = env.get("git") or {}
-    commit = git.get("commit")
-    if commit and git.get("dirty"):
-        return f"{commit[:12]} (with uncommitted changes)"
-    return commit[:12] if commit else None
+    commit = _at(env, "git", "commit")
+    commit = str(commit)[:12] if commit else None
+    if commit and _at(env, "git", "dirty"):
+        return f"{commit} (with uncommitted changes)"
+    return commit
 
 
 def _show(value: Any, missing: str = "unknown") -> str:

@@ -16,8 +16,16 @@ from typing import Any
 from bench.core.errors import UserError
 from bench.core.metrics import read_metrics
 from bench.core.record import CellRecord
+from bench.environment import check_environment, read_environment
 from bench.repetitions import by_key, status_of
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE, RunDir, read_json
+from bench.results import (
+    ENVIRONMENT_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    RunDir,
+    read_json,
+    read_json_object,
+)
 
 BASELINE_FORMAT = "deploybench-baseline"
 BASELINE_VERSION = 1
@@ -89,22 +97,23 @@ def _from_run_dir(path: Path) -> Side:
     records = run_dir.records()
     if not records:
         raise UserError(f"{path / RESULTS_FILE} has no results yet: finish the run first")
-    environment = _read_json(path / ENVIRONMENT_FILE) if (path / ENVIRONMENT_FILE).is_file() else {}
-    run = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
-    for name, document in ((ENVIRONMENT_FILE, environment), (RUN_FILE, run)):
-        if not isinstance(document, dict):
-            raise UserError(f"{path / name} is not a JSON object: give a run's results directory")
+    fix = "give a run's results directory"
+    environment_file, run_file = path / ENVIRONMENT_FILE, path / RUN_FILE
+    environment = read_environment(environment_file, fix) if environment_file.is_file() else {}
+    run = read_json_object(run_file, fix) if run_file.is_file() else {}
     side = side_from_records(str(path), run.get("run_id", path.name), environment, records)
-    side.settings = measure_settings(run.get("config") or {})
+    config = run.get("config")
+    side.settings = measure_settings(config if isinstance(config, dict) else {})
     return side
 
 
 def measure_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The settings that change what a number means, flattened: ``measure.min_duration_s``,
     ``suite.threads``, ``suite.in_flight``."""
-    suite = config.get("suite") or {}
-    settings = {f"measure.{k}": v for k, v in (config.get("measure") or {}).items()}
-    settings.update({f"suite.{k}": suite[k] for k in ("threads", "in_flight") if k in suite})
+    suite, measure = (config.get(table) for table in ("suite", "measure"))
+    settings = {f"measure.{k}": v for k, v in measure.items()} if isinstance(measure, dict) else {}
+    if isinstance(suite, dict):
+        settings.update({f"suite.{k}": suite[k] for k in ("threads", "in_flight") if k in suite})
     return settings
 
 
@@ -122,9 +131,9 @@ def _from_baseline(path: Path) -> Side:
         )
     try:
         cells = {c["key"]: _baseline_cell(c) for c in document["cells"]}
-        environment = document["environment"]
-        if not isinstance(environment, dict):
-            raise TypeError("environment is not an object")
+        environment = check_environment(
+            document["environment"], f"{path} (a baseline)", "save it again"
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is a damaged baseline ({exc}): save it again") from None
     return Side(

@@ -42,11 +42,12 @@ class Target:
 
 
 def _kind(device: str) -> str:
-    return re.split(r"[:.]", device.strip(), maxsplit=1)[0]
+    """``gpu`` of ``gpu.0``, ``cpu`` of ``(cpu)`` (OpenVINO AUTO's CPU help at start-up)."""
+    return re.split(r"[:.]", device.strip(" ()"), maxsplit=1)[0]
 
 
 def _index(device: str) -> int | None:
-    match = re.search(r"[:.](\d+)$", device.strip())
+    match = re.search(r"[:.](\d+)$", device.strip(" ()"))
     return int(match.group(1)) if match else None
 
 

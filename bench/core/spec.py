@@ -54,9 +54,12 @@ class TensorSpec:
         return tuple(dims)
 
     def to_dict(self) -> dict:
-        data = {**asdict(self), "shape": list(self.shape)}
-        if not self.origin:  # keeps the cache keys of specs made before origins existed
-            del data["origin"]
+        return {**asdict(self), "shape": list(self.shape)}
+
+    def key(self) -> dict:
+        """What of the spec changes an export (its cache key): not ``origin``, a remark."""
+        data = self.to_dict()
+        del data["origin"]
         return data
 
     def values(self) -> str:
@@ -86,12 +89,29 @@ def with_ranges(
         raise UserError(
             f"--input-range names {', '.join(unknown)} but the inputs are {', '.join(names)}"
         )
+    for spec in specs:
+        if spec.name in ranges:
+            _check_range(spec, *ranges[spec.name])
     return tuple(
         replace(s, low=ranges[s.name][0], high=ranges[s.name][1], origin="--input-range")
         if s.name in ranges
         else s
         for s in specs
     )
+
+
+def _check_range(spec: TensorSpec, low: float, high: float) -> None:
+    """UserError when ``[low, high)`` holds no value of the input's dtype."""
+    dtype = np.dtype(spec.dtype)
+    given = f"--input-range {spec.name}={low:g}:{high:g}"
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if low != int(low) or high != int(high):
+            raise UserError(f"{given}: '{spec.name}' takes {dtype} values: give whole numbers")
+        if low < info.min or high > info.max + 1:
+            raise UserError(f"{given}: {dtype} holds {info.min} to {info.max}")
+    elif np.issubdtype(dtype, np.floating) and max(abs(low), abs(high)) > np.finfo(dtype).max:
+        raise UserError(f"{given}: beyond what {dtype} holds")
 
 
 def make_inputs(
@@ -137,7 +157,11 @@ class PreparedModel:
     cache_hit: bool = False
     reference: Path | None = None
     reference_origin: str = "pytorch fp32"
-    """What made the reference outputs, or why there are none."""
+    """What made the reference outputs."""
+    no_reference: str = ""
+    """Why there are no reference outputs, where there are none."""
+    precision: str = "fp32"
+    """The file's own precision: ``fp16`` when its floating weights are all FP16."""
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
