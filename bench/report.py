@@ -160,7 +160,7 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
                 _number(row.fp32_median_ms),
                 _number(row.median_ms),
                 f"{row.speedup:.2f}x",
-                f"{row.ci_low:.2f}–{row.ci_high:.2f}" if row.ci_low is not None else "-",
+                _interval(row),
             ]
             if measured
             else ["-"] * 4
@@ -179,11 +179,22 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
     return table
 
 
+def _interval(row: Speedup) -> str:
+    """The interval, marked ``(1 run)`` when it resamples one run's correlated iterations
+    (too narrow) rather than ``(N reps)``."""
+    if row.ci_low is None or row.ci_high is None:
+        return "-"
+    runs = row.interval_over or ""
+    mark = f" ({runs.split('/')[0]} reps)" if "repetitions" in runs else " (1 run)"
+    return f"{row.ci_low:.2f}–{row.ci_high:.2f}{mark}"
+
+
 def speedup_table(rows: list[Speedup]) -> Table:
     title = "Low-precision speedup over fp32 (median fp32 / median low precision)"
     caption = (
-        "95% bootstrap interval over both cells' raw times (iterations are correlated: read "
-        "narrow intervals with care); a speedup whose accuracy failed is no win"
+        "95% bootstrap interval: (N reps) resamples the cells' repetitions (run --repeat 3 "
+        "or more); (1 run) resamples one run's iterations, which are correlated, so it is "
+        "too narrow; a speedup whose accuracy failed is no win"
     )
     return _table(title, caption, SPEEDUP_COLUMNS, speedup_rows(rows), "verdict")
 
@@ -202,8 +213,12 @@ def _table(
 
 
 def speedup_markdown(rows: list[Speedup]) -> str:
-    """The speedup table as Markdown, for report.md."""
-    return markdown_table(SPEEDUP_COLUMNS, speedup_rows(rows))
+    """The speedup table as Markdown, for report.md, with what its intervals resample."""
+    note = (
+        "\n95% intervals: (N reps) resample the repetitions (run --repeat 3 or more); "
+        "(1 run) resample one run's iterations, which are correlated: too narrow.\n"
+    )
+    return markdown_table(SPEEDUP_COLUMNS, speedup_rows(rows)) + note
 
 
 def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:

@@ -1,5 +1,8 @@
 """The FP16 / BF16 speedup table: median(fp32) / median(low precision) for the same
-model, runtime, device, batch and scenario in one run, with a bootstrap interval."""
+model, runtime, device, batch and scenario in one run, with a bootstrap interval: over
+repetitions (``run --repeat`` 3 or more, each repetition's median one sample, as
+``compare`` does), else over one run's iterations, which are correlated and so give an
+interval too narrow (the row says which)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ CONFIDENCE = 0.95
 RESAMPLES = 2000
 MAX_SAMPLES = 5000
 """Raw times beyond this many per cell are thinned (evenly) before resampling."""
+MIN_REPETITIONS = 3
+"""Repetitions a side from which the interval resamples repetitions, not iterations."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class Speedup:
     ci_high: float | None
     accuracy: str | None
     verdict: str
+    interval_over: str | None = None
+    """``N/M repetitions`` or ``one run's iterations`` (too narrow: they are correlated)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,10 +96,13 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
                 ci_high=None,
                 verdict=f"not measured: {reason}",
             )
-    fast = np.asarray(base.raw_times_ms, float)
-    slow = np.asarray(low.raw_times_ms, float)
     fp32_ms, low_ms = base.median_ms, low.median_ms  # the summary table's medians
     flights = [r.executed and r.executed.in_flight for r in (base, low)]
+    fast, slow = _repetition_medians(base), _repetition_medians(low)
+    interval_over = f"{fast.size}/{slow.size} repetitions"
+    if min(fast.size, slow.size) < MIN_REPETITIONS:
+        fast, slow = (np.asarray(r.raw_times_ms, float) for r in (base, low))
+        interval_over = "one run's iterations"
     if min(fast.size, slow.size) < 2:
         low_ci = high_ci = None
         verdict = "no interval: fewer than 2 timed requests"
@@ -118,7 +128,14 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
         ci_low=low_ci,
         ci_high=high_ci,
         verdict=verdict,
+        interval_over=interval_over,
     )
+
+
+def _repetition_medians(record: CellRecord) -> np.ndarray:
+    """The median latency of each repetition that ran (none for a single run)."""
+    runs = record.repetitions or []
+    return np.asarray([r.median_ms for r in runs if r.status == "ok" and r.median_ms], float)
 
 
 def ratio_interval(

@@ -239,3 +239,25 @@ def test_throughput_cells_with_different_requests_in_flight_are_not_compared() -
     fp16 = record("fp16", rng.normal(5, 0.2, 100), in_flight=4)
     (row,) = speedups([fp32, fp16])
     assert row.verdict == "not comparable: 2 vs 4 requests in flight"
+
+
+def test_speedup_intervals_come_from_repetitions_when_there_are_three() -> None:
+    """Each repetition drifts as a whole (another minute, other neighbours): resampling
+    the iterations of one run misses that; resampling repetitions does not."""
+    from fixtures.records import cell, timed
+
+    from bench.repetitions import merged
+
+    rng = np.random.default_rng(0)
+    records = []
+    for repetition in range(5):
+        drift = 1 + 0.1 * rng.standard_normal()  # the repetition's own level
+        for precision, ms in (("fp32", 10.0), ("fp16", 8.0)):
+            times = list(ms * drift * (1 + 0.01 * rng.standard_normal(200)))
+            records.append(timed(cell(precision=precision), times, repetition=repetition))
+    (row,) = speedups(merged(records))
+    assert row.interval_over == "5/5 repetitions"
+    (single,) = speedups([r for r in records if r.repetition == 0])
+    assert single.interval_over == "one run's iterations"
+    assert row.ci_high - row.ci_low > 3 * (single.ci_high - single.ci_low)
+    assert row.ci_low < row.speedup < row.ci_high
