@@ -172,3 +172,48 @@ def test_a_ratio_over_a_zero_baseline_is_null_in_json() -> None:
     assert change.ratio == float("inf") and change.verdict == REGRESSED
     document = json.dumps(change.to_dict(), allow_nan=False)  # raises on inf / nan
     assert json.loads(document)["ratio"] is None
+
+
+@pytest.mark.parametrize("n", [8, 12])
+def test_the_stated_detectable_change_is_detected_about_four_times_in_five(n: int) -> None:
+    """Simulated: repetitions with a 5% spread; a shift of the detectable change the gate
+    states is found significant at alpha 0.05 in about 80% of pairs (the exact test's
+    coarse p-values keep it a little lower at small n)."""
+    from bench.compare.stats import _shift, detectable_change
+
+    rng = np.random.default_rng(n)
+    sigma = 0.05
+    stated = detectable_change(
+        np.exp(rng.normal(0, sigma, n)), np.exp(rng.normal(0, sigma, n)), 0.05
+    )
+    assert stated is not None and 0.03 < stated < 0.2
+    shift = _shift(sigma, n, n, 0.05, 0.8)  # the same rule with the true spread
+    base = rng.normal(0, sigma, (2000, n))
+    moved = rng.normal(shift, sigma, (2000, n))
+    found = stats.mannwhitneyu(moved, base, axis=1, alternative="two-sided").pvalue < 0.05
+    assert 0.7 <= found.mean() <= 0.9
+
+
+def test_too_few_repetitions_detect_nothing_and_say_how_many_would() -> None:
+    from bench.compare.stats import detectable_change, repetitions_needed
+
+    three = np.array([1.0, 1.05, 0.97])
+    assert detectable_change(three, three * 1.01, 0.05) is None
+    needed = repetitions_needed(three, three * 1.01, 0.05, 0.05)
+    assert needed is not None and needed > 3
+    wide = repetitions_needed(three, three * 1.01, 0.20, 0.05)
+    assert wide is not None and wide < needed  # a bigger change needs fewer
+
+
+def test_unchanged_and_inconclusive_say_what_they_could_have_seen() -> None:
+    rng = np.random.default_rng(3)
+    base = list(np.exp(rng.normal(0, 0.05, 5)))
+    change = assess("latency_median", base, list(np.array(base) * 1.01), True, 0.05)
+    assert change.verdict in ("unchanged", "inconclusive")
+    assert change.detectable is not None and change.repetitions_needed is not None
+    from bench.compare.output import _note
+
+    note = _note(change)
+    assert f"detects ≥{change.detectable:.1%}" in note
+    if change.detectable > 0.05:
+        assert f"{change.repetitions_needed} reps a side for 5%" in note

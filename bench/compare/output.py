@@ -17,7 +17,7 @@ from rich.text import Text
 from bench.compare.gate import GATE_FAILS, CellComparison, Comparison
 from bench.compare.metrics import ACCURACY
 from bench.compare.sides import Side
-from bench.compare.stats import Change
+from bench.compare.stats import INCONCLUSIVE, UNCHANGED, Change
 from bench.core.metrics import METRICS
 from bench.report import markdown_table, markdown_text
 
@@ -41,7 +41,7 @@ def rows(comparison: Comparison) -> list[list[str]]:
     for cell in comparison.cells:
         change = cell.decisive
         figures = _figures(change) if change else ["-"] * 7
-        note = cell.note or (change.note if change else None) or ""
+        note = cell.note or (_note(change) if change else "")
         table.append([cell.verdict, cell.key, *figures, note])
     return table
 
@@ -106,7 +106,7 @@ def markdown(comparison: Comparison) -> str:
         "",
     ]
     detail = [
-        [cell.key, *_figures(change), change.verdict, change.note or ""]
+        [cell.key, *_figures(change), change.verdict, _note(change)]
         for cell in comparison.cells
         for change in cell.changes
     ]
@@ -204,11 +204,27 @@ def _figures(change: Change) -> list[str]:
     ]
 
 
+def _note(change: Change) -> str:
+    """The change's note; beside ``unchanged`` and ``inconclusive``, what these
+    repetitions could have seen: the smallest change they detect (power 0.8 at the
+    comparison's alpha), and the repetitions a side that would detect the threshold."""
+    notes = [change.note] if change.note else []
+    if change.verdict in (UNCHANGED, INCONCLUSIVE) and change.detectable is not None:
+        sensitivity = f"detects ≥{change.detectable:.1%}"
+        if change.detectable > change.threshold:
+            needed = change.repetitions_needed
+            reps = f"{needed} reps a side" if needed else "more repetitions than is practical"
+            sensitivity += f"; {reps} for {change.threshold:.0%}"
+        notes.append(sensitivity)
+    return "; ".join(notes)
+
+
 def _describe(change: Change) -> str:
     figures = _figures(change)
     label, runs, base, current, ratio, interval, p_value = figures
     text = f"{label} over {runs} runs: {base} → {current} ({ratio}, CI {interval}, p {p_value})"
-    return f"{text}: {change.verdict}" + (f" ({change.note})" if change.note else "")
+    note = _note(change)
+    return f"{text}: {change.verdict}" + (f" ({note})" if note else "")
 
 
 def _message(cell: CellComparison) -> str:

@@ -18,6 +18,12 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 4000
+POWER = 0.8
+"""The chance of detecting a change that the stated detectable change promises."""
+MANN_WHITNEY_EFFICIENCY = 3 / math.pi
+"""The Mann–Whitney U test's efficiency relative to the t-test on normal data (about
+0.955): it needs about 1/0.955 as many repetitions to detect the same shift."""
+MAX_REPETITIONS = 1000
 
 REGRESSED, IMPROVED, UNCHANGED, INCONCLUSIVE = "regressed", "improved", "unchanged", "inconclusive"
 
@@ -42,6 +48,11 @@ class Change:
     higher_is_worse: bool
     verdict: str
     note: str | None = None
+    detectable: float | None = None
+    """The smallest change (a fraction) these repetitions detect with probability POWER
+    at the comparison's alpha; None where no change can be detected (too few)."""
+    repetitions_needed: int | None = None
+    """Repetitions a side that would detect a change of the threshold (same spread)."""
 
     @property
     def worse_by(self) -> float:
@@ -75,12 +86,63 @@ def smallest_p_value(n_a: int, n_b: int) -> float:
     sample sizes (complete separation): 2 / C(n_a + n_b, n_a)."""
     if n_a == 0 or n_b == 0:
         return 1.0
-    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+    log_comb = math.lgamma(n_a + n_b + 1) - math.lgamma(n_a + 1) - math.lgamma(n_b + 1)
+    return min(1.0, 2.0 * math.exp(-log_comb))
 
 
 def enough_repetitions(n_a: int, n_b: int, alpha: float) -> bool:
     """Whether a significant difference is possible at all with these sizes."""
     return smallest_p_value(n_a, n_b) < alpha
+
+
+def detectable_change(
+    baseline: np.ndarray, current: np.ndarray, alpha: float, power: float = POWER
+) -> float | None:
+    """The smallest change of the median, as a fraction (0.05 = 5%), that a two-sided
+    Mann–Whitney test at ``alpha`` would detect with probability ``power``, given the
+    spread of the repetitions: the t-test's minimum detectable shift on log values
+    (pooled standard deviation, Student quantiles), widened by the Mann–Whitney test's
+    efficiency. None when these sizes cannot reach ``alpha`` at all."""
+    if not enough_repetitions(baseline.size, current.size, alpha):
+        return None
+    spread = _log_spread(baseline, current)
+    shift = _shift(spread, baseline.size, current.size, alpha, power)
+    return math.expm1(shift)
+
+
+def repetitions_needed(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    threshold: float,
+    alpha: float,
+    power: float = POWER,
+) -> int | None:
+    """Repetitions a side at which a change of ``threshold`` is detected with probability
+    ``power`` at ``alpha``, for the spread these repetitions show (None beyond
+    MAX_REPETITIONS)."""
+    spread = _log_spread(baseline, current)
+    target = math.log1p(threshold)
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    normal = 2 * (z * spread / target) ** 2 / MANN_WHITNEY_EFFICIENCY  # Student's needs more
+    for n in range(max(2, int(normal)), MAX_REPETITIONS + 1):
+        if enough_repetitions(n, n, alpha) and _shift(spread, n, n, alpha, power) <= target:
+            return n
+    return None
+
+
+def _log_spread(baseline: np.ndarray, current: np.ndarray) -> float:
+    """The pooled standard deviation of the log values of both sides."""
+    logs = [np.log(np.asarray(side, float)) for side in (baseline, current)]
+    dof = sum(side.size - 1 for side in logs)
+    if dof <= 0:
+        return 0.0
+    return math.sqrt(sum(float(np.sum((x - x.mean()) ** 2)) for x in logs) / dof)
+
+
+def _shift(spread: float, n_a: int, n_b: int, alpha: float, power: float) -> float:
+    dof = max(n_a + n_b - 2, 1)
+    quantiles = stats.t.ppf(1 - alpha / 2, dof) + stats.t.ppf(power, dof)
+    return quantiles * spread * math.sqrt((1 / n_a + 1 / n_b) / MANN_WHITNEY_EFFICIENCY)
 
 
 def assess(
@@ -129,6 +191,9 @@ def assess(
             verdict=INCONCLUSIVE,
             note=note if not within else f"{note} (change within threshold)",
         )
+    if np.all(a > 0) and np.all(b > 0):  # log spread: every figure here is positive
+        common["detectable"] = detectable_change(a, b, alpha)
+        common["repetitions_needed"] = repetitions_needed(a, b, threshold, alpha)
     ci_low, ci_high = ratio_interval(a, b, seed)
     p_value = float(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
     if math.isnan(p_value):  # every value equal on both sides
