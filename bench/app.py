@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.core.errors import UserError
-from bench.environment import read_environment
+from bench.environment import read_environment, record_system_end
 from bench.machines import Machine, load_machines, machine_rows, machines_markdown, machines_table
 from bench.power import record_end_state
 from bench.repetitions import merged
@@ -46,6 +46,7 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
             shutil.rmtree(run.run_dir.path)
         raise
     power_changes = record_end_state(run.run_dir.path / ENVIRONMENT_FILE)
+    noise = record_system_end(run.run_dir.path / ENVIRONMENT_FILE)
     all_records = run.run_dir.records()
     records = merged(all_records)
     rows = speedups(records, seed=run.config.suite.seed)
@@ -57,12 +58,16 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
     if power_changes:
         changes = markdown_text("; ".join(power_changes))
         report += f"\nPower state changed during the run: {changes}\n"
+    if noise:
+        report += f"\nThe machine was not quiet: {markdown_text('; '.join(noise))}\n"
     (run.run_dir.path / REPORT_FILE).write_text(report)
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
     if rows:
         console.print(speedup_table(rows))
     if power_changes:
         console.print("power state changed during the run: " + "; ".join(power_changes))
+    for warning in noise:
+        console.print(f"not quiet: {warning}", markup=False)
     return 1 if any(r.failed for r in all_records) else 0
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bench.core.devices import cuda_devices
 from bench.core.errors import UserError
 from bench.power import power_fingerprint
+from bench.quiet import noise_warnings, system_state
 from bench.results import read_json_object
 from runtimes import RUNTIMES
 
@@ -48,6 +49,7 @@ def fingerprint() -> dict[str, Any]:
         "libraries": library_versions(),
         "git": git_state(),
         "power": power_fingerprint(),
+        "system": system_state(cpu_model()),
         "environment": {
             k: v
             for k, v in os.environ.items()
@@ -125,6 +127,24 @@ class StoredEnvironment(BaseModel):
     libraries: dict[str, Any] | None = None
     python: str | None = None
     os: str | None = None
+    system: dict[str, Any] | None = None
+
+
+def record_system_end(environment_file: Path) -> list[str]:
+    """Add the CPU model and load now (``system.end``) to a run's environment.json, and
+    return the quiet-machine warnings of the run (bench.quiet); none for a file that
+    cannot be read or has no checks."""
+    try:
+        environment = json.loads(environment_file.read_text())
+    except (OSError, ValueError, RecursionError):
+        return []
+    system = environment.get("system") if isinstance(environment, dict) else None
+    if not isinstance(system, dict):
+        return []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    system["end"] = {"cpu_model": cpu_model(), "load_average_1m": load}
+    environment_file.write_text(json.dumps(environment, indent=2, default=str) + "\n")
+    return noise_warnings(system, system["end"])
 
 
 def read_environment(path: Path, fix: str) -> dict[str, Any]:

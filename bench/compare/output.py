@@ -19,6 +19,7 @@ from bench.compare.metrics import ACCURACY
 from bench.compare.sides import Side
 from bench.compare.stats import INCONCLUSIVE, UNCHANGED, Change
 from bench.core.metrics import METRICS
+from bench.quiet import noise_warnings
 from bench.report import markdown_table, markdown_text
 
 COLUMNS = (
@@ -71,6 +72,9 @@ def context_lines(comparison: Comparison) -> list[str]:
     for name, side in (("baseline", comparison.baseline), ("current", comparison.current)):
         for change in (side.environment.get("power") or {}).get("changes") or []:
             lines.append(f"{name} run flagged: {change}")
+        system = side.environment.get("system") or {}
+        for warning in noise_warnings(system, system.get("end")):
+            lines.append(f"{name} run not quiet: {warning}")
     for difference in comparison.differences:
         kind = "hardware" if difference.hardware else "software"
         kind += "" if difference.known else " (recorded on one side only)"

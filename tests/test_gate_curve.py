@@ -1,0 +1,33 @@
+"""scripts/gate_curve.py (the operating curve in docs/ci.md) runs end to end at tiny
+settings, so that it cannot rot when the gate or the suite changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_script_measures_pools_and_prints_the_curve(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "curve.json"
+    argv = ["--rounds", "1", "--repeat", "3", "--sizes", "3", "--draws", "5"]
+    argv += ["--slowdowns", "0.5", "--model", "mlp", "--min-duration", "0.05", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "scripts/gate_curve.py", *argv],
+        cwd=REPO_ROOT,
+        env={"DEPLOYBENCH_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "share of pairs called regressed" in done.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures["pools_ms"]) == {"A", "A'", "+50%"}
+    assert all(len(pool) == 3 for pool in figures["pools_ms"].values())
+    slowed, same = figures["pools_ms"]["+50%"], figures["pools_ms"]["A"]
+    assert min(slowed) > max(same)  # the injected cost is inside the timed request
+    assert {row["repetitions"] for row in figures["rows"]} == {3}
