@@ -79,19 +79,27 @@ def noise_warnings(start: dict | None, end: dict | None = None) -> list[str]:
     if not isinstance(start, dict):
         return []
     warnings = []
-    governors = start.get("governors") or []
+    governors = start.get("governors")
+    governors = [str(g) for g in governors] if isinstance(governors, list) else []
     if any(g != "performance" for g in governors):
         names = ", ".join(governors)
         warnings.append(f"CPU frequency governor {names}, not performance: clocks follow load")
     if start.get("turbo"):
         warnings.append("turbo boost on: clocks depend on temperature and on the other cores")
-    load, cores = start.get("load_average_1m"), start.get("usable_cores") or 1
+    load, cores = start.get("load_average_1m"), start.get("usable_cores")
+    cores = cores if isinstance(cores, int) and cores > 0 else 1
     if isinstance(load, (int, float)) and load > LOAD_PER_CORE * cores:
-        warnings.append(f"load average {load:g} on {cores} cores at the start: other work ran")
-    busy = [p for p in start.get("busy_processes") or [] if isinstance(p, dict)]
+        unit = "core" if cores == 1 else "cores"
+        warnings.append(f"load average {load:g} on {cores} {unit} at the start: other work ran")
+    listed = start.get("busy_processes")
+    busy = [p for p in listed if isinstance(p, dict)] if isinstance(listed, list) else []
     if busy:
-        names = ", ".join(f"{p.get('name')} ({p.get('cpu_percent'):.0f}%)" for p in busy)
+        names = ", ".join(f"{p.get('name')} ({_percent(p.get('cpu_percent'))})" for p in busy)
         warnings.append(f"busy at the start: {names}")
     if isinstance(end, dict) and end.get("cpu_model") != start.get("cpu_model"):
         warnings.append(f"CPU model changed: {start.get('cpu_model')} → {end.get('cpu_model')}")
     return warnings
+
+
+def _percent(value: object) -> str:
+    return f"{value:.0f}%" if isinstance(value, (int, float)) else "?%"

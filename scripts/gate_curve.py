@@ -5,7 +5,8 @@ nothing changed, per repetition count and threshold.
 The slowdown is a calibrated extra cost inside each timed request (the test fixture
 ``tests/fixtures/slowdown`` busy-waits that fraction of the request's own time), not a
 sleep outside it. Pools of repetitions are measured for each condition, interleaved in
-rounds so that the machine's drift touches every pool alike: two pools with no slowdown
+rounds (each round in a shuffled order) so that the machine's drift touches every pool
+alike: two pools with no slowdown
 (the A/A pairs draw one side from each) and one per slowdown. A pair of N repetitions a
 side is then drawn from two pools (without replacement within a pool) and assessed by the
 gate's own statistics (``bench.compare.stats.assess`` on the per-repetition medians), many
@@ -55,8 +56,10 @@ def main() -> int:
     pools: dict[str, list[float]] = {name: [] for name, _ in conditions}
     with tempfile.TemporaryDirectory() as tmp:
         suite = write_suite(Path(tmp) / "bench.toml", args)
-        for round_ in range(args.rounds):
-            for index, (name, slowdown) in enumerate(conditions):
+        order = np.random.default_rng(1)
+        for round_ in range(args.rounds):  # each round in its own order: no seat is favoured
+            for index in order.permutation(len(conditions)):
+                name, slowdown = conditions[index]
                 print(f"round {round_ + 1}/{args.rounds}: {name}", flush=True)
                 results = Path(tmp) / f"results-{round_}-{index}"
                 pools[name] += run_medians(suite, results, args.repeat, slowdown)
