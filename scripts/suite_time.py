@@ -4,10 +4,12 @@ Cold: a fresh, empty export cache. Warm: the same cache again. Targets on a 2-co
 machine: default suite <= 300 s cold and <= 180 s warm; smoke profile < 60 s.
 
     python scripts/suite_time.py
+    python scripts/suite_time.py --config my.toml     # another suite file (with a smoke profile)
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -17,13 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def timed_run(cache_dir: Path, results_dir: Path, *extra: str) -> float:
+def timed_run(config: Path, cache_dir: Path, results_dir: Path, *extra: str) -> float:
     start = time.perf_counter()
     subprocess.run(
         [
             sys.executable,
             str(ROOT / "cli.py"),
             "run",
+            "--config",
+            str(config),
             "--cache-dir",
             str(cache_dir),
             "--results-dir",
@@ -44,20 +48,23 @@ def report(label: str, seconds: float, target: float) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "bench.toml", help="suite file")
+    config = parser.parse_args().config.resolve()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         report(
             "smoke profile, cold cache",
-            timed_run(root / "c1", root / "r", "--profile", "smoke"),
+            timed_run(config, root / "c1", root / "r", "--profile", "smoke"),
             60,
         )
         report(
             "smoke profile, warm cache",
-            timed_run(root / "c1", root / "r", "--profile", "smoke"),
+            timed_run(config, root / "c1", root / "r", "--profile", "smoke"),
             60,
         )
-        report("default suite, cold cache", timed_run(root / "c2", root / "r"), 300)
-        report("default suite, warm cache", timed_run(root / "c2", root / "r"), 180)
+        report("default suite, cold cache", timed_run(config, root / "c2", root / "r"), 300)
+        report("default suite, warm cache", timed_run(config, root / "c2", root / "r"), 180)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The scripts behind the README's figures run end to end at tiny settings, so that they
+cannot rot when the code or the default suite changes. Each prints its figures and a
+verdict against its target; only that they ran and printed them is checked here (the
+figures of a loaded test machine say nothing)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.onnx_models import dynamic_relu
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+TINY_SUITE = """[suite]
+name = "tiny"
+models = ["mlp"]
+runtimes = ["onnxruntime"]
+threads = 1
+[measure]
+warmup_s = 0.05
+warmup_min_iters = 2
+min_duration_s = 0.1
+min_iters = 5
+[profiles.smoke]
+suite.name = "tiny-smoke"
+"""
+
+SCRIPTS = {
+    "hw_targets": (["--tiny"], r"harness/plain"),
+    "power_overhead": (
+        ["--batch", "1", "--rounds", "1", "--measure-s", "0.2", "--power", "none"],
+        r"median ratio with/alone",
+    ),
+    "ort_agreement": (["--model", "mlp"], r"ratio"),
+    "openvino_vs_benchmark_app": (
+        ["--onnx", "{relu}", "--shape", "x=1x16", "--duration", "1", "--rounds", "1"]
+        + ["--precisions", "fp32", "--scenarios", "latency"],
+        r"bench_app",
+    ),
+    "suite_time": (["--config", "{tiny}"], r"default suite, warm cache .* s"),
+}
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_figure_script_runs_at_tiny_settings(
+    script: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(TINY_SUITE)
+    files = {"tiny": tiny, "relu": dynamic_relu(tmp_path / "relu.onnx")}
+    args, expected = SCRIPTS[script]
+    tools = f"{Path(sys.executable).parent}:/usr/bin:/bin"  # benchmark_app comes with openvino
+    done = subprocess.run(
+        [sys.executable, f"scripts/{script}.py", *(a.format(**files) for a in args)],
+        cwd=REPO_ROOT,
+        env={"DEPLOYBENCH_CACHE_DIR": str(cache_dir), "PATH": tools},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(expected, done.stdout), done.stdout
