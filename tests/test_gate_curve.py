@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def test_the_script_measures_pools_and_prints_the_curve(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "curve.json"
     argv = ["--rounds", "1", "--repeat", "3", "--sizes", "3", "--draws", "5"]
-    argv += ["--slowdowns", "0.5", "--model", "mlp", "--min-duration", "0.05", "--out", str(out)]
+    argv += ["--slowdowns", "3", "--model", "mlp", "--min-duration", "0.05", "--out", str(out)]
     done = subprocess.run(
         [sys.executable, "scripts/gate_curve.py", *argv],
         cwd=REPO_ROOT,
@@ -28,8 +28,9 @@ def test_the_script_measures_pools_and_prints_the_curve(tmp_path: Path, cache_di
     assert done.returncode == 0, done.stdout + done.stderr
     assert "share of pairs called regressed" in done.stdout
     figures = json.loads(out.read_text())
-    assert set(figures["pools_ms"]) == {"A", "A'", "+50%"}
+    assert set(figures["pools_ms"]) == {"A", "A'", "+300%"}
     assert all(len(pool) == 3 for pool in figures["pools_ms"].values())
-    slowed, same = (np.median(figures["pools_ms"][name]) for name in ("+50%", "A"))
-    assert slowed > 1.15 * same, (slowed, same)  # the injected cost is inside the request
+    # 4x each request's time: clear of a loaded VM's noise on 50-microsecond requests
+    slowed, same = (np.median(figures["pools_ms"][name]) for name in ("+300%", "A"))
+    assert slowed > 1.5 * same, (slowed, same)  # the injected cost is inside the request
     assert {row["repetitions"] for row in figures["rows"]} == {3}
