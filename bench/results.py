@@ -115,7 +115,15 @@ def read_records(path: Path) -> list[CellRecord]:
         where = f"{path} line {number}"
         if not line.strip():
             continue
-        if _torn(line):
+        torn = not line.strip(b"\0")  # the zeros a file system leaves after a crash
+        if not torn:
+            try:
+                data = _parse(line, where, fix)
+            except UserError:
+                if not _record_start(line):
+                    raise
+                torn = True  # a record whose end was never written
+        if torn:
             if where not in _warned:
                 _warned.add(where)
                 log.warning(
@@ -123,7 +131,6 @@ def read_records(path: Path) -> list[CellRecord]:
                     "--resume runs its cell again"
                 )
             continue
-        data = _parse(line, where, fix)
         if not isinstance(data, dict):
             raise UserError(f"{where} is a JSON {type(data).__name__}, not a cell record: {fix}")
         try:
@@ -140,18 +147,10 @@ def read_records(path: Path) -> list[CellRecord]:
 _warned: set[str] = set()
 
 
-def _torn(line: bytes) -> bool:
-    """Whether ``line`` is what a write cut short leaves: zeros, or the start of a record
-    (every record is ASCII and starts ``{"``) that does not parse."""
-    if not line.strip(b"\0"):
-        return True
-    if not (line.startswith(b'{"') or b'{"'.startswith(line)) or not line.isascii():
-        return False
-    try:
-        json.loads(line)
-    except (ValueError, RecursionError):
-        return True
-    return False
+def _record_start(line: bytes) -> bool:
+    """Whether ``line`` can be the start of a record (every record is ASCII and starts
+    ``{"``), so that a line of it that does not parse is a write cut short."""
+    return line.isascii() and (line.startswith(b'{"') or b'{"'.startswith(line))
 
 
 def _parse(raw: bytes, where: str, fix: str) -> Any:

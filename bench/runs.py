@@ -87,10 +87,12 @@ def new_run(request: RunRequest) -> Run:
             what = f"the --shape inputs at batch {largest[BATCH]}"
             _check_fits(specs, largest, what, "give smaller --shape sizes")
     else:
-        models = [ModelRequest(get_entry(name).name, "zoo", name) for name in config.suite.models]
+        models = []
         for name in config.suite.models:
-            fix = "give smaller --batch-sizes"
-            _check_fits(get_entry(name).inputs, largest, f"{name}'s inputs at this batch", fix)
+            entry = get_entry(name)
+            what, fix = f"{name}'s inputs at this batch", "give smaller --batch-sizes"
+            _check_fits(entry.inputs, largest, what, fix)
+            models.append(ModelRequest(entry.name, "zoo", name))
     cache_dir = usable_cache_dir(
         request.cache_dir or Path(config.suite.cache_dir or default_cache_dir())
     )

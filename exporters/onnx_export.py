@@ -35,6 +35,7 @@ from exporters.source import (
 from exporters.zoo import get_entry
 
 if TYPE_CHECKING:
+    import onnx
     from torch import nn
 
 EXPORTER_VERSION = 2
@@ -101,9 +102,10 @@ def _export_entry(
         arrays, names = reference_arrays(module, inputs, request.output_names, batch_sizes, seed)
         notes = export_onnx(module, inputs, names, model_path, request.opset, seed)
         onnx.checker.check_model(str(model_path))
-        notes.append(_opset_note(model_path, request.opset))
+        written = onnx.load(str(model_path), load_external_data=False)
+        notes.append(_opset_note(written, request.opset))
         notes.append(check_parity(model_path, inputs, names, arrays, batch_sizes))
-        graph = onnx.load(str(model_path), load_external_data=False).graph
+        graph = written.graph
         one = to_tensors(inputs, make_inputs(inputs, {BATCH: 1}, seed))
         prepared = PreparedModel(
             name=request.name,
@@ -131,11 +133,8 @@ def _export_entry(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _opset_note(path: Path, asked: int) -> str:
+def _opset_note(model: onnx.ModelProto, asked: int) -> str:
     """The opset the file was written at, and whether it is the one asked for."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
     written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if written == asked:
         return f"written at opset {written}"

@@ -6,14 +6,11 @@ figures of a loaded test machine say nothing)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fixtures.onnx_models import dynamic_relu
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from fixtures.scripts import run_script
 
 TINY_SUITE = """[suite]
 name = "tiny"
@@ -53,14 +50,6 @@ def test_a_figure_script_runs_at_tiny_settings(
     tiny.write_text(TINY_SUITE)
     files = {"tiny": tiny, "relu": dynamic_relu(tmp_path / "relu.onnx")}
     args, expected = SCRIPTS[script]
-    tools = f"{Path(sys.executable).parent}:/usr/bin:/bin"  # benchmark_app comes with openvino
-    done = subprocess.run(
-        [sys.executable, f"scripts/{script}.py", *(a.format(**files) for a in args)],
-        cwd=REPO_ROOT,
-        env={"DEPLOYBENCH_CACHE_DIR": str(cache_dir), "PATH": tools},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script(script, [a.format(**files) for a in args], cache_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(expected, done.stdout), done.stdout

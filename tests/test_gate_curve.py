@@ -4,27 +4,17 @@ settings, so that it cannot rot when the gate or the suite changes."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from fixtures.scripts import run_script
 
 
 def test_the_script_measures_pools_and_prints_the_curve(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "curve.json"
     argv = ["--rounds", "1", "--repeat", "3", "--sizes", "3", "--draws", "5"]
     argv += ["--slowdowns", "3", "--model", "mlp", "--min-duration", "0.05", "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, "scripts/gate_curve.py", *argv],
-        cwd=REPO_ROOT,
-        env={"DEPLOYBENCH_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script("gate_curve", argv, cache_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "share of pairs called regressed" in done.stdout
     figures = json.loads(out.read_text())

@@ -4,25 +4,16 @@ settings, so that it cannot rot when the gate or the suite changes."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from fixtures.scripts import run_script
 
 
 def test_the_script_compares_runs_of_one_build(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "floor.json"
     argv = ["--pairs", "1", "--repeat", "2", "--models", "mlp", "--runtimes", "onnxruntime"]
     argv += ["--scenarios", "latency", "--min-duration", "0.05", "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, "scripts/noise_floor.py", *argv],
-        cwd=REPO_ROOT,
-        env={"DEPLOYBENCH_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script("noise_floor", argv, cache_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "A/A noise floor: 1 pairs, 2 repetitions per run" in done.stdout
     figures = json.loads(out.read_text())
