@@ -35,14 +35,12 @@ class ConvertedGraph:
     notes: tuple[str, ...] = ()
 
 
-def fp16_graph(onnx_path: Path, cache_dir: Path) -> ConvertedGraph:
+def fp16_graph(onnx_path: Path, cache_dir: Path, already_fp16: bool = False) -> ConvertedGraph:
     """An FP16 copy of ``onnx_path`` (FP32 inputs and outputs kept), cached by the file's
-    content and the converter's version. A file with no FP32 tensor (already FP16, inputs
-    and weights) is itself the FP16 graph: it runs as given."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    if _already_fp16(model):
+    content and the converter's version. A file already FP16 (``already_fp16``: its
+    floating weights are, ``PreparedModel.precision``) is itself the FP16 graph: it runs
+    as given."""
+    if already_fp16:
         return ConvertedGraph(onnx_path, 0.0, True, ("the file is already fp16: run as given",))
     digest = file_digest(onnx_path)
     version = importlib.metadata.version("onnxconverter-common")
@@ -76,19 +74,6 @@ def _convert(onnx_path: Path, target: Path, notes_file: Path, version: str) -> C
     notes_file.write_text("\n".join(notes) + "\n")
     os.replace(partial, target)
     return ConvertedGraph(target, time.perf_counter() - start, False, tuple(notes))
-
-
-def _already_fp16(model: object) -> bool:
-    """Whether the file's floating weights are FP16 (its inputs' when it has none): a
-    converter's output, FP32 inputs and outputs kept or not."""
-    from onnx import TensorProto
-
-    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
-    graph = model.graph  # type: ignore[attr-defined]
-    types = {tensor.data_type for tensor in graph.initializer} & floats
-    if not types:
-        types = {value.type.tensor_type.elem_type for value in graph.input} & floats
-    return types == {TensorProto.FLOAT16}
 
 
 def _out_of_range_weights(model: object) -> int:

@@ -93,7 +93,7 @@ class OnnxRuntime(Runtime):
             return Built(artifact=OrtGraph(model.onnx_path, cache_dir), build_s=0.0)
         from runtimes.fp16_graph import fp16_graph
 
-        converted = fp16_graph(model.onnx_path, cache_dir)
+        converted = fp16_graph(model.onnx_path, cache_dir, model.precision == "fp16")
         return Built(
             OrtGraph(converted.path, cache_dir),
             converted.convert_s,

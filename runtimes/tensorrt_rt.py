@@ -154,7 +154,7 @@ class TensorRTRuntime(Runtime):
         if typing == "strong" and target.precision == "fp16":
             from runtimes.fp16_graph import fp16_graph
 
-            converted = fp16_graph(model.onnx_path, cache_dir)
+            converted = fp16_graph(model.onnx_path, cache_dir, model.precision == "fp16")
             onnx, convert_s, notes = converted.path, converted.convert_s, converted.notes
         plan = BuildPlan(
             precision=target.precision,
