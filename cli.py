@@ -210,6 +210,9 @@ def _add_compare(commands: Any) -> None:
     compare.add_argument("--json", type=Path, metavar="FILE", help="write the comparison as JSON")
     compare.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     compare.add_argument(
+        "--html", type=Path, metavar="FILE", help="write a self-contained HTML page"
+    )
+    compare.add_argument(
         "--github-benchmark",
         type=Path,
         metavar="FILE",
@@ -267,6 +270,9 @@ def _add_report(commands: Any) -> None:
         "--hw", type=Path, action="append", default=[], metavar="DIR", help="an hw directory"
     )
     report.add_argument("--markdown", type=Path, metavar="FILE", help="also write Markdown")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write a self-contained HTML page"
+    )
     report.set_defaults(handler=_report)
 
 
@@ -357,7 +363,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
     try:
-        code = app.execute(run, console, show_progress=not args.no_progress)
+        code = app.execute(run, console, not args.no_progress, tuple(args.hw))
     except KeyboardInterrupt:
         console.print(
             f"\ninterrupted: every finished cell is kept in {run.run_dir.path}; "
@@ -391,6 +397,7 @@ def _compare(args: argparse.Namespace) -> int:
         markdown=args.markdown,
         json=args.json,
         junit=args.junit,
+        html=args.html,
         github_benchmark=args.github_benchmark,
     )
     return run_compare(request, _console())
@@ -413,7 +420,7 @@ def _hw(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bench.app import report_command
 
-    return report_command(args.dirs, args.hw, args.markdown, _console())
+    return report_command(args.dirs, args.hw, args.markdown, _console(), args.html)
 
 
 def _env(args: argparse.Namespace) -> int:

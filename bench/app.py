@@ -10,6 +10,8 @@ from rich.console import Console
 
 from bench.core.errors import UserError
 from bench.environment import read_environment, record_system_end
+from bench.html.machines import machines_page
+from bench.html.run import run_page
 from bench.machines import Machine, load_machines, machine_rows, machines_markdown, machines_table
 from bench.power import record_end_state
 from bench.repetitions import merged
@@ -22,6 +24,7 @@ from bench.report import (
 )
 from bench.results import (
     ENVIRONMENT_FILE,
+    HTML_REPORT_FILE,
     REPORT_FILE,
     RESULTS_FILE,
     SPEEDUP_FILE,
@@ -33,9 +36,12 @@ from bench.runs import Run
 from bench.speedup import speedups
 
 
-def execute(run: Run, console: Console, show_progress: bool = True) -> int:
-    """Run the missing cells, write report.md, print the summary. Exit code: 0 when no
-    cell failed, crashed or timed out, else 1."""
+def execute(
+    run: Run, console: Console, show_progress: bool = True, hw_dirs: tuple[Path, ...] = ()
+) -> int:
+    """Run the missing cells, write report.md and report.html (its roofline from
+    ``hw_dirs``, else a matching ``hw`` result beside the run), print the summary. Exit
+    code: 0 when no cell failed, crashed or timed out, else 1."""
     console.print(f"run directory: {run.run_dir.path}")
     try:
         run_suite(
@@ -61,6 +67,13 @@ def execute(run: Run, console: Console, show_progress: bool = True) -> int:
     if noise:
         report += f"\nThe machine was not quiet: {markdown_text('; '.join(noise))}\n"
     (run.run_dir.path / REPORT_FILE).write_text(report)
+    environment = read_environment(run.run_dir.path / ENVIRONMENT_FILE, "start a new run")
+    hw = find_hw(run.run_dir.path, environment, list(hw_dirs))
+    title = f"{run.config.suite.name} ({run.run_dir.run_id})"
+    warnings = [f"power state changed during the run: {c}" for c in power_changes]
+    warnings += [f"the machine was not quiet: {w}" for w in noise]
+    page = run_page(title, records, rows, environment, hw, warnings)
+    (run.run_dir.path / HTML_REPORT_FILE).write_text(page, encoding="utf-8")
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
     if rows:
         console.print(speedup_table(rows))
@@ -83,13 +96,21 @@ def show_roofline(run_dir: Path, hw_dirs: list[Path], console: Console) -> None:
 
 
 def report_command(
-    dirs: list[Path], hw_dirs: list[Path], markdown: Path | None, console: Console
+    dirs: list[Path],
+    hw_dirs: list[Path],
+    markdown: Path | None,
+    console: Console,
+    html: Path | None = None,
 ) -> int:
-    """The machines side by side, then each machine's roofline. A machine with no ``hw``
-    figures among ``dirs`` + ``hw_dirs`` takes a matching one found beside its runs."""
+    """The machines side by side, then each machine's roofline, printed and written as
+    Markdown and HTML when asked. A machine with no ``hw`` figures among ``dirs`` +
+    ``hw_dirs`` takes a matching one found beside its runs."""
     for path in [*dirs, *hw_dirs]:
         if not path.is_dir():
             raise UserError(f"{path} is not a directory: pass run or hw result directories")
+    for path in (markdown, html):
+        if path is not None and not path.parent.is_dir():
+            raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     machines = load_machines([*dirs, *hw_dirs])
     for machine in machines:
         if not machine.hw and machine.cells:
@@ -105,12 +126,20 @@ def report_command(
                 f"\n## Roofline: {markdown_text(machine.label)}\n\n{roofline_markdown(roofline)}"
             )
     if markdown is not None:
-        try:
-            markdown.write_text(text)
-        except OSError as exc:
-            raise UserError(f"cannot write {markdown} ({exc.strerror})") from None
+        write_text(markdown, text)
         console.print(f"written: {markdown}")
+    if html is not None:
+        write_text(html, machines_page(machines, rows))
+        console.print(f"written: {html}")
     return 0
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a report; UserError naming the fix when the path cannot be written."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror}): choose another path") from None
 
 
 def _machine_roofline(machine: Machine) -> list:

@@ -250,7 +250,7 @@ def machines_table(machines: list[Machine], rows: list[Row]) -> Table:
     table = Table(
         title="Machines side by side (measured)",
         title_justify="left",
-        caption=_caption(machines),
+        caption=caption(machines),
         caption_justify="left",
     )
     table.add_column("", no_wrap=True)
@@ -271,10 +271,10 @@ def machines_markdown(machines: list[Machine], rows: list[Row]) -> str:
     cells = [
         [row.label, *row.texts, *([row.ratio()] if len(machines) == 2 else [])] for row in rows
     ]
-    return markdown_table(tuple(header), cells) + f"\n{markdown_text(_caption(machines))}\n"
+    return markdown_table(tuple(header), cells) + f"\n{markdown_text(caption(machines))}\n"
 
 
-def _caption(machines: list[Machine]) -> str:
+def caption(machines: list[Machine]) -> str:
     sources = "; ".join(f"{m.label}: {', '.join(p.name for p in m.sources)}" for m in machines)
     return (
         "TFLOPS = best dense matrix multiply (2·M·N·K) measured by cli.py hw; "

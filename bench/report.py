@@ -25,12 +25,16 @@ from bench.speedup import Speedup
 
 @dataclass(frozen=True)
 class Column:
-    """A column of the summary table: its heading, its text for a cell's record, and
-    whether it holds a figure (right-aligned)."""
+    """A column of the summary table: its heading, its text for a cell's record, and for
+    a figure (right-aligned) the number behind the text (what an HTML table sorts by)."""
 
     name: str
     text: Callable[[CellRecord], str]
-    figure: bool = False
+    value: Callable[[CellRecord], float | None] | None = None
+
+    @property
+    def figure(self) -> bool:
+        return self.value is not None
 
 
 def _target(record: CellRecord) -> str:
@@ -74,6 +78,18 @@ def _loss(record: CellRecord) -> str:
     return f"loss {training.loss_first:.3g}→{training.loss_last:.3g}"
 
 
+def _p99(record: CellRecord) -> float | None:
+    return record.latency_ms.p99 if record.latency_ms else None
+
+
+def _cv_of(record: CellRecord) -> float | None:
+    return record.latency_ms.cv if record.latency_ms else None
+
+
+def _avg_w(record: CellRecord) -> float | None:
+    return record.power.avg_w if record.power else None
+
+
 def _status(record: CellRecord) -> str:
     if record.ok:
         return "ok"
@@ -85,16 +101,16 @@ SUMMARY_COLUMNS = (
     Column("runtime", lambda r: r.cell.runtime),
     Column("target", _target),  # requested → executed (read back)
     Column("scenario", lambda r: f"{r.cell.scenario} b{r.cell.batch}" + _runs(r)),
-    Column("median ms", lambda r: _number(r.median_ms), figure=True),
-    Column("p99 ms", lambda r: _number(r.latency_ms and r.latency_ms.p99), figure=True),
-    Column("CV", lambda r: _cv(r.latency_ms and r.latency_ms.cv, r.unstable), figure=True),
-    Column("samples/s", lambda r: _number(r.samples_per_s), figure=True),
+    Column("median ms", lambda r: _number(r.median_ms), lambda r: r.median_ms),
+    Column("p99 ms", lambda r: _number(_p99(r)), _p99),
+    Column("CV", lambda r: _cv(_cv_of(r), r.unstable), _cv_of),
+    Column("samples/s", lambda r: _number(r.samples_per_s), lambda r: r.samples_per_s),
     Column("accuracy", lambda r: r.verdict or _loss(r)),
     Column("status", _status),
 )
 POWER_COLUMNS = (
-    Column("avg W", lambda r: _number(r.power and r.power.avg_w), figure=True),
-    Column("J/sample", lambda r: _number(r.j_per_sample), figure=True),
+    Column("avg W", lambda r: _number(_avg_w(r)), _avg_w),
+    Column("J/sample", lambda r: _number(r.j_per_sample), lambda r: r.j_per_sample),
 )
 """Put before ``status`` when some cell measured power."""
 COLUMNS = tuple(column.name for column in SUMMARY_COLUMNS)

@@ -23,7 +23,16 @@ ENVIRONMENT_FILE = "environment.json"
 SUITE_FILE = "suite.toml"
 SPEEDUP_FILE = "speedups.json"
 REPORT_FILE = "report.md"
-WRITTEN_FILES = (RESULTS_FILE, RUN_FILE, ENVIRONMENT_FILE, SUITE_FILE, SPEEDUP_FILE, REPORT_FILE)
+HTML_REPORT_FILE = "report.html"
+WRITTEN_FILES = (
+    RESULTS_FILE,
+    RUN_FILE,
+    ENVIRONMENT_FILE,
+    SUITE_FILE,
+    SPEEDUP_FILE,
+    REPORT_FILE,
+    HTML_REPORT_FILE,
+)
 """The files of a run directory that a run writes."""
 log = logging.getLogger(__name__)
 

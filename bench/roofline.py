@@ -113,7 +113,7 @@ def find_hw(run_dir: Path, environment: dict[str, Any], explicit: list[Path]) ->
     return []
 
 
-def _row_cells(row: RooflineRow) -> list[str]:
+def row_cells(row: RooflineRow) -> list[str]:
     return [
         row.model,
         row.runtime,
@@ -140,10 +140,10 @@ def roofline_table(rows: list[RooflineRow], title: str) -> Table:
     for name in COLUMNS:
         table.add_column(name, justify="left" if name in COLUMNS[:4] else "right")
     for row in rows:
-        table.add_row(*_row_cells(row))
+        table.add_row(*row_cells(row))
     return table
 
 
 def roofline_markdown(rows: list[RooflineRow]) -> str:
     """The roofline table as Markdown (every cell escaped), with its caption under it."""
-    return markdown_table(COLUMNS, [_row_cells(row) for row in rows]) + f"\n{CAPTION}\n"
+    return markdown_table(COLUMNS, [row_cells(row) for row in rows]) + f"\n{CAPTION}\n"

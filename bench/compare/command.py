@@ -11,6 +11,7 @@ from rich.console import Console
 
 from bench.compare import output
 from bench.compare.gate import compare
+from bench.compare.html import comparison_page
 from bench.compare.metrics import Thresholds
 from bench.compare.sides import baseline_document, load_side
 from bench.config import CompareConfig, load_config
@@ -32,6 +33,7 @@ class CompareRequest:
     markdown: Path | None = None
     json: Path | None = None
     junit: Path | None = None
+    html: Path | None = None
     github_benchmark: Path | None = None
 
 
@@ -43,7 +45,8 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     alpha = settings.alpha if request.alpha is None else request.alpha
     if not 0 < alpha < 0.5:
         raise UserError(f"--alpha {alpha} is out of range: give a level such as 0.05")
-    for path in (request.markdown, request.json, request.junit, request.github_benchmark):
+    files = (request.markdown, request.json, request.junit, request.html, request.github_benchmark)
+    for path in files:
         if path is not None and not path.parent.is_dir():
             raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     baseline, current = load_side(request.baseline), load_side(request.current)
@@ -55,6 +58,8 @@ def run_compare(request: CompareRequest, console: Console) -> int:
         _write(request.json, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
     if request.junit:
         _write(request.junit, output.junit(comparison))
+    if request.html:
+        _write(request.html, comparison_page(comparison))
     if request.github_benchmark:
         entries = output.github_benchmark(current)
         _write(request.github_benchmark, json.dumps(entries, indent=2) + "\n")
@@ -63,7 +68,7 @@ def run_compare(request: CompareRequest, console: Console) -> int:
 
 def _write(path: Path, text: str) -> None:
     try:
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write {path} ({exc.strerror}): choose another path") from None
 

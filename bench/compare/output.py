@@ -109,14 +109,20 @@ def markdown(comparison: Comparison) -> str:
         "<details><summary>every metric</summary>",
         "",
     ]
-    detail = [
+    lines += [markdown_table(DETAIL_COLUMNS, detail_rows(comparison)), "</details>", ""]
+    return "\n".join(lines)
+
+
+DETAIL_COLUMNS = ("cell", *COLUMNS[2:-1], "verdict", "note")
+
+
+def detail_rows(comparison: Comparison) -> list[list[str]]:
+    """Every metric of every cell (cells worst first): figures, verdict and note."""
+    return [
         [cell.key, *_figures(change), change.verdict, _note(change)]
         for cell in comparison.cells
         for change in cell.changes
     ]
-    columns = ("cell", *COLUMNS[2:-1], "verdict", "note")
-    lines += [markdown_table(columns, detail), "</details>", ""]
-    return "\n".join(lines)
 
 
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
