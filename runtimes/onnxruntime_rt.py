@@ -17,7 +17,9 @@ from bench.core.errors import Unavailable
 from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
 from bench.core.spec import BATCH, PreparedModel
+from runtimes import provider_libraries
 from runtimes.base import Built, LoadOptions, Runtime, Session
+from runtimes.provider_libraries import PROVIDER_FILES
 from runtimes.tensorrt_build import profile_shapes
 
 GPU_INSTALL = (
@@ -119,6 +121,7 @@ class OnnxRuntimeSession(Session):
         missing = sorted(set(names) - set(onnxruntime.get_available_providers()))
         if missing:
             raise Unavailable(f"onnxruntime has no {', '.join(missing)} here: {GPU_INSTALL}")
+        provider_libraries.preload(onnxruntime, names)
         session_options = onnxruntime.SessionOptions()
         level = _GRAPH_LEVELS[settings.graph_optimization]
         session_options.graph_optimization_level = getattr(
@@ -139,6 +142,10 @@ class OnnxRuntimeSession(Session):
                 str(graph.path), session_options, providers=providers
             )
             precision = _compute_precision(optimized) if optimized.is_file() else "fp32"
+        kept = self._session.get_providers()
+        dropped = [name for name in names if name in PROVIDER_FILES and name not in kept]
+        if dropped:  # ONNX Runtime warned and went on without it: this cell did not run
+            raise RuntimeError(provider_libraries.failure(onnxruntime, dropped[0]))
         self._ort = onnxruntime
         self._device_id = target.device_index
         self.inputs = model.inputs

@@ -4,6 +4,7 @@ options, and IO binding on the timed path."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -18,8 +19,11 @@ from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
 from runtimes.base import LoadOptions
 from runtimes.onnxruntime_rt import OnnxRuntime, OnnxRuntimeSession, OrtGraph
+from runtimes.provider_libraries import needed, tensorrt_major
 
 CUDA = Target("cuda:0", "fp32")
+PROVIDERS = Path(__file__).parent / "fixtures" / "onnxruntime_gpu"
+REPO = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,9 @@ def fake_onnxruntime(
     reports after falling back) and were assigned ``nodes`` per provider."""
     ort = types.ModuleType("onnxruntime")
     ort.__version__ = version
+    ort.__file__ = str(PROVIDERS / "__init__.py")  # capi/: stand-ins of the provider libraries
     ort.log = []
+    ort.preload_dlls = lambda **flags: ort.log.append(("preload_dlls", flags))
     providers = available or ("TensorrtExecutionProvider", "CUDAExecutionProvider")
     ort.get_available_providers = lambda: [*providers, "CPUExecutionProvider"]
     ort.GraphOptimizationLevel = types.SimpleNamespace(ORT_ENABLE_ALL=99)
@@ -116,20 +122,78 @@ def ort_session(
     return OnnxRuntimeSession(graph, lenet, target, options)
 
 
-def test_cuda_provider_that_fell_back_reads_cpu(
+def test_a_cuda_provider_that_did_not_load_fails_the_cell_with_the_loader_s_reason(
     monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
 ) -> None:
     ort = fake_onnxruntime(["CPUExecutionProvider"], {"CPUExecutionProvider": 12})
-    session = ort_session(monkeypatch, lenet, ort)
-    executed = session.executed
-    assert (executed.device, executed.provider) == ("cpu", "CPUExecutionProvider")
-    assert executed.details["cpu_fallback_nodes"] == 12 and not executed.details["io_binding"]
+    with pytest.raises(RuntimeError) as failure:
+        ort_session(monkeypatch, lenet, ort)
+    message = str(failure.value)  # the loader's reason: see the next test (torch is loaded here)
+    assert "ONNX Runtime's CUDAExecutionProvider did not load (" in message
+    assert "pip install 'onnxruntime-gpu[cuda,cudnn]' nvidia-cublas" in message
+    assert ("preload_dlls", {"cuda": True, "cudnn": True, "msvc": False}) in ort.log
     (requested,) = [entry[2] for entry in ort.log if entry[0] == "session"]
     assert [p[0] if isinstance(p, tuple) else p for p in requested] == [
         "CUDAExecutionProvider",
         "CPUExecutionProvider",
     ]
     assert requested[0][1] == {"device_id": 0, "use_tf32": 0}  # an fp32 cell runs fp32
+    assert ort.log.index(("preload_dlls", {"cuda": True, "cudnn": True, "msvc": False})) < [
+        entry[0] for entry in ort.log
+    ].index("session")
+
+
+def test_the_loader_s_reason_names_the_first_library_not_found() -> None:
+    """In a process that loaded no CUDA library (as an ONNX Runtime worker, which never
+    imports torch): the stand-in of the real provider fails on libcublasLt.so.13."""
+    code = (
+        "import sys; from pathlib import Path; from runtimes import provider_libraries as p; "
+        "print(p.load_error(Path(sys.argv[1])))"
+    )
+    cuda = PROVIDERS / "capi" / "libonnxruntime_providers_cuda.so"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(cuda)], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.stdout.startswith("libcublasLt.so.13: cannot open shared object file"), proc
+    assert "torch" not in proc.stderr
+
+
+def test_needed_reads_the_libraries_a_provider_links() -> None:
+    tensorrt = PROVIDERS / "capi" / "libonnxruntime_providers_tensorrt.so"
+    libraries = needed(tensorrt)
+    recorded = (PROVIDERS / "needed-1.31.1.txt").read_text()
+    assert libraries[:5] == [
+        "libcublas.so.13",
+        "libnvinfer.so.10",
+        "libnvonnxparser.so.10",
+        "libcudart.so.13",
+        "libcudnn.so.9",
+    ]
+    assert all(f"[{name}]" in recorded for name in libraries)  # as the real 1.31.1 one
+    assert tensorrt_major(libraries) == 10 and tensorrt_major(["libcudart.so.13"]) is None
+
+
+def test_a_tensorrt_provider_that_did_not_load_names_the_tensorrt_it_links(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    kept = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    ort = fake_onnxruntime(kept, {"CUDAExecutionProvider": 12})
+    with pytest.raises(RuntimeError) as failure:
+        ort_session(monkeypatch, lenet, ort, tensorrt=True)
+    message = str(failure.value)
+    assert "TensorrtExecutionProvider did not load (libnvinfer.so.10: cannot open" in message
+    assert "links TensorRT 10: pip install --extra-index-url https://pypi.nvidia.com" in message
+    assert "'tensorrt-cu13>=10,<11'" in message
+
+
+def test_a_session_whose_nodes_all_run_on_the_cpu_reads_cpu(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    kept = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    ort = fake_onnxruntime(kept, {"CPUExecutionProvider": 12})
+    executed = ort_session(monkeypatch, lenet, ort).executed
+    assert (executed.device, executed.provider) == ("cpu", "CUDAExecutionProvider")
+    assert executed.details["cpu_fallback_nodes"] == 12 and not executed.details["io_binding"]
 
 
 def test_nodes_left_on_the_cpu_are_counted(
