@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.core.devices import cuda_unavailable_reason
+from bench.core.errors import Unavailable
+
 
 def cuda_python_installed() -> bool:
     """Whether cuda-python's runtime bindings can be imported (without importing them)."""
@@ -105,7 +108,9 @@ class Stream:
         call(cudart().cudaStreamSynchronize(self.handle))
 
     def capture(self, enqueue: Any) -> Any:
-        """A CUDA graph of what ``enqueue()`` puts on this stream, instantiated."""
+        """A CUDA graph of what ``enqueue()`` puts on this stream, instantiated (the
+        captured graph itself is destroyed: the executable one does not need it). Destroy
+        the result with ``destroy_graph``."""
         runtime = cudart()
         mode = runtime.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         call(runtime.cudaStreamBeginCapture(self.handle, mode))
@@ -113,7 +118,10 @@ class Stream:
             enqueue()
         finally:
             graph = call(runtime.cudaStreamEndCapture(self.handle))
-        return call(runtime.cudaGraphInstantiate(graph, 0))
+        try:
+            return call(runtime.cudaGraphInstantiate(graph, 0))
+        finally:
+            call(runtime.cudaGraphDestroy(graph))
 
     def launch_graph(self, graph: Any) -> None:
         call(cudart().cudaGraphLaunch(graph, self.handle))
@@ -123,8 +131,17 @@ class Stream:
 
 
 def new_event() -> Any:
-    """A CUDA event that records time."""
+    """A CUDA event that records time (``destroy_event`` frees it)."""
     return call(cudart().cudaEventCreate())
+
+
+def destroy_event(event: Any) -> None:
+    call(cudart().cudaEventDestroy(event))
+
+
+def destroy_graph(graph: Any) -> None:
+    """Free an instantiated CUDA graph (``Stream.capture``'s result)."""
+    call(cudart().cudaGraphExecDestroy(graph))
 
 
 def elapsed_ms(start: Any, end: Any) -> float:
@@ -133,5 +150,15 @@ def elapsed_ms(start: Any, end: Any) -> float:
 
 
 def set_device(index: int) -> None:
-    """Make CUDA device ``index`` current for this thread."""
+    """Make CUDA device ``index`` current for the calling host thread (the setting is per
+    thread: a thread that never calls it works on device 0)."""
     call(cudart().cudaSetDevice(index))
+
+
+def require_device(index: int) -> None:
+    """Unavailable unless the driver offers CUDA device ``index``. Checked before any
+    TensorRT object is made: without a usable driver ``trt.Runtime`` only logs "CUDA
+    initialization failure" and hands back an object whose next call crashes the process."""
+    reason = cuda_unavailable_reason(index)
+    if reason is not None:
+        raise Unavailable(f"{reason}: TensorRT cannot start without it")

@@ -34,7 +34,7 @@ from runtimes.tensorrt_build import (
     timed_build,
     timing_cache_path,
 )
-from runtimes.tensorrt_cuda import cuda_python_installed
+from runtimes.tensorrt_cuda import cuda_python_installed, require_device
 from runtimes.trtexec_driver import find_trtexec
 
 JETSON_RELEASE = Path("/etc/nv_tegra_release")
@@ -140,6 +140,7 @@ class TensorRTRuntime(Runtime):
         settings = TensorRTRuntime.settings_of(options)
         driver, trtexec = choose_driver(settings)
         if driver == "python":
+            require_device(0 if target.device_kind == "dla" else target.device_index)
             import tensorrt as trt
 
             version = TrtVersion.parse(trt.__version__)

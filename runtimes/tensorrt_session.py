@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -46,7 +47,8 @@ class _Slot:
                 shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             )
             device = cuda.DeviceBuffer.allocate(host.array.nbytes)
-            self.context.set_tensor_address(name, device.pointer)
+            if not self.context.set_tensor_address(name, device.pointer):
+                raise RuntimeError(f"TensorRT refused the device address of '{name}'")
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs)[name] = (host, device)
         self.events = [cuda.new_event() for _ in range(4)]
@@ -93,6 +95,10 @@ class _Slot:
         for host, device in [*self.inputs.values(), *self.outputs.values()]:
             host.free()
             device.free()
+        for event in self.events:
+            cuda.destroy_event(event)
+        if self.graph is not None:
+            cuda.destroy_graph(self.graph)
         self.stream.destroy()
 
 
@@ -110,7 +116,9 @@ class TensorRTSession(Session):
         from runtimes.tensorrt_build import recording_logger
 
         self._trt = trt
-        cuda.set_device(0 if target.device_kind == "dla" else target.device_index)
+        self._device = 0 if target.device_kind == "dla" else target.device_index
+        cuda.require_device(self._device)
+        cuda.set_device(self._device)
         self._runtime = trt.Runtime(recording_logger(trt))
         if target.device_kind == "dla":
             self._runtime.DLA_core = target.device_index
@@ -193,7 +201,14 @@ class TensorRTSession(Session):
         return callables
 
     def _runner(self, slot: _Slot) -> Callable[[], None]:
+        """The slot's request; its first call on a thread makes the cell's device current
+        there (each slot runs in a thread of its own, and the device is per thread)."""
+        device, ready = self._device, threading.local()
+
         def run() -> None:
+            if not getattr(ready, "device", False):
+                cuda.set_device(device)
+                ready.device = True
             slot.enqueue(self._transfers)
             slot.stream.synchronize()
 

@@ -258,6 +258,10 @@ def test_runtime_builds_through_the_python_api_and_caches(
     monkeypatch.setattr("runtimes.tensorrt_rt.cuda_python_installed", lambda: True)
     runtime, target = TensorRTRuntime(), Target("cuda:0", "fp16")
     options = LoadOptions(settings={"driver": "python", "typing": "strong"}, batch=2)
+    with pytest.raises(Unavailable, match="no CUDA device .*: TensorRT cannot start"):
+        runtime.build(lenet, target, options, tmp_path)  # the driver sees no GPU here
+    assert trt.calls == []  # checked before any TensorRT object was made
+    monkeypatch.setattr("runtimes.tensorrt_cuda.cuda_unavailable_reason", lambda index: None)
     first = runtime.build(lenet, target, options, tmp_path)
     engine = first.artifact
     assert not first.cache_hit and first.build_s > 0 and engine.path.is_file()

@@ -6,6 +6,7 @@ execution context per request slot, and every allocation freed on close."""
 from __future__ import annotations
 
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench.core.cell import Target
+from bench.core.errors import Unavailable
 from bench.core.spec import PreparedModel
 from bench.core.timing import StopRule
 from exporters.onnx_export import prepare_zoo_model
@@ -35,6 +37,7 @@ def lenet(cache_dir: Path) -> PreparedModel:
 def cudart(monkeypatch: pytest.MonkeyPatch) -> FakeCudart:
     fake = FakeCudart()
     monkeypatch.setattr(tensorrt_cuda, "cudart", lambda: fake)
+    monkeypatch.setattr(tensorrt_cuda, "cuda_unavailable_reason", lambda index: None)  # 2 GPUs
     return fake
 
 
@@ -45,13 +48,15 @@ def trt(cudart: FakeCudart, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType
     return module
 
 
-def session(tmp_path: Path, lenet: PreparedModel, **extra: object) -> TensorRTSession:
+def session(
+    tmp_path: Path, lenet: PreparedModel, device: str = "cuda:0", **extra: object
+) -> TensorRTSession:
     engine = tmp_path / "lenet.engine"
     engine.write_bytes(b"engine")
     shapes = {"input": ((1, 1, 32, 32), (2, 1, 32, 32), (2, 1, 32, 32))}
     plan = BuildPlan("fp16", "weak", 1024, shapes)
     engine_file = EngineFile(engine, plan, "10.3.0", "python", "NVIDIA H100")
-    return TensorRTSession(engine_file, lenet, Target("cuda:0", "fp16"), **extra)
+    return TensorRTSession(engine_file, lenet, Target(device, "fp16"), **extra)
 
 
 def expected(feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -135,3 +140,49 @@ def test_each_request_slot_has_its_own_context(
     assert record.in_flight == 2 and record.completed >= 10
     runner.close()
     assert cudart.memory == {}
+
+
+def test_no_tensorrt_object_is_made_without_a_cuda_device(
+    trt: types.ModuleType, lenet: PreparedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reason = "no CUDA device (no NVIDIA driver or GPU found)"
+    monkeypatch.setattr(tensorrt_cuda, "cuda_unavailable_reason", lambda index: reason)
+    with pytest.raises(Unavailable, match="no CUDA device .*: TensorRT cannot start"):
+        session(tmp_path, lenet)
+    assert trt.runtimes == []  # trt.Runtime would have crashed the worker on its next call
+
+
+def test_each_slot_thread_makes_the_cell_s_device_current(
+    trt: types.ModuleType, cudart: FakeCudart, lenet: PreparedModel, tmp_path: Path
+) -> None:
+    runner = session(tmp_path, lenet, device="cuda:1")
+    feeds, _ = load_reference(lenet.reference, 2)
+    slots = runner.request_slots(feeds, 2)
+    del cudart.devices[:]
+    threads = [threading.Thread(target=lambda s=slot: [s(), s()]) for slot in slots]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert [device for _, device in cudart.devices] == [1, 1]  # once per slot thread
+    assert len({thread for thread, _ in cudart.devices}) == 2
+    runner.close()
+
+
+def test_close_destroys_every_event_and_graph(
+    trt: types.ModuleType, cudart: FakeCudart, lenet: PreparedModel, tmp_path: Path
+) -> None:
+    runner = session(tmp_path, lenet, cuda_graph=True)
+    feeds, _ = load_reference(lenet.reference, 2)
+    runner.stage(feeds)
+    runner.request_slots(feeds, 2)
+    assert len(cudart.events) == 12 and len(cudart.graphs) == 3  # three slots
+    runner.close()
+    assert cudart.events == set() and cudart.graphs == set() and cudart.memory == {}
+
+
+def test_a_refused_tensor_address_fails_the_load(
+    trt: types.ModuleType, cudart: FakeCudart, lenet: PreparedModel, tmp_path: Path
+) -> None:
+    trt.refused_addresses.add("logits")
+    with pytest.raises(RuntimeError, match="refused the device address of 'logits'"):
+        session(tmp_path, lenet)
