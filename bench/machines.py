@@ -238,7 +238,9 @@ def _speedup_key(row: Any) -> tuple:
 def _speedup_text(row: Any) -> str:
     if row is None or row.speedup is None:
         return ABSENT
-    return "accuracy failed" if row.verdict == "accuracy failed" else f"{row.speedup:.2f}x"
+    if row.verdict == "accuracy failed":
+        return "accuracy failed"
+    return f"{row.speedup:.2f}x" + (" (host-bound)" if "host-bound" in row.verdict else "")
 
 
 def _elsewhere(record: CellRecord | None, machine: Machine) -> str:

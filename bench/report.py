@@ -91,6 +91,9 @@ def _avg_w(record: CellRecord) -> float | None:
 
 
 def _status(record: CellRecord) -> str:
+    if record.ok and record.host_bound:
+        busy = record.device_metrics.device_busy  # type: ignore[union-attr]
+        return f"ok, host-bound (device busy {busy:.0%} of the time)"
     if record.ok:
         return "ok"
     return f"{record.status}: {record.reason}" if record.reason else record.status

@@ -26,7 +26,10 @@ MIN_REPETITIONS = 3
 @dataclass(frozen=True)
 class Speedup:
     """One low-precision cell against its fp32 twin. ``verdict`` is ``faster``, ``slower``
-    or ``no clear difference`` (the interval holds 1), ``accuracy failed`` (never a win),
+    or ``no clear difference`` (the interval holds 1), each followed by ``, host-bound``
+    and why when a GPU cell of the pair mostly waited for the host (its device busy under
+    half the time: the figure measures kernel launches, not the precision), ``accuracy
+    failed`` (never a win),
     ``not comparable`` (the two ran with different numbers of requests in flight), or
     ``not measured`` / ``no interval`` with the reason."""
 
@@ -97,6 +100,7 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
                 verdict=f"not measured: {reason}",
             )
     fp32_ms, low_ms = base.median_ms, low.median_ms  # the summary table's medians
+    low_p = cell.precision
     flights = [r.executed and r.executed.in_flight for r in (base, low)]
     fast, slow = _repetition_medians(base), _repetition_medians(low)
     interval_over = f"{fast.size}/{slow.size} repetitions"
@@ -120,6 +124,9 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
         verdict = "slower"
     else:
         verdict = "no clear difference"
+    bound = [r.cell.precision for r in (base, low) if r.host_bound]
+    if bound and verdict in ("faster", "slower", "no clear difference"):
+        verdict += f", host-bound ({' and '.join(bound)}): this measures the host, not {low_p}"
     return Speedup(
         **common,
         fp32_median_ms=fp32_ms,

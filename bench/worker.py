@@ -149,7 +149,7 @@ def measure_cell(job: CellJob) -> Measured:
             load_s=load_s,
             first_inference_ms=first_inference_ms,
         ),
-        device_metrics=DeviceMetrics(**device_metrics),
+        device_metrics=DeviceMetrics.of(device_metrics, loop),
         accuracy=_accuracy(model, outputs, reference, cell.precision),
         notes=[*model.notes, *built.notes],
     )

@@ -129,11 +129,34 @@ class Memory(Section):
     peak_rss_mb: float | None = None
 
 
+HOST_BOUND_BELOW = 0.5
+"""A GPU cell whose device computed less than this share of the wall time is host-bound:
+the GPU mostly waited for the host (kernel launches, Python), as trtexec warns when the
+enqueue time exceeds the GPU compute time."""
+
+
 class DeviceMetrics(Section):
     """``device_metrics``: device-side figures where a runtime has them (peak device
-    memory, the latency split into host→device, compute and device→host …)."""
+    memory, the latency split into host→device, compute and device→host …), and from the
+    device time per request (``compute_ms``, CUDA events) the share of the measured window
+    the device was computing (``device_busy``) and whether that makes the cell
+    ``host_bound``."""
 
     peak_allocated_mb: float | None = None
+    compute_ms: float | None = None
+    device_busy: float | None = None
+    host_bound: bool | None = None
+
+    @classmethod
+    def of(cls, figures: dict[str, Any], loop: LoopRecord) -> DeviceMetrics:
+        """The runtime's ``figures``, with the busy share where they hold a device time:
+        device ms per request × requests ÷ the window's ms. With several requests in
+        flight on several streams it can pass 1."""
+        metrics = cls(**figures)
+        if metrics.compute_ms is not None and loop.window_ns > 0 and loop.completed:
+            metrics.device_busy = metrics.compute_ms * loop.completed / (loop.window_ns / 1e6)
+            metrics.host_bound = metrics.device_busy < HOST_BOUND_BELOW
+        return metrics
 
 
 class Accuracy(Section):
@@ -353,6 +376,11 @@ class CellRecord(Measured):
     @property
     def j_per_sample(self) -> float | None:
         return self.power.j_per_sample if self.power else None
+
+    @property
+    def host_bound(self) -> bool:
+        """Whether this GPU cell's device mostly waited for the host (DeviceMetrics)."""
+        return bool(self.device_metrics and self.device_metrics.host_bound)
 
     @property
     def flop_factor(self) -> int:

@@ -153,7 +153,8 @@ def speedup_marks(rows: list[Speedup]) -> list[charts.Mark]:
                 else "accuracy failed"
             )
         else:
-            kind = row.verdict if row.verdict in ("faster", "slower") else "unclear"
+            verdict = row.verdict.split(",")[0]  # "faster, host-bound (...)": still faster
+            kind = verdict if verdict in ("faster", "slower") else "unclear"
             tip = f"{row.speedup:.2f}x{interval}; {row.verdict}" if row.speedup else row.verdict
         if row.speedup:
             tip += f"; fp32 {row.fp32_median_ms:.3g} ms, {row.precision} {row.median_ms:.3g} ms"
