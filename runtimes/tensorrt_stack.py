@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.devices import cuda_devices
+from runtimes.provider_libraries import needed, provider_file, tensorrt_install, tensorrt_major
 from runtimes.tensorrt_cuda import cuda_python_installed
 from runtimes.trtexec_driver import find_trtexec, trtexec_version
 
-GPU_EXTRA = "pip install 'deploybench[gpu]'"
+GPU_EXTRA = "pip install --extra-index-url https://pypi.nvidia.com 'deploybench[gpu]'"
+"""TensorRT's wheels on PyPI (``tensorrt-cu13-libs`` …) are stubs that fetch the real ones
+from NVIDIA's index at install time: without that index the install fails or stalls."""
 ORT_GPU = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
 
 
@@ -79,12 +82,53 @@ def _onnxruntime() -> StackItem:
     return StackItem("ONNX Runtime GPU", f"onnxruntime-gpu {gpu}: {', '.join(gpu_providers)}")
 
 
+def _ort_tensorrt() -> StackItem | None:
+    """Whether the TensorRT that ONNX Runtime's TensorRT provider links is the one
+    installed (None where there is no such provider to check)."""
+    if _version("onnxruntime-gpu") is None:
+        return None
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
+        return None
+    path = provider_file(onnxruntime, "TensorrtExecutionProvider")
+    wanted = tensorrt_major(needed(path)) if path.is_file() else None
+    installed = _tensorrt_version()
+    component = "ONNX Runtime TensorRT provider"
+    if wanted is None:
+        return StackItem(component, f"links no libnvinfer.so.N that this could read ({path})")
+    if installed is None or installed.split(".")[0] != str(wanted):
+        have = f"tensorrt {installed} is installed" if installed else "no TensorRT is installed"
+        fix = tensorrt_install(wanted)
+        return StackItem(
+            component, None, f"needs TensorRT {wanted} (libnvinfer.so.{wanted}); {have}: {fix}"
+        )
+    return StackItem(component, f"links TensorRT {wanted}, as installed")
+
+
+def _tensorrt_version() -> str | None:
+    return _version("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11")
+
+
 def _tensorrt() -> StackItem:
-    found = _version("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-cu11")
+    """Found, missing, or broken: the bindings installed without TensorRT's libraries (a
+    stub ``tensorrt-cu13-libs`` installed without NVIDIA's index), which import fails."""
+    found = _tensorrt_version()
     if found is None and importlib.util.find_spec("tensorrt") is not None:
         found = "installed (JetPack)"
     if found is None:
         return StackItem("TensorRT Python", None, GPU_EXTRA)
+    try:
+        importlib.import_module("tensorrt")
+    except Exception as exc:  # the bindings raise ValueError, OSError or ImportError
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return StackItem(
+            "TensorRT Python",
+            None,
+            f"tensorrt {found} is broken: its bindings are installed but do not load ({why}): "
+            f"pip uninstall -y tensorrt tensorrt-cu13 tensorrt-cu13-libs "
+            f"tensorrt-cu13-bindings && {GPU_EXTRA}",
+        )
     return StackItem("TensorRT Python", f"tensorrt {found}")
 
 
@@ -122,6 +166,9 @@ def _nvml() -> StackItem:
 def gpu_stack() -> list[StackItem]:
     """Every part of the stack, found or not (a Jetson's DLA note included on a Jetson)."""
     items = [_driver(), _torch(), _onnxruntime(), _tensorrt(), _cuda_python(), _trtexec(), _nvml()]
+    provider = _ort_tensorrt()
+    if provider is not None:
+        items.insert(3, provider)
     if Path("/etc/nv_tegra_release").is_file():
         items.append(StackItem("Jetson DLA", "devices dla:0, dla:1 (runtime tensorrt, fp16)"))
     return items
