@@ -283,6 +283,9 @@ def test_interrupt_keeps_finished_cells_and_resume_finishes(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as in a terminal: a test run started in the background (no job control) would
+        # hand the run SIGINT ignored, and Python then keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         run_dir = _wait_for_lines(results, proc, 1, timeout=120)
