@@ -135,6 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="feed --onnx these arrays, one per input by name (numpy.savez)",
     )
+    run.add_argument(
+        "--calibration-data",
+        metavar="FILE.npz",
+        help="int8 cells calibrate on these arrays (one per input, samples on the first axis) "
+        "instead of generated inputs",
+    )
+    run.add_argument(
+        "--calibration-samples", type=int, metavar="N", help="samples int8 calibration runs"
+    )
+    run.add_argument(
+        "--quantize-method",
+        choices=["minmax", "entropy", "percentile"],
+        help="how int8 calibration picks activation ranges (default: minmax)",
+    )
     run.add_argument("--results-dir", help="where run directories are made (default: results)")
     run.add_argument(
         "--cache-dir", type=Path, help="export cache (default: the platform cache dir)"
@@ -294,12 +308,23 @@ _SUITE_FLAGS = {
 """``run`` flags that override ``[suite]`` keys of the suite file."""
 
 
+_QUANTIZE_FLAGS = {
+    "calibration_data": "calibration_data",
+    "calibration_samples": "calibration_samples",
+    "quantize_method": "method",
+}
+"""``run`` flags that override ``[quantize]`` keys."""
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = _SUITE_FLAGS
-    suite = {
-        key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None
-    }
-    return {"suite": suite} if suite else {}
+    overrides = {}
+    for table, names in (("suite", _SUITE_FLAGS), ("quantize", _QUANTIZE_FLAGS)):
+        given = {
+            key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None
+        }
+        if given:
+            overrides[table] = given
+    return overrides
 
 
 def _check_resume_flags(args: argparse.Namespace) -> None:
@@ -308,7 +333,9 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
     from bench.core.errors import UserError
 
     given = [
-        f"--{name.replace('_', '-')}" for name in _SUITE_FLAGS if getattr(args, name) is not None
+        f"--{name.replace('_', '-')}"
+        for name in (*_SUITE_FLAGS, *_QUANTIZE_FLAGS)
+        if getattr(args, name) is not None
     ]
     given += [
         flag

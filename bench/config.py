@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
-from bench.core.settings import MeasureConfig, RuntimeSettings, Strict
+from bench.core.settings import MeasureConfig, QuantizeConfig, RuntimeSettings, Strict
 from runtimes import RUNTIMES
 
 if sys.version_info >= (3, 11):
@@ -131,6 +131,7 @@ class BenchConfig(Strict):
     measure: MeasureConfig = MeasureConfig()
     runtime: RuntimeOptions = RuntimeOptions()
     compare: CompareConfig = CompareConfig()
+    quantize: QuantizeConfig = QuantizeConfig()
 
 
 def load_config(

@@ -118,10 +118,46 @@ def run_suite(
                     repetition=rep,
                     phase=model.phase,
                 )
+            elif cell.precision == "int8" and (
+                why := quantized_for(model, cell, config, cache_dir)
+            ):
+                record = CellRecord.new(
+                    run_dir.run_id, cell, "failed", why, repetition=rep, phase="quantize"
+                )
             else:
                 record = measure(cell, model, config, cache_dir, run_dir.run_id, rep)
             run_dir.append(record)
             advance(label)
+
+
+def quantized_for(
+    model: PreparedModel, cell: Cell, config: BenchConfig, cache_dir: Path
+) -> str | None:
+    """Make the QDQ copy an int8 cell runs, once per model and scheme, in a worker bounded
+    by the export timeout; None when it is there, else why not. UserError for a
+    calibration file that does not fit the model."""
+    runtime = get_runtime(cell.runtime)
+    scheme = runtime.quantization_scheme(cell.target, config.runtime.of(cell.runtime))
+    if scheme in model.quantized:
+        return None
+    if model.not_quantized:
+        return model.not_quantized
+    settings = config.quantize
+    data = None
+    if settings.calibration_data:
+        from exporters.onnx_file import load_inputs_file
+        from exporters.quantize import check_calibration_data
+
+        data = load_inputs_file(Path(settings.calibration_data), "--calibration-data")
+        check_calibration_data(data, model.inputs, settings.calibration_data)
+    job = worker.QuantizeJob(model, scheme, settings, data, cache_dir)
+    outcome = run_in_worker(worker.quantize_model, job, config.suite.export_timeout_s)
+    if outcome.status == "ok" and outcome.payload is not None:
+        model.quantized[scheme] = outcome.payload
+        return None
+    reason = (outcome.reason or outcome.status).removeprefix("QuantizeFailed: ")
+    model.not_quantized = reason if outcome.status == "failed" else f"{outcome.status}: {reason}"
+    return model.not_quantized
 
 
 def _label(cell: Cell, rep: int, repeat: int) -> str:

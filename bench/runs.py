@@ -79,6 +79,8 @@ def new_run(request: RunRequest) -> Run:
         model = ModelRequest.user_factory(request.factory, shapes, ranges)
         overrides.setdefault("suite", {}).setdefault("name", model.name)
     config = load_config(request.config_path, request.profile, overrides)
+    if config.quantize.calibration_data:  # read now: a bad file is one line before any cell
+        load_inputs_file(Path(config.quantize.calibration_data), "--calibration-data")
     largest = {BATCH: max(config.suite.batch_sizes)}
     if request.onnx or request.factory:
         models = [model]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from bench.accuracy import compare_outputs
 from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
 from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured, Memory
-from bench.core.spec import BATCH, PreparedModel, make_inputs
+from bench.core.settings import QuantizeConfig
+from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
 from bench.isolation import enter_phase
 from bench.plan import ModelRequest
 from bench.power import CellPower
@@ -63,6 +65,27 @@ def prepare_model(job: ExportJob) -> PreparedModel:
         )
     prepared.name = request.name
     return prepared
+
+
+@dataclass(frozen=True)
+class QuantizeJob:
+    """A prepared model to quantize into a QDQ copy in ``scheme``, calibrated as
+    ``settings`` say on ``data`` (the checked arrays of a calibration file) or generated
+    samples (``data`` None)."""
+
+    prepared: PreparedModel
+    scheme: str
+    settings: QuantizeConfig
+    data: dict[str, np.ndarray] | None
+    cache_dir: Path
+
+
+def quantize_model(job: QuantizeJob) -> Quantized:
+    """The QDQ copy of ``job.prepared`` (made, or found in the cache)."""
+    from exporters.quantize import quantize
+
+    enter_phase("quantize")
+    return quantize(job.prepared, job.scheme, job.settings, job.data, job.cache_dir)
 
 
 @dataclass(frozen=True)
@@ -148,6 +171,7 @@ def measure_cell(job: CellJob) -> Measured:
             build_cache_hit=built.cache_hit,
             load_s=load_s,
             first_inference_ms=first_inference_ms,
+            **_calibration(model, cell, job.options),
         ),
         device_metrics=DeviceMetrics.of(device_metrics, loop),
         accuracy=_accuracy(model, outputs, reference, cell.precision),
@@ -181,3 +205,14 @@ def _inputs_and_reference(
         return feeds, reference or None
     sizes = {BATCH: batch} if model.source else {}
     return make_inputs(model.inputs, sizes, model.seed), None
+
+
+def _calibration(model: PreparedModel, cell: Any, options: Any) -> dict:
+    """An int8 cell's calibration cost (what quantizing adds to a cold run)."""
+    if cell.precision != "int8":
+        return {}
+    scheme = get_runtime(cell.runtime).quantization_scheme(cell.target, options)
+    quantized = model.quantized.get(scheme)
+    if quantized is None:
+        return {}
+    return {"calibrate_s": quantized.calibrate_s, "calibrate_cache_hit": quantized.cache_hit}

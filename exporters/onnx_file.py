@@ -287,16 +287,16 @@ def parse_range_args(items: list[str]) -> dict[str, tuple[float, float]]:
     return ranges
 
 
-def load_inputs_file(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file (``--inputs``), by name; UserError when it cannot be
-    read as one. Object arrays (pickles) are refused: the file is data, not code."""
+def load_inputs_file(path: Path, flag: str = "--inputs") -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file (given with ``flag``), by name; UserError when it
+    cannot be read as one. Object arrays (pickles) are refused: the file is data, not code."""
     if not path.is_file():
-        raise UserError(f"--inputs file not found: {path} (check the path)")
+        raise UserError(f"{flag} file not found: {path} (check the path)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except Exception as exc:  # zip, format and pickle errors
         raise UserError(
-            f"--inputs {path} is not a readable .npz of arrays ({_short(exc)}): "
+            f"{flag} {path} is not a readable .npz of arrays ({_short(exc)}): "
             "save it with numpy.savez(path, name=array, ...)"
         ) from None

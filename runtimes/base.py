@@ -162,6 +162,20 @@ class Runtime(ABC):
         return cls.options.model_validate(options.settings)
 
     @classmethod
+    def quantization_scheme(cls, target: Target, settings: RuntimeSettings) -> str:
+        """Which QDQ copy an int8 cell of this runtime runs (``QUANTIZATION_SCHEMES``):
+        ``u8s8`` for CPU runtimes; a runtime that takes symmetric int8 only says ``s8s8``."""
+        return "u8s8"
+
+    @classmethod
+    def quantized(cls, model: PreparedModel, target: Target, settings: RuntimeSettings) -> Any:
+        """The QDQ copy an int8 cell runs (``bench.runner`` made it before the cell)."""
+        scheme = cls.quantization_scheme(target, settings)
+        if scheme not in model.quantized:
+            raise RuntimeError(f"no {scheme} QDQ copy of {model.name}: {model.not_quantized}")
+        return model.quantized[scheme]
+
+    @classmethod
     def installed(cls) -> bool:
         return importlib.util.find_spec(cls.package) is not None
 

@@ -60,9 +60,15 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
     package = "onnxruntime"
     install_hint = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
     options = OnnxRuntimeOptions
     libraries = ("onnxruntime", "onnxruntime-gpu")
+
+    @classmethod
+    def quantization_scheme(cls, target: Target, settings: OnnxRuntimeOptions) -> str:
+        """The TensorRT provider takes symmetric int8 only; the CPU and CUDA providers run
+        the u8s8 copy (fused into QLinearConv and QGemm on the CPU)."""
+        return "s8s8" if settings.tensorrt and target.device_kind == "cuda" else "u8s8"
 
     @classmethod
     def device_unavailable_reason(cls, target: Target) -> str | None:
@@ -91,6 +97,10 @@ class OnnxRuntime(Runtime):
         ONNX Runtime optimises a graph when a session is made, so that is timed by load;
         the TensorRT provider takes the FP32 graph and builds its FP16 engine itself."""
         settings = OnnxRuntime.settings_of(options)
+        if target.precision == "int8":
+            quantized = OnnxRuntime.quantized(model, target, settings)
+            graph = OrtGraph(quantized.path, cache_dir)
+            return Built(graph, 0.0, quantized.cache_hit, notes=quantized.notes)
         if target.precision == "fp32" or (settings.tensorrt and target.device_kind == "cuda"):
             return Built(artifact=OrtGraph(model.onnx_path, cache_dir), build_s=0.0)
         from runtimes.fp16_graph import fp16_graph
@@ -141,7 +151,7 @@ class OnnxRuntimeSession(Session):
             self._session = onnxruntime.InferenceSession(
                 str(graph.path), session_options, providers=providers
             )
-            precision = _compute_precision(optimized) if optimized.is_file() else "fp32"
+            layers = compute_layers(optimized) if optimized.is_file() else {}
         kept = self._session.get_providers()
         dropped = [name for name in names if name in PROVIDER_FILES and name not in kept]
         if dropped:  # ONNX Runtime warned and went on without it: this cell did not run
@@ -150,7 +160,9 @@ class OnnxRuntimeSession(Session):
         self._device_id = target.device_index
         self.inputs = model.inputs
         self.outputs = model.outputs
-        self.executed = read_back(self._session, target, precision)
+        self.executed = read_back(self._session, target, majority(layers))
+        if layers:
+            self.executed.details["compute_layers"] = layers
         self._io_binding = settings.io_binding and self.executed.device != "cpu"
         self.executed.details["io_binding"] = self._io_binding
         self._feeds: dict[str, np.ndarray] = {}
@@ -296,13 +308,27 @@ _COMPUTE_OPS = {
     "GRU",
     "RNN",
 }
+_INT8_OPS = {
+    "QLinearConv",
+    "QLinearMatMul",
+    "QGemm",
+    "ConvInteger",
+    "MatMulInteger",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "QAttention",
+    "DynamicQuantizeLSTM",
+}
+"""Compute operators of ONNX Runtime's optimised graph that run in int8 (QDQ pairs around
+a convolution or matrix product fused into one)."""
 
 
-def _compute_precision(optimized_path: Path) -> str:
-    """The precision most compute operators (convolutions, matrix products, RNNs) of the
-    graph ONNX Runtime actually runs take their weights in. Where a provider has no kernel
-    for a type, ONNX Runtime inserts casts and folds them, so an FP16 graph on the CPU
-    provider reads back as fp32 here."""
+def compute_layers(optimized_path: Path) -> dict[str, int]:
+    """How many compute operators (convolutions, matrix products, RNNs) of the graph ONNX
+    Runtime actually runs take their weights in each precision: int8 for the fused
+    quantized operators, else the weight's type. Where a provider has no kernel for a type,
+    ONNX Runtime inserts casts and folds them, so an FP16 graph on the CPU provider reads
+    back as fp32 here; a QDQ pair it did not fuse leaves a float operator, fp32 here."""
     import onnx
 
     names = {
@@ -312,15 +338,30 @@ def _compute_precision(optimized_path: Path) -> str:
     }
     graph = onnx.load(str(optimized_path), load_external_data=False).graph
     weights = {tensor.name: tensor.data_type for tensor in graph.initializer}
-    casts = {
-        node.output[0]: next(a.i for a in node.attribute if a.name == "to")
-        for node in graph.node
-        if node.op_type == "Cast"
+    produced = {
+        output: (node.op_type, node.attribute) for node in graph.node for output in node.output
     }
     counts: dict[str, int] = {}
     for node in graph.node:
-        if node.op_type in _COMPUTE_OPS and len(node.input) > 1:
-            kind = names.get(weights.get(node.input[1], casts.get(node.input[1], -1)))
-            if kind:
-                counts[kind] = counts.get(kind, 0) + 1
-    return max(counts, key=counts.__getitem__) if counts else "fp32"
+        kind = None
+        if node.op_type in _INT8_OPS:
+            kind = "int8"
+        elif node.op_type in _COMPUTE_OPS and len(node.input) > 1:
+            producer = produced.get(node.input[1])
+            kind = names.get(weights.get(node.input[1], _cast_to(producer)))
+            if producer is not None and producer[0] == "DequantizeLinear":
+                kind = "fp32"  # a QDQ pair left unfused: the operator runs in float
+        if kind:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _cast_to(producer: tuple | None) -> int:
+    if producer is None or producer[0] != "Cast":
+        return -1
+    return next(a.i for a in producer[1] if a.name == "to")
+
+
+def majority(layers: dict[str, int]) -> str:
+    """The precision most compute operators run in (fp32 when there is none)."""
+    return max(layers, key=layers.__getitem__) if layers else "fp32"

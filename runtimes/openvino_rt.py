@@ -25,8 +25,9 @@ from bench.core.spec import PreparedModel, TensorSpec
 from bench.core.timing import LoopRecord, StopRule, ThroughputWindow
 from runtimes.base import CPU, Built, LoadOptions, Runtime, Session
 
-_HINT_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
-_CAPABILITY = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16"}
+_HINT_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+"""An int8 cell compiles the QDQ copy: its quantized operators run in int8, the rest f32."""
+_CAPABILITY = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 _RUNTIME_PRECISION = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "i8": "int8", "u8": "int8"}
 _COMPUTE_LAYERS = {
     "convolution",
@@ -97,7 +98,7 @@ class OpenVinoRuntime(Runtime):
     name = "openvino"
     package = "openvino"
     install_hint = "pip install 'deploybench[openvino]'"
-    precisions = ("fp32", "fp16", "bf16")
+    precisions = ("fp32", "fp16", "bf16", "int8")
     device_forms = {
         "cpu": CPU,
         "gpu": (r"gpu(\.\d+)?", "gpu, gpu.N"),
@@ -154,14 +155,18 @@ class OpenVinoRuntime(Runtime):
         device = target.device.upper()  # hetero:gpu,cpu → HETERO:GPU,CPU
         config = compile_config(target, options, settings)
         if settings.model_cache:
-            key = cache_key(device=device, config=config)
+            key = cache_key(device=device, config=config, precision=target.precision)
             config["CACHE_DIR"] = str(cache_dir / "openvino" / key)
+        onnx, notes = model.onnx_path, ()
+        if target.precision == "int8":  # OpenVINO reads QDQ and runs those operators in int8
+            quantized = OpenVinoRuntime.quantized(model, target, settings)
+            onnx, notes = quantized.path, quantized.notes
         start = time.perf_counter()
-        compiled = _core().compile_model(str(model.onnx_path), device, config)
+        compiled = _core().compile_model(str(onnx), device, config)
         build_s = time.perf_counter() - start
         cached = read_properties(compiled, ("LOADED_FROM_CACHE",)).get("LOADED_FROM_CACHE")
         hit = settings.model_cache and cached is True
-        return Built(artifact=compiled, build_s=build_s, cache_hit=hit)
+        return Built(artifact=compiled, build_s=build_s, cache_hit=hit, notes=notes)
 
     def load(
         self, built: Built, model: PreparedModel, target: Target, options: LoadOptions

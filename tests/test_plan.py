@@ -85,7 +85,7 @@ def test_pytorch_cannot_run_an_onnx_file() -> None:
 
 @pytest.mark.parametrize(
     ("runtime", "precision"),
-    [("onnxruntime", "bf16"), ("onnxruntime", "int8"), ("pytorch", "int8")],
+    [("onnxruntime", "bf16"), ("pytorch", "int8")],
 )
 def test_precisions_a_runtime_does_not_run_are_skipped(runtime: str, precision: str) -> None:
     config = _config(runtimes=[runtime], precisions=["fp32", precision])

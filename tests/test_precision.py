@@ -20,7 +20,7 @@ from exporters.reference import load_reference
 from exporters.source import module_loader
 from runtimes.base import LoadOptions
 from runtimes.fp16_graph import fp16_graph
-from runtimes.onnxruntime_rt import OnnxRuntime, _compute_precision
+from runtimes.onnxruntime_rt import OnnxRuntime, compute_layers, majority
 from runtimes.pytorch_rt import PyTorchRuntime
 
 # --- accuracy -----------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_compute_precision_reads_the_weights_the_compute_nodes_take(
 ) -> None:
     path = tmp_path / "g.onnx"
     onnx.save(conv_graph(weight_type, through_cast), str(path))
-    assert _compute_precision(path) == expected
+    assert majority(compute_layers(path)) == expected
 
 
 def test_fp16_graph_keeps_fp32_io_and_is_cached(cache_dir: Path) -> None:

@@ -108,7 +108,8 @@ class Power(Section):
 class ColdStart(Section):
     """``cold_start``: seconds to start the worker, import the framework, export (and
     whether the export cache served it), build and load, then the first request (or, in
-    the train scenario, the first step) in milliseconds."""
+    the train scenario, the first step) in milliseconds; for an int8 cell, the seconds
+    calibrating its QDQ copy took (and whether the cache served it)."""
 
     worker_start_s: float | None = None
     import_s: float | None = None
@@ -119,6 +120,8 @@ class ColdStart(Section):
     load_s: float | None = None
     first_inference_ms: float | None = None
     first_step_ms: float | None = None
+    calibrate_s: float | None = None
+    calibrate_cache_hit: bool | None = None
 
 
 class Memory(Section):

@@ -4,7 +4,7 @@ power source to read, and the base of every runtime's own options model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,19 @@ class MeasureConfig(Strict):
     def measurement_rule(self) -> StopRule:
         """When the measured window ends."""
         return StopRule(self.min_duration_s, self.min_iters, self.max_duration_s)
+
+
+class QuantizeConfig(Strict):
+    """``[quantize]``: how an int8 cell's QDQ model is made from the FP32 one (post-training
+    static quantization, per-channel weights). Calibration runs ``calibration_samples``
+    samples through the FP32 model: the model's own seeded generated inputs (other seeds
+    than the accuracy check's), or the arrays of ``calibration_data`` (an ``.npz`` with one
+    array per input, samples on the first axis). ``method`` sets how the activation ranges
+    are chosen from what calibration saw."""
+
+    calibration_samples: int = Field(32, ge=1, le=100_000)
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration_data: str | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,26 @@ def make_inputs(
     return feeds
 
 
+QUANTIZATION_SCHEMES = {
+    "u8s8": "uint8 activations (asymmetric), int8 per-channel weights (symmetric)",
+    "s8s8": "int8 activations and int8 per-channel weights, both symmetric",
+}
+"""How a QDQ model quantizes: ``u8s8`` for CPUs (ONNX Runtime fuses it into QLinearConv,
+OpenVINO into u8 convolutions), ``s8s8`` for TensorRT, which takes no zero point."""
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """A QDQ (QuantizeLinear / DequantizeLinear) copy of a model's ONNX file in one
+    ``scheme``, what calibrating it cost, and how (``notes``)."""
+
+    path: Path
+    scheme: str
+    calibrate_s: float
+    cache_hit: bool
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class PreparedModel:
     """A model ready for the runtimes: an ONNX file plus what the harness needs to know.
@@ -163,11 +183,19 @@ class PreparedModel:
     precision: str = "fp32"
     """The file's own precision: ``fp16`` when its floating weights are all FP16."""
     notes: list[str] = field(default_factory=list)
+    quantized: dict[str, Quantized] = field(default_factory=dict)
+    """The QDQ copies made for int8 cells, by scheme (``bench.runner`` adds them)."""
+    not_quantized: str = ""
+    """Why there is no QDQ copy, where quantizing failed."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["onnx_path"] = str(self.onnx_path)
         data["reference"] = str(self.reference) if self.reference else None
+        data["quantized"] = {
+            scheme: {**asdict(q), "path": str(q.path), "notes": list(q.notes)}
+            for scheme, q in self.quantized.items()
+        }
         data["inputs"] = [s.to_dict() for s in self.inputs]
         data["outputs"] = [s.to_dict() for s in self.outputs]
         return data
@@ -179,6 +207,10 @@ class PreparedModel:
         data["reference"] = Path(data["reference"]) if data.get("reference") else None
         data["inputs"] = tuple(TensorSpec.from_dict(s) for s in data["inputs"])
         data["outputs"] = tuple(TensorSpec.from_dict(s) for s in data["outputs"])
+        data["quantized"] = {
+            scheme: Quantized(**{**q, "path": Path(q["path"]), "notes": tuple(q["notes"])})
+            for scheme, q in (data.get("quantized") or {}).items()
+        }
         return cls(**data)
 
     def save(self, path: Path) -> None:
