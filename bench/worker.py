@@ -10,15 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bench.accuracy import compare_outputs
+from bench.core.cell import Cell
 from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
 from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured, Memory
-from bench.core.settings import QuantizeConfig
+from bench.core.settings import QuantizeConfig, RuntimeSettings
 from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
 from bench.isolation import enter_phase
 from bench.plan import ModelRequest
@@ -207,7 +207,7 @@ def _inputs_and_reference(
     return make_inputs(model.inputs, sizes, model.seed), None
 
 
-def _calibration(model: PreparedModel, cell: Any, options: Any) -> dict:
+def _calibration(model: PreparedModel, cell: Cell, options: RuntimeSettings) -> dict:
     """An int8 cell's calibration cost (what quantizing adds to a cold run)."""
     if cell.precision != "int8":
         return {}

@@ -65,7 +65,7 @@ class OnnxRuntime(Runtime):
     libraries = ("onnxruntime", "onnxruntime-gpu")
 
     @classmethod
-    def quantization_scheme(cls, target: Target, settings: OnnxRuntimeOptions) -> str:
+    def quantization_scheme(cls, target: Target, settings: RuntimeSettings) -> str:
         """The TensorRT provider takes symmetric int8 only; the CPU and CUDA providers run
         the u8s8 copy (fused into QLinearConv and QGemm on the CPU)."""
         return "s8s8" if settings.tensorrt and target.device_kind == "cuda" else "u8s8"

@@ -11,6 +11,10 @@ and 11 (tests/fixtures/tensorrt). What changed between them and is handled here:
   in 10.12) run each layer in the graph's own types, so the graph is converted first;
   TensorRT 11 keeps only those (the flag is then ignored, every network is strongly typed).
 - TF32 is on by default for FP32 layers from Ampere on: an fp32 cell clears it.
+- int8 is explicit quantization only: the s8s8 QDQ copy of the model, whose Q/DQ pairs say
+  what runs in int8. A weakly typed network also needs ``BuilderFlag.INT8`` (8.6, 10.x); a
+  strongly typed one takes the types from the Q/DQ layers (10.x, and 11, which dropped
+  implicit quantization and its calibrators).
 """
 
 from __future__ import annotations
@@ -158,7 +162,7 @@ def configure(trt: Any, builder: Any, network: Any, config: Any, plan: BuildPlan
     an optimisation profile for every input with a dynamic dimension."""
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mb << 20)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    if plan.typing == "weak" and plan.precision in ("fp16", "bf16"):
+    if plan.typing == "weak" and plan.precision in ("fp16", "bf16", "int8"):
         config.set_flag(getattr(trt.BuilderFlag, plan.precision.upper()))
     if not plan.tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)

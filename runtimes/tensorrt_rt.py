@@ -94,7 +94,7 @@ class TensorRTRuntime(Runtime):
     name = "tensorrt"
     package = "tensorrt"
     install_hint = f"{_GPU_EXTRA} (JetPack ships TensorRT and trtexec)"
-    precisions = ("fp32", "fp16", "bf16")
+    precisions = ("fp32", "fp16", "bf16", "int8")
     device_forms = {"cuda": CUDA, "dla": (r"dla(:\d+)?", "dla:N")}
     options = TensorRTOptions
     libraries = ("tensorrt",)
@@ -109,6 +109,11 @@ class TensorRTRuntime(Runtime):
     def import_framework(cls) -> None:
         if _bindings_installed() and cuda_python_installed():
             importlib.import_module("tensorrt")
+
+    @classmethod
+    def quantization_scheme(cls, target: Target, settings: RuntimeSettings) -> str:
+        """TensorRT's QuantizeLinear takes no zero point: symmetric int8 only."""
+        return "s8s8"
 
     @classmethod
     def unavailable_reason(cls, target: Target, source: str) -> str | None:
@@ -152,7 +157,10 @@ class TensorRTRuntime(Runtime):
             support = TypingSupport.of_version(version)
         typing = resolve_typing(support, version, settings.typing, target.precision)
         onnx, convert_s, notes = model.onnx_path, 0.0, ()
-        if typing == "strong" and target.precision == "fp16":
+        if target.precision == "int8":  # explicit quantization: the Q/DQ layers say what
+            quantized = TensorRTRuntime.quantized(model, target, settings)
+            onnx, notes = quantized.path, quantized.notes
+        elif typing == "strong" and target.precision == "fp16":
             from runtimes.fp16_graph import fp16_graph
 
             converted = fp16_graph(model.onnx_path, cache_dir, model.precision == "fp16")

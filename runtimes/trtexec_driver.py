@@ -86,7 +86,7 @@ def build_flags(
     if plan.typing == "strong":
         if version < TrtVersion(11, 0):  # 11 types every network strongly: no flag needed
             flags.append("--stronglyTyped")
-    elif plan.precision in ("fp16", "bf16"):
+    elif plan.precision in ("fp16", "bf16", "int8"):  # int8: the QDQ copy's explicit layers
         flags.append(f"--{plan.precision}")
     if not plan.tf32:
         flags.append("--noTF32")

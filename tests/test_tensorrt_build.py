@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,10 @@ def test_network_flags_follow_the_version(
         ("10.3.0", "fp16", "strong", []),
         ("11.0.0", "fp16", "strong", []),
         ("8.6.1", "fp32", "weak", []),
+        ("8.6.1", "int8", "weak", ["INT8"]),  # explicit quantization: Q/DQ plus the flag
+        ("10.3.0", "int8", "weak", ["INT8"]),
+        ("10.3.0", "int8", "strong", []),  # the Q/DQ layers' types say it all
+        ("11.0.0", "int8", "strong", []),
     ],
 )
 def test_builder_config_per_version(
@@ -295,3 +300,27 @@ def test_importing_and_asking_the_runtime_imports_no_framework() -> None:
 def test_the_profile_batches_are_the_suites_and_the_cells() -> None:
     assert LoadOptions(batch=8, batch_sizes=(1, 32)).profile_batches == [1, 8, 32]
     assert LoadOptions(batch=4).profile_batches == [4]
+
+
+def test_an_int8_engine_builds_from_the_symmetric_qdq_copy(
+    lenet: PreparedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.core.settings import QuantizeConfig
+    from exporters.quantize import quantize
+
+    trt = make_tensorrt("10.3.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr("runtimes.tensorrt_rt.cuda_python_installed", lambda: True)
+    monkeypatch.setattr("runtimes.tensorrt_cuda.cuda_unavailable_reason", lambda index: None)
+    model = replace(lenet, quantized={})
+    model.quantized["s8s8"] = quantize(
+        model, "s8s8", QuantizeConfig(calibration_samples=2), None, tmp_path
+    )
+    target = Target("cuda:0", "int8")
+    assert TensorRTRuntime.quantization_scheme(target, TensorRTOptions()) == "s8s8"
+    options = LoadOptions(settings={"driver": "python", "typing": "weak"}, batch=2)
+    built = TensorRTRuntime().build(model, target, options, tmp_path)
+    (parsed,) = [c[1] for c in trt.calls if c[0] == "parse_from_file"]
+    assert parsed == str(model.quantized["s8s8"].path)
+    assert ("set_flag", "INT8") in trt.calls and built.artifact.plan.precision == "int8"
+    assert any(note.startswith("int8 QDQ, s8s8") for note in built.notes)

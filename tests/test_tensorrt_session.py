@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import threading
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -159,9 +160,17 @@ def test_each_slot_thread_makes_the_cell_s_device_current(
     feeds, _ = load_reference(lenet.reference, 2)
     slots = runner.request_slots(feeds, 2)
     del cudart.devices[:]
-    threads = [threading.Thread(target=lambda s=slot: [s(), s()]) for slot in slots]
+    both_alive = threading.Barrier(2)  # so that the two threads' idents differ
+
+    def requests(slot: Callable[[], None]) -> None:
+        both_alive.wait()
+        slot()
+        slot()
+
+    threads = [threading.Thread(target=requests, args=(slot,)) for slot in slots]
     for thread in threads:
         thread.start()
+    for thread in threads:
         thread.join()
     assert [device for _, device in cudart.devices] == [1, 1]  # once per slot thread
     assert len({thread for thread, _ in cudart.devices}) == 2

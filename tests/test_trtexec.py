@@ -87,6 +87,12 @@ def test_build_flags_for_older_and_newer_versions() -> None:
     assert "--stronglyTyped" in strong and "--fp16" not in strong
     v11 = build_flags(TrtVersion(11, 0), Path("m.onnx"), Path("e"), plan(typing="strong"), None)
     assert not any(f in v11 for f in ("--stronglyTyped", "--fp16", "--bf16"))
+    int8 = build_flags(V86, Path("q.onnx"), Path("e"), plan(precision="int8"), None)
+    assert "--int8" in int8 and "--fp16" not in int8  # the QDQ copy's layers, explicitly
+    int8_strong = build_flags(
+        V103, Path("q.onnx"), Path("e"), plan(precision="int8", typing="strong"), None
+    )
+    assert "--stronglyTyped" in int8_strong and "--int8" not in int8_strong
     dla = build_flags(V86, Path("m.onnx"), Path("e"), plan(dla_core=1, tf32=True), None)
     assert "--useDLACore=1" in dla and "--allowGPUFallback" in dla and "--noTF32" not in dla
     named = build_flags(V103, Path("m"), Path("e"), plan(shapes={"in:0": SHAPES["input"]}), None)
