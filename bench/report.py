@@ -38,10 +38,29 @@ class Column:
 
 
 def _target(record: CellRecord) -> str:
-    """Requested device and precision, with what ran beside each when it differs."""
+    """Requested device and precision, with what ran beside each when it differs, and for
+    an int8 cell whose compute layers did not all run in int8, how many did."""
     cell, executed = record.cell, record.executed
     device = _requested_vs_executed(cell.device, executed and executed.device)
-    return f"{device} {_requested_vs_executed(cell.precision, executed and executed.precision)}"
+    precision = _requested_vs_executed(cell.precision, executed and executed.precision)
+    return f"{device} {precision}{_int8_share(record)}"
+
+
+_INT8_NAMES = ("int8", "i8", "u8")
+"""How the runtimes name int8 compute layers (ONNX Runtime's read-back, OpenVINO's)."""
+
+
+def _int8_share(record: CellRecord) -> str:
+    """`` (47/53 layers int8)`` where an int8 cell ran some compute layers in float."""
+    if record.cell.precision != "int8" or record.executed is None:
+        return ""
+    extra = record.executed.model_extra or {}
+    layers = extra.get("compute_layers") or extra.get("compute_layer_precisions") or {}
+    if not isinstance(layers, dict):
+        return ""
+    int8 = sum(n for name, n in layers.items() if name in _INT8_NAMES and isinstance(n, int))
+    total = sum(n for n in layers.values() if isinstance(n, int))
+    return f" ({int8}/{total} layers int8)" if 0 < total != int8 else ""
 
 
 def _requested_vs_executed(requested: str, executed: str | None) -> str:

@@ -7,7 +7,7 @@ fed calibration samples: the model's own seeded generated inputs (seeds past tho
 accuracy check, so the check is not run on the calibration data), or the arrays of a
 ``--calibration-data`` file. The result is cached like the FP16 graph, keyed by the
 model's content, the scheme, the calibration settings, the data's digest and the
-quantizer's version.
+quantizer's version (and, for generated samples, the inputs' shapes, types and ranges).
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def quantize(
         method=settings.method,
         samples=settings.calibration_samples,
         data=data_digest,
+        inputs=[spec.key() for spec in _concrete_specs(model)] if data is None else None,
         seed=model.seed,
         quantizer=onnxruntime.__version__,
     )
@@ -139,6 +140,7 @@ def quantize(
             f"int8 QDQ, {scheme} ({QUANTIZATION_SCHEMES[scheme]}), by onnxruntime "
             f"{onnxruntime.__version__} quantize_static, {settings.method} calibration on "
             f"{origin}",
+            f"QDQ file {target}",
         )
         notes_file.write_text("\n".join(notes) + "\n")
         os.replace(partial, target)

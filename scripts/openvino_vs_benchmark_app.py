@@ -15,7 +15,7 @@ iteration for a dynamic model, bookkeeping): about 0.1 to 0.3 ms per request on 
 2-core development machine, which shows as a lower throughput in its latency mode.
 
     python scripts/openvino_vs_benchmark_app.py [--onnx FILE --shape input=1x3x224x224]
-        [--precisions fp32,bf16 --scenarios latency,throughput --duration 10 --rounds 3]
+        [--precisions fp32,bf16,int8 --scenarios latency,throughput --duration 10 --rounds 3]
 
 Default model: the zoo resnet18 export from the export cache. Target: the suite's median
 latency and throughput within 5% of benchmark_app's (PASS / MISS per row).
@@ -42,7 +42,9 @@ from exporters.cache import default_cache_dir  # noqa: E402
 from exporters.onnx_file import inspect_onnx, parse_shape_args  # noqa: E402
 
 TOLERANCE = 0.05
-INFER_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+INFER_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+"""int8 runs the suite's QDQ copy of the model (its Q/DQ layers in int8, the rest f32): the
+suite makes it, benchmark_app is given that very file."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Figures:
     in_flight: int
     count: int
     note: str
+    model: Path | None = None
+    """The file the suite's cell ran, where it was not the given one (an int8 QDQ copy)."""
 
 
 def benchmark_app() -> Path:
@@ -160,12 +164,14 @@ def run_suite(
     if not record.ok or record.latency_ms is None or record.executed is None:
         sys.exit(f"the suite's cell is {record.status}: {record.reason}")
     executed = record.executed
+    ran = [note.removeprefix("QDQ file ") for note in record.notes or [] if "QDQ file " in note]
     return Figures(
         median_ms=record.latency_ms.median,
         throughput=record.samples_per_s,
         in_flight=executed.in_flight,
         count=record.latency_ms.count,
         note=f"executed {executed.precision} on {executed.device}",
+        model=Path(ran[0]) if ran else None,
     )
 
 
@@ -201,11 +207,20 @@ def main() -> None:
             for round_ in range(args.rounds):
                 print(f"  {precision} {scenario} round {round_ + 1}", flush=True)
                 order = [True, False] if round_ % 2 == 0 else [False, True]
+                if precision == "int8" and not ours:
+                    order = [True, False]  # the suite makes the QDQ file benchmark_app runs
                 for suite_first in order:  # alternate which runs first: machine drift
                     with tempfile.TemporaryDirectory() as tmp:
                         run = run_suite if suite_first else run_benchmark_app
+                        model = onnx if suite_first or not ours else ours[0].model or onnx
                         figures = run(
-                            onnx, shapes, args.device, precision, scenario, args.duration, Path(tmp)
+                            model,
+                            shapes,
+                            args.device,
+                            precision,
+                            scenario,
+                            args.duration,
+                            Path(tmp),
                         )
                     (ours if suite_first else theirs).append(figures)
                     print(

@@ -35,10 +35,15 @@ SCRIPTS = {
     "ort_agreement": (["--model", "mlp"], r"ratio"),
     "openvino_vs_benchmark_app": (
         ["--onnx", "{relu}", "--shape", "x=1x16", "--duration", "1", "--rounds", "1"]
-        + ["--precisions", "fp32", "--scenarios", "latency"],
+        + ["--precisions", "int8", "--scenarios", "latency"],  # the QDQ copy in both tools
         r"bench_app",
     ),
     "suite_time": (["--config", "{tiny}"], r"default suite, warm cache .* s"),
+    "quantizer_choice": (
+        ["--models", "lenet5", "--samples", "4", "--eval", "2", "--runs", "5"]
+        + ["--quantizers", "onnxruntime"],
+        r"lenet5 +onnxruntime +[\d.]+ +0\.9\d+ .* 5/5 .* 5/5",
+    ),
 }
 
 

@@ -167,3 +167,23 @@ def test_calibration_data_that_does_not_fit_is_one_line(
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_the_summary_says_how_many_compute_layers_ran_in_int8() -> None:
+    from fixtures.records import cell, timed
+
+    from bench.report import summary_rows
+
+    times = [1.0, 1.1, 1.2]
+    mixed = timed(cell("resnet18", precision="int8"), times)
+    mixed.executed.compute_layers = {"int8": 47, "fp32": 6}  # ONNX Runtime's read-back
+    none = timed(cell("resnet18", precision="int8"), times, executed="fp32")
+    none.executed.compute_layers = {"fp32": 53}
+    whole = timed(cell("resnet18", "openvino", precision="int8"), times)
+    whole.executed.compute_layer_precisions = {"u8": 53}  # OpenVINO's
+    targets = [row[2] for row in summary_rows([mixed, none, whole])]
+    assert targets == [
+        "cpu int8 (47/53 layers int8)",
+        "cpu int8→fp32 (0/53 layers int8)",
+        "cpu int8",
+    ]
