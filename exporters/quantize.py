@@ -125,7 +125,8 @@ def quantize(
         seed=model.seed,
         quantizer=onnxruntime.__version__,
     )
-    target = Path(cache_dir) / "quantized" / f"{model.onnx_path.stem}-int8-{scheme}-{key}.onnx"
+    stem = re.sub(r"[^\w.-]", "_", model.name) or "model"
+    target = Path(cache_dir) / "quantized" / f"{stem}-int8-{scheme}-{key}.onnx"
     notes_file = target.with_suffix(".notes")
     with entry_lock(target, scratch=f".{target.name}.*.partial"):
         if target.is_file():

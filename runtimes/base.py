@@ -21,7 +21,7 @@ import numpy as np
 from bench.core.cell import Target
 from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
-from bench.core.spec import PreparedModel, TensorSpec
+from bench.core.spec import PreparedModel, Quantized, TensorSpec
 from bench.core.timing import LoopRecord, StopRule, time_latency, time_throughput
 
 CPU = ("cpu", "cpu")
@@ -168,7 +168,9 @@ class Runtime(ABC):
         return "u8s8"
 
     @classmethod
-    def quantized(cls, model: PreparedModel, target: Target, settings: RuntimeSettings) -> Any:
+    def quantized(
+        cls, model: PreparedModel, target: Target, settings: RuntimeSettings
+    ) -> Quantized:
         """The QDQ copy an int8 cell runs (``bench.runner`` made it before the cell)."""
         scheme = cls.quantization_scheme(target, settings)
         if scheme not in model.quantized:
