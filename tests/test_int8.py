@@ -187,3 +187,26 @@ def test_the_summary_says_how_many_compute_layers_ran_in_int8() -> None:
         "cpu int8→fp32 (0/53 layers int8)",
         "cpu int8",
     ]
+
+
+def test_a_model_the_quantizer_cannot_handle_fails_its_int8_cells(
+    lenet: PreparedModel, tmp_path: Path, cache_dir: Path
+) -> None:
+    from dataclasses import replace
+
+    from bench.config import config_from_dict
+    from bench.core.cell import Cell
+    from bench.runner import quantized_for
+    from exporters.quantize import QuantizeFailed
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07 not a protobuf the quantizer can read")
+    model = replace(lenet, name="broken", onnx_path=broken, quantized={})
+    with pytest.raises(QuantizeFailed, match="onnxruntime's quantizer cannot quantize broken: "):
+        quantize(model, "u8s8", QuantizeConfig(calibration_samples=2), None, tmp_path)
+    config = config_from_dict({"suite": {"models": ["lenet5"], "precisions": ["int8"]}})
+    cell = Cell("broken", "onnxruntime", "cpu", "int8", 1, "latency")
+    reason = quantized_for(model, cell, config, tmp_path)
+    assert reason and reason.startswith("onnxruntime's quantizer cannot quantize broken: ")
+    assert model.not_quantized == reason and not model.quantized
+    assert quantized_for(model, cell, config, tmp_path) == reason  # not tried twice
