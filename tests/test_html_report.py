@@ -221,3 +221,11 @@ def test_power_is_drawn_where_measured_and_its_absence_explained() -> None:
     assert "avg W" in page and "J/sample" in page  # the summary's power columns
     unmeasured = run_page("run", records[2:], [], {}, [], [])
     assert not marks(unmeasured, "power") and "no counter" in unmeasured
+
+
+def test_no_two_elements_share_an_id() -> None:
+    records = a_run()
+    hw = [HwRecord("matmul", "cpu", "fp32", 1024, "TFLOP/s", best=1.0)]
+    page = run_page("run", records, speedups(records), {}, hw, [])
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

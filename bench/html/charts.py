@@ -70,8 +70,10 @@ def _figure(width: float, height: float):  # noqa: ANN202 - a matplotlib Figure
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _svg(figure, tips: dict[str, str]) -> str:  # noqa: ANN001 - a matplotlib Figure
-    """The figure as an SVG element (no XML prolog), each marked group given its tip."""
+def _svg(figure, tips: dict[str, str], ident: str) -> str:  # noqa: ANN001 - a Figure
+    """The figure as an SVG element (no XML prolog), each marked group given its tip, and
+    every id matplotlib wrote (``axes_1``, clip paths, markers) and each reference to one
+    prefixed with ``ident``: several charts share one page, whose ids must be unique."""
     import matplotlib
 
     with matplotlib.rc_context(_RC):
@@ -80,6 +82,9 @@ def _svg(figure, tips: dict[str, str]) -> str:  # noqa: ANN001 - a matplotlib Fi
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r'\bid="(?!mark-)([^"]+)"', rf'id="{ident}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{ident}-\1)", svg)
+    svg = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{ident}-\1"', svg)
 
     def titled(match: re.Match) -> str:
         tip = tips.get(match.group(1))
@@ -152,7 +157,7 @@ def latency_chart(series: Sequence[tuple[str, np.ndarray]], ident: str) -> str:
             ncols=3,
             frameon=False,
         )
-        return _svg(figure, tips)
+        return _svg(figure, tips, ident)
 
 
 def interval_chart(
@@ -208,7 +213,7 @@ def interval_chart(
         axes.set_ylim(-0.7, len(marks) - 0.3)
         axes.set_xlabel(xlabel)
         axes.grid(axis="x", alpha=0.3, which="both")
-        return _svg(figure, tips)
+        return _svg(figure, tips, ident)
 
 
 def lines_chart(
@@ -238,7 +243,7 @@ def lines_chart(
         figure.legend(
             handles, [s.label for s in series], loc="outside lower center", ncols=2, frameon=False
         )
-        return _svg(figure, tips)
+        return _svg(figure, tips, ident)
 
 
 def bars_chart(
@@ -287,7 +292,7 @@ def bars_chart(
                 ncols=min(count, 3),
                 frameon=False,
             )
-        return _svg(figure, marks)
+        return _svg(figure, marks, ident)
 
 
 @dataclass(frozen=True)
@@ -337,4 +342,4 @@ def roofline_chart(points: Sequence[tuple[str, float, float, str]], roof: Roof, 
         )
         axes.grid(alpha=0.3, which="both")
         axes.legend(loc="lower right", fontsize=8, frameon=False)
-        return _svg(figure, tips)
+        return _svg(figure, tips, ident)

@@ -126,7 +126,8 @@ class Page:
     def figure(self, svg: str, caption: str, ident: str) -> None:
         """An inline SVG chart (made by bench.html.charts, its texts escaped there)."""
         self.parts.append(
-            f'<figure id="{text(ident)}">{svg}<figcaption>{text(caption)}</figcaption></figure>'
+            f'<figure id="figure-{text(ident)}">{svg}<figcaption>{text(caption)}</figcaption>'
+            "</figure>"
         )
 
     def definitions(self, pairs: Sequence[tuple[str, str]]) -> None:
