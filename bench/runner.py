@@ -138,10 +138,11 @@ def quantized_for(
     calibration file that does not fit the model."""
     runtime = get_runtime(cell.runtime)
     scheme = runtime.quantization_scheme(cell.target, config.runtime.of(cell.runtime))
-    if scheme in model.quantized:
+    if scheme in model.quantized:  # made for an earlier cell, which recorded its cost
+        model.quantized[scheme] = replace(model.quantized[scheme], calibrate_s=0.0, cache_hit=True)
         return None
-    if model.not_quantized:
-        return model.not_quantized
+    if scheme in model.not_quantized:
+        return model.not_quantized[scheme]
     settings = config.quantize
     data = None
     if settings.calibration_data:
@@ -156,8 +157,9 @@ def quantized_for(
         model.quantized[scheme] = outcome.payload
         return None
     reason = (outcome.reason or outcome.status).removeprefix("QuantizeFailed: ")
-    model.not_quantized = reason if outcome.status == "failed" else f"{outcome.status}: {reason}"
-    return model.not_quantized
+    why = reason if outcome.status == "failed" else f"{outcome.status}: {reason}"
+    model.not_quantized[scheme] = why
+    return why
 
 
 def _label(cell: Cell, rep: int, repeat: int) -> str:

@@ -80,7 +80,10 @@ def new_run(request: RunRequest) -> Run:
         overrides.setdefault("suite", {}).setdefault("name", model.name)
     config = load_config(request.config_path, request.profile, overrides)
     if config.quantize.calibration_data:  # read now: a bad file is one line before any cell
-        load_inputs_file(Path(config.quantize.calibration_data), "--calibration-data")
+        data = Path(config.quantize.calibration_data).resolve()  # --resume may run elsewhere
+        load_inputs_file(data, "--calibration-data")
+        quantize = config.quantize.model_copy(update={"calibration_data": str(data)})
+        config = config.model_copy(update={"quantize": quantize})
     largest = {BATCH: max(config.suite.batch_sizes)}
     if request.onnx or request.factory:
         models = [model]

@@ -51,6 +51,11 @@ def calibration_samples(
     if data is not None:
         count = min(len(next(iter(data.values()))), settings.calibration_samples)
         step = _fixed_batch(model.inputs)
+        if count < step:
+            raise UserError(
+                f"{model.name} takes {step} samples a request: give --calibration-samples "
+                f"{step} or more (and as many samples in {settings.calibration_data})"
+            )
         samples = [
             {name: array[i : i + step] for name, array in data.items()}
             for i in range(0, count - step + 1, step)
@@ -61,7 +66,9 @@ def calibration_samples(
         make_inputs(specs, {}, model.seed + CALIBRATION_SEEDS + i)
         for i in range(settings.calibration_samples)
     ]
-    return samples, f"{len(samples)} generated samples (seeded)"
+    batch = specs[0].shape[0] if specs and specs[0].shape else 1
+    rows = f" of batch {batch}" if batch != 1 else ""
+    return samples, f"{len(samples)} generated requests{rows} (seeded)"
 
 
 def check_calibration_data(

@@ -174,7 +174,8 @@ class Runtime(ABC):
         """The QDQ copy an int8 cell runs (``bench.runner`` made it before the cell)."""
         scheme = cls.quantization_scheme(target, settings)
         if scheme not in model.quantized:
-            raise RuntimeError(f"no {scheme} QDQ copy of {model.name}: {model.not_quantized}")
+            why = model.not_quantized.get(scheme, "not made")
+            raise RuntimeError(f"no {scheme} QDQ copy of {model.name}: {why}")
         return model.quantized[scheme]
 
     @classmethod

@@ -233,13 +233,15 @@ def _providers(
 
     cuda: dict[str, Any] = {"device_id": target.device_index}
     if tuple(int(p) for p in onnxruntime.__version__.split(".")[:2]) >= (1, 18):
-        cuda["use_tf32"] = int(target.precision != "fp32")  # the option is 1.18 and newer
+        # the option is 1.18 and newer; an fp32 or int8 cell's float layers run fp32
+        cuda["use_tf32"] = int(target.precision in ("fp16", "bf16"))
     chain: list[Any] = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
     if not settings.tensorrt:
         return chain
     trt: dict[str, Any] = {
         "device_id": target.device_index,
         "trt_fp16_enable": target.precision == "fp16",
+        "trt_int8_enable": target.precision == "int8",  # the QDQ copy's explicit int8 layers
         "trt_max_workspace_size": settings.trt_workspace_mb << 20,
     }
     if any(BATCH in spec.shape for spec in model.inputs):  # a batch axis: one profile for all

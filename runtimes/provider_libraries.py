@@ -76,10 +76,21 @@ def tensorrt_major(libraries: list[str]) -> int | None:
     return None
 
 
-def tensorrt_install(major: int | None) -> str:
-    """The command that installs TensorRT ``major`` from pip (NVIDIA's index holds the
-    libraries: the PyPI ``tensorrt-cu13-libs`` is a stub that fetches them from there)."""
-    wanted = f"tensorrt-cu13>={major},<{major + 1}" if major else "tensorrt-cu13"
+def cuda_major(libraries: list[str]) -> int | None:
+    """The CUDA major version a library list links (``libcudart.so.13`` → 13)."""
+    for name in libraries:
+        match = re.fullmatch(r"libcudart\.so\.(\d+)", name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def tensorrt_install(major: int | None, cuda: int | None = None) -> str:
+    """The command that installs TensorRT ``major`` for CUDA ``cuda`` (13 unless known)
+    from pip (NVIDIA's index holds the libraries: the PyPI ``tensorrt-cu13-libs`` is a
+    stub that fetches them from there)."""
+    package = f"tensorrt-cu{cuda or 13}"
+    wanted = f"{package}>={major},<{major + 1}" if major else package
     return f"pip install --extra-index-url https://pypi.nvidia.com '{wanted}'"
 
 
@@ -88,8 +99,9 @@ def failure(onnxruntime: ModuleType, provider: str) -> str:
     path = provider_file(onnxruntime, provider)
     error = load_error(path) if path.is_file() else f"{path} is missing"
     if provider == "TensorrtExecutionProvider":
-        major = tensorrt_major(needed(path)) if path.is_file() else None
-        fix = f"it links TensorRT {major or '?'}: {tensorrt_install(major)}"
+        links = needed(path) if path.is_file() else []
+        major = tensorrt_major(links)
+        fix = f"it links TensorRT {major or '?'}: {tensorrt_install(major, cuda_major(links))}"
     else:
         fix = CUDA_FIX
     why = error or "it loads now, so see the worker log for what failed"

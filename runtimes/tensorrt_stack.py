@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.devices import cuda_devices
-from runtimes.provider_libraries import needed, provider_file, tensorrt_install, tensorrt_major
+from runtimes.provider_libraries import (
+    cuda_major,
+    needed,
+    provider_file,
+    tensorrt_install,
+    tensorrt_major,
+)
 from runtimes.tensorrt_cuda import cuda_python_installed
 from runtimes.trtexec_driver import find_trtexec, trtexec_version
 
@@ -92,18 +98,29 @@ def _ort_tensorrt() -> StackItem | None:
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         return None
     path = provider_file(onnxruntime, "TensorrtExecutionProvider")
-    wanted = tensorrt_major(needed(path)) if path.is_file() else None
-    installed = _tensorrt_version()
+    links = needed(path) if path.is_file() else []
+    wanted = tensorrt_major(links)
+    installed = _tensorrt_version() or _jetpack_tensorrt()
     component = "ONNX Runtime TensorRT provider"
     if wanted is None:
         return StackItem(component, f"links no libnvinfer.so.N that this could read ({path})")
     if installed is None or installed.split(".")[0] != str(wanted):
         have = f"tensorrt {installed} is installed" if installed else "no TensorRT is installed"
-        fix = tensorrt_install(wanted)
+        fix = tensorrt_install(wanted, cuda_major(links))
         return StackItem(
             component, None, f"needs TensorRT {wanted} (libnvinfer.so.{wanted}); {have}: {fix}"
         )
     return StackItem(component, f"links TensorRT {wanted}, as installed")
+
+
+def _jetpack_tensorrt() -> str | None:
+    """The version of a ``tensorrt`` with no package metadata (JetPack's), if it imports."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return None
+    try:
+        return str(importlib.import_module("tensorrt").__version__)
+    except Exception:  # a broken install: the TensorRT Python row says why
+        return None
 
 
 def _tensorrt_version() -> str | None:

@@ -272,3 +272,15 @@ def test_tensorrt_provider_builds_from_the_fp32_graph(lenet: PreparedModel, tmp_
     assert built.artifact.path == lenet.onnx_path and not (tmp_path / "precision").exists()
     converted = OnnxRuntime().build(lenet, Target("cuda:0", "fp16"), LoadOptions(), tmp_path)
     assert converted.artifact.path != lenet.onnx_path
+
+
+def test_an_int8_cell_on_the_tensorrt_provider_enables_int8_and_no_tf32(
+    monkeypatch: pytest.MonkeyPatch, lenet: PreparedModel
+) -> None:
+    kept = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    ort = fake_onnxruntime(kept, {"TensorrtExecutionProvider": 1})
+    ort_session(monkeypatch, lenet, ort, Target("cuda:0", "int8"), tensorrt=True)
+    (entry,) = [e for e in ort.log if e[0] == "session"]
+    (_, trt), (_, cuda) = entry[2][0], entry[2][1]
+    assert trt["trt_int8_enable"] is True and trt["trt_fp16_enable"] is False
+    assert cuda["use_tf32"] == 0  # the float layers of an int8 cell run fp32

@@ -122,3 +122,11 @@ def test_the_tensorrt_that_onnxruntime_s_provider_links(
     items = gpu_stack()
     assert items[3].component == "ONNX Runtime TensorRT provider"
     assert (items[3].found, items[3].fix) == (found, fix)
+
+
+def test_the_install_command_follows_the_provider_s_cuda() -> None:
+    from runtimes.provider_libraries import cuda_major, tensorrt_install
+
+    assert cuda_major(["libcublas.so.12", "libcudart.so.12"]) == 12
+    assert tensorrt_install(10, 12).endswith("'tensorrt-cu12>=10,<11'")
+    assert tensorrt_install(None).endswith("'tensorrt-cu13'")

@@ -57,3 +57,10 @@ def test_a_speedup_on_a_host_bound_pair_is_marked() -> None:
     busy = [gpu_cell("fp32", 1.97, 1.9), gpu_cell("fp16", 1.0, 0.95)]
     (clean,) = speedups(busy)
     assert clean.verdict == "faster" and [r[-1] for r in summary_rows(busy)] == ["ok", "ok"]
+
+
+def test_a_timed_split_counts_its_copies_as_device_time() -> None:
+    """TensorRT with data_transfers: the copies keep the device busy too."""
+    figures = {"compute_ms": 0.4, "h2d_ms": 0.7, "d2h_ms": 0.5, "latency_ms": 1.6}
+    metrics = DeviceMetrics.of(figures, window(50, 2.0))
+    assert abs(metrics.device_busy - 0.8) < 1e-9 and metrics.host_bound is False

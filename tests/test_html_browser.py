@@ -125,6 +125,21 @@ def test_the_summary_table_sorts_by_a_figure(browser, runs) -> None:
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
 
 
+def test_every_table_of_a_page_sorts(browser, runs) -> None:
+    """Each table sorts by its own columns (the speedup table is the page's second)."""
+    with browser.offline_page(runs["zoo"] / "report.html") as visit:
+        table = visit.page.locator("#speedup-table")
+        heading = table.locator("th", has_text="fp32 ms")
+        column = [h.strip() for h in table.locator("th").all_inner_texts()].index("fp32 ms")
+        heading.click()
+        texts = visit.page.eval_on_selector_all(
+            f"#speedup-table tbody tr td:nth-child({column + 1})",
+            "cells => cells.map(c => c.textContent)",
+        )
+        assert visit.problems() == []
+    assert texts == sorted(texts, key=float) and len(texts) == 4
+
+
 def test_a_model_named_like_a_tag_runs_nothing(browser, runs, tmp_path) -> None:
     run = runs["hostile"]
     assert cli.main(["compare", str(run), str(run), "--html", str(tmp_path / "c.html")]) == 0

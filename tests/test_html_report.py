@@ -229,3 +229,17 @@ def test_no_two_elements_share_an_id() -> None:
     page = run_page("run", records, speedups(records), {}, hw, [])
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_an_infinite_interval_draws_no_whisker_and_no_text_is_rewritten() -> None:
+    from bench.html import charts
+
+    label = 'm id="x" url(#y)'
+    marks = [
+        charts.Mark(label, 1.5, 1.2, float("inf"), "regressed", "tip"),
+        charts.Mark("b", 0.8, float("nan"), 0.9, "improved", "tip"),
+    ]
+    svg = charts.interval_chart(marks, "chart", "ratio")
+    assert len(re.findall(r'id="(mark-chart-\d+)"', svg)) == 2
+    shown = html.unescape(re.sub(r"<[^>]+>", "", svg))
+    assert label in shown  # the ids were scoped inside tags only

@@ -46,7 +46,7 @@ def test_the_qdq_copy_is_per_channel_and_cached(lenet: PreparedModel, tmp_path: 
         if node.op_type == "DequantizeLinear" and scales.get(node.input[1]) is not None
     ]
     assert max(s.size for s in weight_scales) > 1  # a scale per output channel
-    assert "8 generated samples" in made.notes[0] and "minmax" in made.notes[0]
+    assert "8 generated requests (seeded)" in made.notes[0] and "minmax" in made.notes[0]
     again = quantize(lenet, "u8s8", settings, None, tmp_path)
     assert again.cache_hit and again.path == made.path
     other = quantize(lenet, "u8s8", QuantizeConfig(calibration_samples=4), None, tmp_path)
@@ -64,7 +64,7 @@ def test_the_symmetric_copy_has_no_zero_point(lenet: PreparedModel, tmp_path: Pa
 def test_calibration_uses_other_inputs_than_the_accuracy_check(lenet: PreparedModel) -> None:
     samples, origin = calibration_samples(lenet, QuantizeConfig(calibration_samples=3), None)
     checked, _ = load_reference(lenet.reference, 1)
-    assert len(samples) == 3 and origin == "3 generated samples (seeded)"
+    assert len(samples) == 3 and origin == "3 generated requests (seeded)"
     assert samples[0]["input"].shape == checked["input"].shape
     assert not np.array_equal(samples[0]["input"], checked["input"])
     assert not np.array_equal(samples[0]["input"], samples[1]["input"])
@@ -136,6 +136,7 @@ def test_int8_cells_run_the_qdq_copy_and_read_back_what_ran(
         assert record["cold_start"]["calibrate_s"] >= 0
         assert any(note.startswith("int8 QDQ, u8s8") for note in record["notes"])
     assert ort["executed"]["compute_layers"] == {"int8": 5}  # 2 convolutions, 3 Gemm
+    assert ov["cold_start"]["calibrate_s"] == 0 and ov["cold_start"]["calibrate_cache_hit"]
     assert set(ov["executed"]["compute_layer_precisions"]) <= {"u8", "i8"}  # as OpenVINO says
     torch = found["lenet5/pytorch/cpu/int8/b1/latency"]
     assert torch["status"] == "skipped" and "no int8 path" in torch["reason"]
@@ -208,5 +209,17 @@ def test_a_model_the_quantizer_cannot_handle_fails_its_int8_cells(
     cell = Cell("broken", "onnxruntime", "cpu", "int8", 1, "latency")
     reason = quantized_for(model, cell, config, tmp_path)
     assert reason and reason.startswith("onnxruntime's quantizer cannot quantize broken: ")
-    assert model.not_quantized == reason and not model.quantized
+    assert model.not_quantized == {"u8s8": reason} and not model.quantized
     assert quantized_for(model, cell, config, tmp_path) == reason  # not tried twice
+
+
+def test_fewer_calibration_samples_than_a_fixed_batch_is_one_line(lenet: PreparedModel) -> None:
+    from dataclasses import replace
+
+    from bench.core.spec import TensorSpec
+
+    fixed = replace(lenet, inputs=(TensorSpec("input", (4, 1, 32, 32)),))
+    data = {"input": np.zeros((10, 1, 32, 32), np.float32)}
+    settings = QuantizeConfig(calibration_samples=2, calibration_data="cal.npz")
+    with pytest.raises(UserError, match="takes 4 samples a request: give --calibration-samples 4"):
+        calibration_samples(fixed, settings, data)

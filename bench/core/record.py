@@ -141,9 +141,11 @@ enqueue time exceeds the GPU compute time."""
 class DeviceMetrics(Section):
     """``device_metrics``: device-side figures where a runtime has them (peak device
     memory, the latency split into host→device, compute and device→host …), and from the
-    device time per request (``compute_ms``, CUDA events) the share of the measured window
-    the device was computing (``device_busy``) and whether that makes the cell
-    ``host_bound``."""
+    device time per request (CUDA events: TensorRT's whole split, copies included, or
+    PyTorch's forward) the share of the measured window the device was busy
+    (``device_busy``) and whether that makes the cell ``host_bound``. PyTorch's events
+    span the whole forward, so launch gaps inside it count as busy: what this catches
+    there is host time between requests."""
 
     peak_allocated_mb: float | None = None
     compute_ms: float | None = None
@@ -156,8 +158,9 @@ class DeviceMetrics(Section):
         device ms per request × requests ÷ the window's ms. With several requests in
         flight on several streams it can pass 1."""
         metrics = cls(**figures)
-        if metrics.compute_ms is not None and loop.window_ns > 0 and loop.completed:
-            metrics.device_busy = metrics.compute_ms * loop.completed / (loop.window_ns / 1e6)
+        device_ms = figures.get("latency_ms", metrics.compute_ms)  # the split's sum, if any
+        if isinstance(device_ms, (int, float)) and loop.window_ns > 0 and loop.completed:
+            metrics.device_busy = device_ms * loop.completed / (loop.window_ns / 1e6)
             metrics.host_bound = metrics.device_busy < HOST_BOUND_BELOW
         return metrics
 

@@ -185,8 +185,8 @@ class PreparedModel:
     notes: list[str] = field(default_factory=list)
     quantized: dict[str, Quantized] = field(default_factory=dict)
     """The QDQ copies made for int8 cells, by scheme (``bench.runner`` adds them)."""
-    not_quantized: str = ""
-    """Why there is no QDQ copy, where quantizing failed."""
+    not_quantized: dict[str, str] = field(default_factory=dict)
+    """Why there is no QDQ copy in a scheme, where quantizing failed."""
 
     def to_dict(self) -> dict:
         data = asdict(self)

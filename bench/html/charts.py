@@ -82,9 +82,13 @@ def _svg(figure, tips: dict[str, str], ident: str) -> str:  # noqa: ANN001 - a F
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r'\bid="(?!mark-)([^"]+)"', rf'id="{ident}-\1"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{ident}-\1)", svg)
-    svg = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{ident}-\1"', svg)
+
+    def scoped(tag: re.Match) -> str:  # inside tags only: text nodes are user text
+        markup = re.sub(r'\bid="(?!mark-)([^"]+)"', rf'id="{ident}-\1"', tag.group(0))
+        markup = re.sub(r"url\(#([^)]+)\)", rf"url(#{ident}-\1)", markup)
+        return re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{ident}-\1"', markup)
+
+    svg = re.sub(r"<[^>]+>", scoped, svg)
 
     def titled(match: re.Match) -> str:
         tip = tips.get(match.group(1))
@@ -175,9 +179,10 @@ def interval_chart(
         axes = figure.subplots()
         tips: dict[str, str] = {}
         positions = np.arange(len(marks))[::-1]
-        values = [m.value for m in marks if m.value] + [m.high for m in marks if m.high]
-        values += [m.low for m in marks if m.low] + [reference]
+        bounds = [b for m in marks for b in (m.value, m.low, m.high) if b is not None]
+        values = [b for b in bounds if np.isfinite(b) and b > 0] + [reference]
         for y, mark in zip(positions, marks, strict=True):
+            mark = _finite_interval(mark)
             gid = f"mark-{ident}-{len(tips)}"
             if mark.kind == "failed":
                 axes.plot([reference], [y], "x", color=COLOURS["failed"], markersize=9, gid=gid)
@@ -214,6 +219,13 @@ def interval_chart(
         axes.set_xlabel(xlabel)
         axes.grid(axis="x", alpha=0.3, which="both")
         return _svg(figure, tips, ident)
+
+
+def _finite_interval(mark: Mark) -> Mark:
+    """The mark without an interval that is not finite and positive (a bootstrap over
+    medians of zero gives an infinite ratio): no whisker, rather than no chart."""
+    ok = all(b is not None and np.isfinite(b) and b > 0 for b in (mark.low, mark.high))
+    return mark if ok else Mark(mark.label, mark.value, None, None, mark.kind, mark.tip)
 
 
 def lines_chart(

@@ -13,24 +13,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 SORT_SCRIPT = """
-document.querySelectorAll("table.sortable th").forEach((th, column) => {
-  th.addEventListener("click", () => {
-    const body = th.closest("table").tBodies[0];
-    const ascending = th.dataset.order !== "ascending";
-    th.closest("tr").querySelectorAll("th").forEach((h) => delete h.dataset.order);
-    th.dataset.order = ascending ? "ascending" : "descending";
-    const key = (row) => {
-      const cell = row.cells[column];
-      const value = cell.dataset.value;
-      return value === undefined ? cell.textContent : Number(value);
-    };
-    const rows = Array.from(body.rows).sort((a, b) => {
-      const x = key(a), y = key(b);
-      const numbers = typeof x === "number" && typeof y === "number";
-      const order = numbers ? x - y : String(x).localeCompare(String(y));
-      return ascending ? order : -order;
+document.querySelectorAll("table.sortable").forEach((table) => {
+  const headings = table.querySelectorAll("thead th");
+  headings.forEach((th) => {
+    th.addEventListener("click", () => {
+      const column = th.cellIndex;
+      const body = table.tBodies[0];
+      const ascending = th.dataset.order !== "ascending";
+      headings.forEach((h) => delete h.dataset.order);
+      th.dataset.order = ascending ? "ascending" : "descending";
+      const key = (row) => {
+        const cell = row.cells[column];
+        const value = cell.dataset.value;
+        return value === undefined ? cell.textContent : Number(value);
+      };
+      const rows = Array.from(body.rows).sort((a, b) => {
+        const x = key(a), y = key(b);
+        const numbers = typeof x === "number" && typeof y === "number";
+        const order = numbers ? x - y : String(x).localeCompare(String(y));
+        return ascending ? order : -order;
+      });
+      rows.forEach((row) => body.appendChild(row));
     });
-    rows.forEach((row) => body.appendChild(row));
   });
 });
 """
