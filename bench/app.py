@@ -28,7 +28,9 @@ from bench.results import (
     REPORT_FILE,
     RESULTS_FILE,
     SPEEDUP_FILE,
+    check_output_folders,
     read_records,
+    write_output,
 )
 from bench.roofline import find_hw, roofline_markdown, roofline_rows, roofline_table
 from bench.runner import run_suite
@@ -108,9 +110,7 @@ def report_command(
     for path in [*dirs, *hw_dirs]:
         if not path.is_dir():
             raise UserError(f"{path} is not a directory: pass run or hw result directories")
-    for path in (markdown, html):
-        if path is not None and not path.parent.is_dir():
-            raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_output_folders(markdown, html)
     machines = load_machines([*dirs, *hw_dirs])
     for machine in machines:
         if not machine.hw and machine.cells:
@@ -126,20 +126,12 @@ def report_command(
                 f"\n## Roofline: {markdown_text(machine.label)}\n\n{roofline_markdown(roofline)}"
             )
     if markdown is not None:
-        write_text(markdown, text)
+        write_output(markdown, text)
         console.print(f"written: {markdown}")
     if html is not None:
-        write_text(html, machines_page(machines, rows))
+        write_output(html, machines_page(machines, rows))
         console.print(f"written: {html}")
     return 0
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a report; UserError naming the fix when the path cannot be written."""
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror}): choose another path") from None
 
 
 def _machine_roofline(machine: Machine) -> list:

@@ -195,3 +195,19 @@ def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1) == b"\n"
+
+
+def check_output_folders(*paths: Path | None) -> None:
+    """UserError naming the first of ``paths`` (None: not asked for) whose folder does not
+    exist: checked before the work, so that nothing is computed for a file never written."""
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a report or summary file; UserError naming the fix when it cannot be."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror}): choose another path") from None

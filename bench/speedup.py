@@ -100,7 +100,6 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
                 verdict=f"not measured: {reason}",
             )
     fp32_ms, low_ms = base.median_ms, low.median_ms  # the summary table's medians
-    low_p = cell.precision
     flights = [r.executed and r.executed.in_flight for r in (base, low)]
     fast, slow = _repetition_medians(base), _repetition_medians(low)
     interval_over = f"{fast.size}/{slow.size} repetitions"
@@ -126,7 +125,9 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
         verdict = "no clear difference"
     bound = [r.cell.precision for r in (base, low) if r.host_bound]
     if bound and verdict in ("faster", "slower", "no clear difference"):
-        verdict += f", host-bound ({' and '.join(bound)}): this measures the host, not {low_p}"
+        verdict += (
+            f", host-bound ({' and '.join(bound)}): this measures the host, not {cell.precision}"
+        )
     return Speedup(
         **common,
         fp32_median_ms=fp32_ms,

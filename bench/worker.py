@@ -211,8 +211,5 @@ def _calibration(model: PreparedModel, cell: Cell, options: RuntimeSettings) -> 
     """An int8 cell's calibration cost (what quantizing adds to a cold run)."""
     if cell.precision != "int8":
         return {}
-    scheme = get_runtime(cell.runtime).quantization_scheme(cell.target, options)
-    quantized = model.quantized.get(scheme)
-    if quantized is None:
-        return {}
+    quantized = get_runtime(cell.runtime).quantized(model, cell.target, options)  # it ran
     return {"calibrate_s": quantized.calibrate_s, "calibrate_cache_hit": quantized.cache_hit}

@@ -69,17 +69,17 @@ def needed(path: Path) -> list[str]:
 
 def tensorrt_major(libraries: list[str]) -> int | None:
     """The TensorRT major version a library list links (``libnvinfer.so.10`` → 10)."""
-    for name in libraries:
-        match = re.fullmatch(r"libnvinfer\.so\.(\d+)", name)
-        if match:
-            return int(match.group(1))
-    return None
+    return _linked_major(libraries, "libnvinfer")
 
 
 def cuda_major(libraries: list[str]) -> int | None:
     """The CUDA major version a library list links (``libcudart.so.13`` → 13)."""
+    return _linked_major(libraries, "libcudart")
+
+
+def _linked_major(libraries: list[str], stem: str) -> int | None:
     for name in libraries:
-        match = re.fullmatch(r"libcudart\.so\.(\d+)", name)
+        match = re.fullmatch(rf"{stem}\.so\.(\d+)", name)
         if match:
             return int(match.group(1))
     return None

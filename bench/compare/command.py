@@ -16,6 +16,7 @@ from bench.compare.metrics import Thresholds
 from bench.compare.sides import baseline_document, load_side
 from bench.config import CompareConfig, load_config
 from bench.core.errors import UserError
+from bench.results import check_output_folders, write_output
 
 DEFAULT_SUITE = Path("bench.toml")
 
@@ -45,32 +46,26 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     alpha = settings.alpha if request.alpha is None else request.alpha
     if not 0 < alpha < 0.5:
         raise UserError(f"--alpha {alpha} is out of range: give a level such as 0.05")
-    files = (request.markdown, request.json, request.junit, request.html, request.github_benchmark)
-    for path in files:
-        if path is not None and not path.parent.is_dir():
-            raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_output_folders(
+        request.markdown, request.json, request.junit, request.html, request.github_benchmark
+    )
     baseline, current = load_side(request.baseline), load_side(request.current)
     comparison = compare(baseline, current, thresholds, alpha, request.allow_different_hardware)
     console.print(output.terminal(comparison))
     if request.markdown:
-        _write(request.markdown, output.markdown(comparison))
+        write_output(request.markdown, output.markdown(comparison))
     if request.json:
-        _write(request.json, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
+        write_output(
+            request.json, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
+        )
     if request.junit:
-        _write(request.junit, output.junit(comparison))
+        write_output(request.junit, output.junit(comparison))
     if request.html:
-        _write(request.html, comparison_page(comparison))
+        write_output(request.html, comparison_page(comparison))
     if request.github_benchmark:
         entries = output.github_benchmark(current)
-        _write(request.github_benchmark, json.dumps(entries, indent=2) + "\n")
+        write_output(request.github_benchmark, json.dumps(entries, indent=2) + "\n")
     return 1 if comparison.failed else 0
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror}): choose another path") from None
 
 
 def save_baseline(run_dir: Path, destination: Path) -> int:

@@ -73,12 +73,10 @@ def _figure(width: float, height: float):  # noqa: ANN202 - a matplotlib Figure
 def _svg(figure, tips: dict[str, str], ident: str) -> str:  # noqa: ANN001 - a Figure
     """The figure as an SVG element (no XML prolog), each marked group given its tip, and
     every id matplotlib wrote (``axes_1``, clip paths, markers) and each reference to one
-    prefixed with ``ident``: several charts share one page, whose ids must be unique."""
-    import matplotlib
-
-    with matplotlib.rc_context(_RC):
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg")
+    prefixed with ``ident``: several charts share one page, whose ids must be unique.
+    Called inside ``rc()``, whose settings the SVG writer reads."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
