@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,9 +64,13 @@ class _Request:
     task: str
     opset: int
     seed: int
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def entry_dir(self, cache_dir: Path) -> Path:
+        # dynamic_axes joins the key only when given: other models keep their entries
+        axes = {"dynamic_axes": self.dynamic_axes} if self.dynamic_axes else {}
         key = cache_key(
+            **axes,
             name=self.name,
             source=self.source,
             inputs=[spec.key() for spec in self.inputs],
@@ -100,7 +104,9 @@ def _export_entry(
     try:
         module = build()
         arrays, names = reference_arrays(module, inputs, request.output_names, batch_sizes, seed)
-        notes = export_onnx(module, inputs, names, model_path, request.opset, seed)
+        notes = export_onnx(
+            module, inputs, names, model_path, request.opset, seed, request.dynamic_axes
+        )
         onnx.checker.check_model(str(model_path))
         written = onnx.load(str(model_path), load_external_data=False)
         notes.append(_opset_note(written, request.opset))
@@ -194,17 +200,19 @@ def prepare_torch_model(
     cache_dir: Path,
     opset: int = 18,
     seed: int = 0,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
 ) -> PreparedModel:
     """The PyTorch model ``source`` exported to a checked, verified ONNX file, cached.
 
     On a miss: builds the module with weights seeded by ``seed``, exports it with a dynamic
-    batch axis, checks the file, verifies ONNX Runtime against PyTorch at every batch size
-    (ExportError beyond tolerance) and stores the seeded inputs and PyTorch outputs in the
-    reference file. On a hit: returns the stored entry (``cache_hit``, ``export_s`` 0),
-    adding reference outputs for new batch sizes without re-exporting. ``output_names``
-    None names the outputs ``output`` or ``output0``, ``output1``...
+    batch axis and the dynamic axes of ``dynamic_axes`` (as ``ZooEntry`` has them), checks
+    the file, verifies ONNX Runtime against PyTorch at every batch size (ExportError beyond
+    tolerance) and stores the seeded inputs and PyTorch outputs in the reference file. On
+    a hit: returns the stored entry (``cache_hit``, ``export_s`` 0), adding reference
+    outputs for new batch sizes without re-exporting. ``output_names`` None names the
+    outputs ``output`` or ``output0``, ``output1``...
     """
-    request = _Request(name, source, inputs, output_names, task, opset, seed)
+    request = _Request(name, source, inputs, output_names, task, opset, seed, dynamic_axes or {})
     return _prepare(request, batch_sizes, cache_dir, lambda: build_module(source, seed)[0])
 
 
@@ -223,6 +231,7 @@ def prepare_zoo_model(
         cache_dir,
         opset,
         seed,
+        entry.dynamic_axes,
     )
 
 

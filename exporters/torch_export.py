@@ -119,11 +119,14 @@ def export_onnx(
     path: Path,
     opset: int,
     seed: int,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
 ) -> list[str]:
     """Export ``module`` to ``path`` with a dynamic batch axis; returns notes on how.
 
-    Tries the dynamo exporter first and falls back to the TorchScript exporter, noting why.
-    Raises ExportError when both fail.
+    ``dynamic_axes`` makes more axes dynamic, by input or output name (``{"input_ids":
+    {1: "sequence"}}``); axes of one name share one size. Tries the dynamo exporter first
+    (which finds the outputs' dynamic axes itself) and falls back to the TorchScript
+    exporter, noting why. Raises ExportError when both fail.
     """
     low, high = opset_range()
     if not low <= opset <= high:
@@ -140,7 +143,10 @@ def export_onnx(
         "opset_version": opset,
         "verbose": False,
     }
-    batch = torch.export.Dim(BATCH)
+    extra = dynamic_axes or {}
+    axes = {name: {0: BATCH, **extra.get(name, {})} for name in [*input_names, *output_names]}
+    names = {name for named in axes.values() for name in named.values()}
+    dims = {name: torch.export.Dim(name) for name in names}  # one Dim per name: shared
     try:
         with _quiet():
             torch.onnx.export(
@@ -148,7 +154,9 @@ def export_onnx(
                 example,
                 str(path),
                 dynamo=True,
-                dynamic_shapes=tuple({0: batch} for _ in specs),
+                dynamic_shapes=tuple(
+                    {axis: dims[name] for axis, name in axes[spec.name].items()} for spec in specs
+                ),
                 external_data=param_bytes > EXTERNAL_DATA_BYTES,
                 **common,
             )
@@ -156,7 +164,6 @@ def export_onnx(
     except Exception as dynamo_exc:  # any exporter failure: try the other exporter
         dynamo_reason = _exception_line(dynamo_exc)
     path.unlink(missing_ok=True)
-    axes = {name: {0: BATCH} for name in [*input_names, *output_names]}
     try:
         with _quiet():
             torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes=axes, **common)

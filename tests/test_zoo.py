@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,37 @@ EXPECTED_OUTPUT = {
     "unet_small": (2, 128, 128),
     "lstm_classifier": (5,),
     "anomaly_cnn1d": (2,),
+    "resnet152": (1000,),
+    "densenet161": (1000,),
+    "xception": (1000,),
+    "vit_b16": (1000,),
+    "fcn_resnet50": (21, 224, 224),
+    "yolo_detector": ((84, 80, 80), (84, 40, 40), (84, 20, 20)),
+    "dcgan_generator": (3, 64, 64),
+    "bert_base": ((128, 768), (768,)),
 }
+"""Each model's output shape without the batch; a tuple of shapes for several outputs."""
+TASKS = {
+    "unet_small": "segmentation",
+    "fcn_resnet50": "segmentation",
+    "yolo_detector": "detection",
+    "dcgan_generator": "generation",
+    "bert_base": "encoding",
+}
+"""The models whose task is not classification."""
+PUBLISHED_PARAMS = {
+    "resnet152": 60_192_808,
+    "densenet161": 28_681_000,
+    "xception": 22_855_952,
+    "vit_b16": 86_567_656,
+    "dcgan_generator": 3_576_704,
+    "bert_base": 109_482_240,
+    "fcn_resnet50": 35_322_218 - 2_365_205,
+    "yolo_detector": 3_157_200 - 3 * (64 * 60 + 60) - 16,
+}
+"""Parameter counts of the reference implementations: torchvision, timm's Xception, the
+PyTorch DCGAN example, Hugging Face's BertModel with its pooler; torchvision's FCN less its
+aux head; Ultralytics' YOLOv8n less the 60 extra DFL box channels per scale and DFL's conv."""
 SMALL = ["mlp", "lenet5", "lstm_classifier", "anomaly_cnn1d", "unet_small", "resnet18"]
 
 
@@ -35,15 +66,41 @@ def _inputs(name: str, batch: int, device: str = "cpu") -> tuple[torch.Tensor, .
     return tuple(torch.from_numpy(feeds[spec.name]).to(device) for spec in get_entry(name).inputs)
 
 
+def _output_shapes(name: str) -> tuple[tuple[int, ...], ...]:
+    shape = EXPECTED_OUTPUT[name]
+    return shape if isinstance(shape[0], tuple) else (shape,)  # type: ignore[return-value]
+
+
 def test_zoo_lists_the_required_models() -> None:
     assert set(ZOO) == set(EXPECTED_OUTPUT)
     for name, entry in ZOO.items():
         assert entry.name == name
-        assert entry.task in {"classification", "segmentation"}
-        assert entry.output_names == ("logits",)
+        assert entry.task == TASKS.get(name, "classification")
+        assert len(entry.output_names) == len(_output_shapes(name))
         assert all(spec.shape[0] == BATCH for spec in entry.inputs)
         assert callable(resolve_callable(entry.builder))
-    assert get_entry("unet_small").task == "segmentation"
+        assert entry.dynamic_axes == {} or name == "bert_base"
+    assert get_entry("yolo_detector").output_names == ("p3", "p4", "p5")
+    assert get_entry("dcgan_generator").output_names == ("image",)
+
+
+def test_bert_takes_token_ids_and_a_mask_with_a_dynamic_sequence() -> None:
+    entry = get_entry("bert_base")
+    ids, mask = entry.inputs
+    assert (ids.name, ids.shape, ids.dtype) == ("input_ids", (BATCH, 128), "int64")
+    assert (mask.name, mask.shape, mask.dtype) == ("attention_mask", (BATCH, 128), "int64")
+    assert (ids.low, ids.high) == (0, 30522)
+    feeds = make_inputs(entry.inputs, {BATCH: 3}, seed=0)
+    assert (feeds["attention_mask"] == 1).all()  # every token: no row is all padding
+    assert int(feeds["input_ids"].max()) < 30522 and len(np.unique(feeds["input_ids"])) > 100
+    assert entry.output_names == ("last_hidden_state", "pooler_output")
+    sequence = {1: "sequence"}
+    assert entry.dynamic_axes == {
+        "input_ids": sequence,
+        "attention_mask": sequence,
+        "last_hidden_state": sequence,
+    }
+    hash(entry)  # the dict field is left out of the frozen entry's hash
 
 
 def test_unknown_model_lists_the_choices() -> None:
@@ -60,14 +117,17 @@ def test_zoo_imports_no_torch() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-def test_every_model_has_the_expected_output_shape_on_meta(name: str) -> None:
+def test_every_model_has_the_expected_output_shapes_and_size_on_meta(name: str) -> None:
     with torch.device("meta"):
         module, example = build_module(f"zoo:{name}", seed=0)
     assert example is None
     assert not module.training
     with torch.no_grad():
         out = module(*_inputs(name, 2, device="meta"))
-    assert tuple(out.shape) == (2, *EXPECTED_OUTPUT[name])
+    outputs = out if isinstance(out, tuple) else (out,)
+    assert [tuple(o.shape) for o in outputs] == [(2, *shape) for shape in _output_shapes(name)]
+    if name in PUBLISHED_PARAMS:
+        assert count_params(module) == PUBLISHED_PARAMS[name]
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -115,3 +175,13 @@ def test_params_are_the_sum_of_parameter_elements() -> None:
     assert count_params(module) == sum(p.numel() for p in module.parameters())
     mlp, _ = build_module("zoo:mlp", seed=0)
     assert count_params(mlp) == 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
+
+
+def test_bert_flops_are_its_matmuls() -> None:
+    with torch.device("meta"):
+        module, _ = build_module("zoo:bert_base", seed=0)
+    tokens, hidden, ffn = 128, 768, 3072
+    projections = 2 * tokens * (4 * hidden * hidden + 2 * hidden * ffn)
+    attention = 2 * 2 * tokens * tokens * hidden  # scores and weighted values
+    expected = 12 * (projections + attention) + 2 * hidden * hidden  # and the pooler
+    assert count_flops_per_sample(module, _inputs("bert_base", 1, device="meta")) == expected
