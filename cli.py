@@ -254,15 +254,33 @@ def _add_hw(commands: Any) -> None:
         "hw",
         help="microbenchmark this machine: matrix multiply per dtype, STREAM, host<->device",
         description="Dense matrix-multiply TFLOP/s per dtype (2*M*N*K), STREAM copy/scale/"
-        "add/triad bandwidth on arrays of 4x the last-level cache, and pinned host<->device "
-        "copies, per device. Results land in results/<stamp>-hw/ (hw.json).",
+        "add/triad bandwidth on arrays of 4x the last-level cache, cache sizes, and on a GPU "
+        "pinned host<->device, device-to-device and peer-to-peer copies, per device; then "
+        "the seed lecture's GPU sheet (P100, V100) beside ours. Each matrix size's time is "
+        "projected from a small probe first: a size whose figure would take longer than the "
+        "cap is recorded as capped, with the projected time, and not run. Results land in "
+        "results/<stamp>-hw/ (hw.json).",
     )
     hw.add_argument("--devices", type=_csv(str), help="cpu, cuda (every GPU) or cuda:N")
     hw.add_argument(
         "--dtypes", type=_csv(str), help="matrix-multiply dtypes: fp64,fp32,tf32,fp16,bf16,int8"
     )
     hw.add_argument("--sizes", type=_csv(int), help="square matrix sizes, e.g. 1024,2048,4096")
-    hw.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    thoroughness = hw.add_mutually_exclusive_group()
+    thoroughness.add_argument(
+        "--quick", action="store_true", help="one size, 3 repeats, a 5 s cap per figure"
+    )
+    thoroughness.add_argument(
+        "--thorough",
+        action="store_true",
+        help="the large sizes too (CPU up to 4096, GPU 2048-8192), a 120 s cap per figure",
+    )
+    hw.add_argument(
+        "--max-s",
+        type=float,
+        metavar="S",
+        help="cap on one figure's projected seconds (default 10; quick 5, thorough 120)",
+    )
     hw.add_argument(
         "--stream-mib", type=int, metavar="MIB", help="STREAM array size (default: 4x the LLC)"
     )
@@ -440,7 +458,8 @@ def _hw(args: argparse.Namespace) -> int:
     from bench.hw.command import hw_command
     from bench.hw.suite import hw_options
 
-    options = hw_options(args.devices, args.dtypes, args.sizes, args.quick, args.stream_mib)
+    mode = "quick" if args.quick else "thorough" if args.thorough else "default"
+    options = hw_options(args.devices, args.dtypes, args.sizes, mode, args.stream_mib, args.max_s)
     return hw_command(options, args.results_dir, _console())
 
 

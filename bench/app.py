@@ -12,6 +12,7 @@ from bench.core.errors import UserError
 from bench.environment import read_environment, record_system_end
 from bench.html.machines import machines_page
 from bench.html.run import run_page
+from bench.hw.sheet import SHEET_TITLE, sheet_markdown, sheet_table
 from bench.machines import Machine, load_machines, machine_rows, machines_markdown, machines_table
 from bench.power import record_end_state
 from bench.repetitions import merged
@@ -22,6 +23,7 @@ from bench.report import (
     summary_markdown,
     summary_table,
 )
+from bench.reproduce import reproduction_markdown, reproduction_tables
 from bench.results import (
     ENVIRONMENT_FILE,
     HTML_REPORT_FILE,
@@ -63,6 +65,7 @@ def execute(
     report = f"# {heading}\n\n{summary_markdown(records)}"
     if rows:
         report += f"\n## Low-precision speedup over fp32\n\n{speedup_markdown(rows)}"
+    report += reproduction_markdown(records)
     if power_changes:
         changes = markdown_text("; ".join(power_changes))
         report += f"\nPower state changed during the run: {changes}\n"
@@ -79,6 +82,8 @@ def execute(
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
     if rows:
         console.print(speedup_table(rows))
+    for table in reproduction_tables(records):
+        console.print(table)
     if power_changes:
         console.print("power state changed during the run: " + "; ".join(power_changes))
     for warning in noise:
@@ -119,6 +124,15 @@ def report_command(
     console.print(machines_table(machines, rows))
     text = machines_markdown(machines, rows)
     for machine in machines:
+        records = list(machine.cells.values())
+        for table in reproduction_tables(records):
+            table.title = f"{table.title}: {machine.label}"
+            console.print(table)
+        text += reproduction_markdown(records, machine.label)
+        if machine.hw:
+            console.print(sheet_table(machine.hw, machine.label))
+            heading = f"{SHEET_TITLE}: {markdown_text(machine.label)}"
+            text += f"\n## {heading}\n\n{sheet_markdown(machine.hw)}"
         roofline = _machine_roofline(machine)
         if roofline:
             console.print(roofline_table(roofline, f"Roofline: {machine.label}"))

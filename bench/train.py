@@ -12,7 +12,7 @@ from bench.core.timing import time_latency
 from bench.isolation import enter_phase
 from bench.power import CellPower
 from runtimes.base import LoadOptions
-from runtimes.pytorch_rt import module_of
+from runtimes.pytorch_rt import PyTorchRuntime, module_of
 from runtimes.pytorch_train import FORWARD_FLOP_FACTOR, TrainSession
 
 
@@ -29,7 +29,15 @@ def measure_train(
     cell = job.cell
     enter_phase("build")
     start = time.perf_counter()
-    session = TrainSession(module_of(options), job.model, cell.target, cell.batch, job.threads)
+    settings = PyTorchRuntime.settings_of(options)
+    session = TrainSession(
+        module_of(options),
+        job.model,
+        cell.target,
+        cell.batch,
+        job.threads,
+        cudnn_benchmark=settings.cudnn_benchmark,
+    )
     build_s = time.perf_counter() - start
     enter_phase("first step")
     start = time.perf_counter()

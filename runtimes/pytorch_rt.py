@@ -29,11 +29,26 @@ _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 class PyTorchOptions(RuntimeSettings):
     """PyTorch settings: NHWC memory format for 4-d inputs, ``torch.compile`` (a mode name,
-    or none), and CUDA graphs for the timed loop (CUDA devices only)."""
+    or none), CUDA graphs for the timed loop, and cuDNN's autotuner (``cudnn.benchmark``:
+    each convolution shape tries cuDNN's algorithms once and keeps the fastest; CUDA
+    devices only)."""
 
     channels_last: bool = False
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
     cuda_graphs: bool = False
+    cudnn_benchmark: bool = False
+
+
+def cuda_details(torch: Any, cuda: bool) -> dict[str, Any]:
+    """On CUDA, the CUDA and cuDNN this torch runs and whether cuDNN's autotuner is on, as
+    read back (for the record); nothing on the CPU."""
+    if not cuda:
+        return {}
+    return {
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
 
 
 class PyTorchRuntime(Runtime):
@@ -117,6 +132,8 @@ class PyTorchSession(Session):
         self._module = module
         self._device = torch.device(target.device)
         self._cuda = target.device_kind == "cuda"
+        if self._cuda:
+            torch.backends.cudnn.benchmark = settings.cudnn_benchmark
         if self._cuda and target.precision == "fp32":
             # PyTorch lets cuDNN convolutions use TF32 by default: an fp32 cell runs true fp32.
             torch.backends.cudnn.allow_tf32 = False
@@ -136,6 +153,7 @@ class PyTorchSession(Session):
                 "channels_last": _is_channels_last(torch, module),
                 "compile": settings.compile,
                 "cuda_graphs": self._cuda_graphs,
+                **cuda_details(torch, self._cuda),
             },
         )
         self._dtype = parameter.dtype

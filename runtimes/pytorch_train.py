@@ -14,7 +14,7 @@ from bench.core.errors import Unavailable
 from bench.core.record import Executed
 from bench.core.spec import BATCH, PreparedModel, make_inputs
 from runtimes.base import Runtime
-from runtimes.pytorch_rt import PyTorchRuntime
+from runtimes.pytorch_rt import PyTorchRuntime, cuda_details
 
 TRAIN_PRECISIONS = ("fp32", "fp16", "bf16")
 """fp32 trains in fp32; fp16 and bf16 are mixed precision: fp32 weights, autocast compute."""
@@ -45,7 +45,13 @@ class TrainSession:
     """
 
     def __init__(
-        self, module: Any, model: PreparedModel, target: Target, batch: int, threads: int
+        self,
+        module: Any,
+        model: PreparedModel,
+        target: Target,
+        batch: int,
+        threads: int,
+        cudnn_benchmark: bool = False,
     ) -> None:
         import torch
 
@@ -56,6 +62,7 @@ class TrainSession:
         self._cuda = self._device.type == "cuda"
         self._amp_dtype = _amp_dtype(torch, target.precision, self._device)
         if self._cuda:  # fp32 parts run true fp32, as in the inference cells
+            torch.backends.cudnn.benchmark = cudnn_benchmark
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             torch.cuda.reset_peak_memory_stats(self._device)
@@ -85,6 +92,7 @@ class TrainSession:
                 ),
                 "optimizer": f"SGD lr={LEARNING_RATE} momentum={MOMENTUM}",
                 "loss": self.loss_name,
+                **cuda_details(torch, self._cuda),
             },
         )
         self.steps = 0

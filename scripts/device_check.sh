@@ -3,14 +3,7 @@
 # where"). Writes everything under $OUT (or ./device-out when run elsewhere).
 #   bash scripts/device_check.sh
 set -uo pipefail
-OUT=${OUT:-device-out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-if [ -d .whl ]; then  # wheels the device image lacks, carried from the dev machine
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONUNBUFFERED=1 DEPLOYBENCH_CACHE_DIR=/tmp/deploybench-cache
+source "$(dirname "$0")/device_env.sh"
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
     $PY -c "import torch, onnxruntime; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available()); print('onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"

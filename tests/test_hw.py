@@ -104,12 +104,17 @@ def test_stream_arrays_are_four_times_the_cache_unless_memory_or_the_user_says_l
 
 def test_options_reject_unknown_devices_dtypes_and_sizes() -> None:
     with pytest.raises(UserError, match="unknown dtype 'fp8'"):
-        hw_options(None, ["fp8"], None, False, None)
+        hw_options(None, ["fp8"], None)
     with pytest.raises(UserError, match="unknown device 'tpu'"):
-        hw_options(["tpu"], None, None, False, None)
+        hw_options(["tpu"], None, None)
     with pytest.raises(UserError, match="positive matrix sizes"):
-        hw_options(None, None, [0], False, None)
-    options = hw_options(["CPU", "cpu"], ["bf16"], [64], True, 1)
+        hw_options(None, None, [0])
+    with pytest.raises(UserError, match="--max-s takes a positive number"):
+        hw_options(None, None, None, max_s=0)
+    with pytest.raises(UserError, match="--max-s takes a positive number"):
+        hw_options(None, None, None, max_s=float("nan"))
+    assert hw_options(None, None, [2048, 64, 2048]).sizes == (64, 2048)  # smallest first
+    options = hw_options(["CPU", "cpu"], ["bf16"], [64], "quick", 1)
     assert options.devices == ("cpu",) and options.dtypes == ("bf16",)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from bench.core.record import CellRecord
 from bench.html import charts
 from bench.html.page import Cell, Page
+from bench.html.published import published_sections
 from bench.hw.records import HwRecord, best_of
 from bench.report import SPEEDUP_COLUMNS, speedup_rows, summary_columns, summary_rows
 from bench.roofline import COLUMNS as ROOFLINE_COLUMNS
@@ -42,6 +43,7 @@ def run_page(
     _speedups(page, speedups)
     _scaling(page, records)
     _power(page, records, environment)
+    published_sections(page, records, [])
     roofline_section(page, records, hw)
     page.heading("Environment", anchor="environment")
     page.definitions(environment_pairs(environment))

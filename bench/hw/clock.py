@@ -19,13 +19,14 @@ class DeviceClock:
         """Seconds per call over ``calls`` back-to-back calls of ``run``. On CUDA the calls
         are queued between two events and the second event is waited for; on the CPU the
         host clock brackets them (CPU kernels return when done)."""
-        if self._cuda:
-            start = self._torch.cuda.Event(enable_timing=True)
-            end = self._torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(calls):
-                run()
-            end.record()
+        if self._cuda:  # events on this device's current stream, where ``run`` queues
+            with self._torch.cuda.device(self._device):
+                start = self._torch.cuda.Event(enable_timing=True)
+                end = self._torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(calls):
+                    run()
+                end.record()
             end.synchronize()
             return start.elapsed_time(end) / 1e3 / calls
         begin = time.perf_counter()
@@ -43,13 +44,14 @@ class DeviceClock:
         """``(seconds per call for each repeat, calls per repeat, capped)``.
 
         One warm-up call, then a timed call sets how many calls make a repeat of at least
-        ``min_repeat_s``; repeats stop at ``repeats`` or once ``max_s`` has passed (capped).
+        ``min_repeat_s``; repeats stop at ``repeats`` or once ``max_s`` has passed since the
+        warm-up began (capped): the figure overruns ``max_s`` by one repeat at most.
         """
+        began = time.perf_counter()
         run()
         self.synchronize()
         once = self.time(run)
         calls = max(1, int(min_repeat_s / once)) if once > 0 else 1
-        began = time.perf_counter()
         seconds: list[float] = []
         while len(seconds) < repeats:
             seconds.append(self.time(run, calls))

@@ -33,11 +33,12 @@ def stream_bytes(kernel: str, elements: int, itemsize: int = 8) -> int:
 
 @dataclass
 class HwRecord:
-    """One figure: ``kind`` (matmul, stream, transfer) on ``device``, for ``name`` (a
+    """One figure: ``kind`` (matmul, stream, transfer, cache) on ``device``, for ``name`` (a
     dtype, a STREAM kernel or a copy direction) at ``size`` (matrix side, or bytes per
     array / buffer). Rates are in ``unit`` (TFLOP/s, TOP/s for int8, GB/s = 1e9 B/s):
     ``best`` from the fastest repeat, ``median``, ``min`` and ``max`` over ``repeats``.
-    ``status`` is ok, unavailable or failed, with ``reason``."""
+    ``status`` is ok, unavailable, failed, or capped (not run: its projected time was over
+    the cap), with ``reason``. A ``cache`` record is a size, not a rate: ``best`` in MiB."""
 
     kind: str
     device: str

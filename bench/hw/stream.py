@@ -32,9 +32,9 @@ def parse_cache_size(text: str) -> int | None:
     return int(match.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2).upper()]
 
 
-def llc_bytes(sysfs: Path = _SYSFS_CPU) -> tuple[int | None, str]:
-    """``(bytes, source)`` of all last-level caches together: the highest cache level in
-    sysfs, each distinct cache (by the CPUs sharing it) counted once; else lscpu's total."""
+def cache_levels(sysfs: Path = _SYSFS_CPU) -> dict[int, int]:
+    """Bytes of data cache per level over the whole machine, from sysfs: each distinct
+    cache (by the CPUs sharing it) counted once, instruction caches left out."""
     caches: dict[tuple[int, str], int] = {}
     for index in sysfs.glob("cpu[0-9]*/cache/index[0-9]*"):
         try:
@@ -46,9 +46,19 @@ def llc_bytes(sysfs: Path = _SYSFS_CPU) -> tuple[int | None, str]:
             continue
         if kind != "Instruction" and size:
             caches[(level, shared)] = size
-    if caches:
-        top = max(level for level, _ in caches)
-        return sum(s for (level, _), s in caches.items() if level == top), f"sysfs L{top}"
+    levels: dict[int, int] = {}
+    for (level, _), size in caches.items():
+        levels[level] = levels.get(level, 0) + size
+    return levels
+
+
+def llc_bytes(sysfs: Path = _SYSFS_CPU) -> tuple[int | None, str]:
+    """``(bytes, source)`` of all last-level caches together: the highest cache level in
+    sysfs, each distinct cache (by the CPUs sharing it) counted once; else lscpu's total."""
+    levels = cache_levels(sysfs)
+    if levels:
+        top = max(levels)
+        return levels[top], f"sysfs L{top}"
     return _lscpu_llc()
 
 
@@ -174,3 +184,53 @@ def measure_transfer(torch: Any, device: Any, nbytes: int, repeats: int) -> list
             )
         )
     return records
+
+
+def measure_device_copy(torch: Any, device: Any, nbytes: int, repeats: int) -> HwRecord:
+    """Device-to-device copy of ``nbytes`` within ``device``'s memory, timed with CUDA
+    events, best of ``repeats``. Counted as CUDA's bandwidthTest counts it: each byte is
+    read once and written once, so 2 x ``nbytes`` move per copy."""
+    source = torch.ones(nbytes, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    clock = DeviceClock(torch, device)
+    target.copy_(source)
+    clock.synchronize()
+    seconds = [clock.time(lambda: target.copy_(source)) for _ in range(repeats)]
+    return HwRecord(
+        "transfer",
+        str(device),
+        "d2d",
+        nbytes,
+        "GB/s",
+        repeats=repeats,
+        work=2 * nbytes,
+        details={"counted": "read + write, as CUDA's bandwidthTest"},
+        **rates(2 * nbytes, seconds, 1e9),
+    )
+
+
+def measure_peer(torch: Any, source: Any, target: Any, nbytes: int, repeats: int) -> HwRecord:
+    """One-way copy of ``nbytes`` from GPU ``source`` to GPU ``target`` (NVLink or PCIe,
+    peer-to-peer where the pair allows it, as p2pBandwidthLatencyTest's unidirectional
+    figure), timed with CUDA events on the source, best of ``repeats``."""
+    peer = bool(torch.cuda.can_device_access_peer(source.index, target.index))
+    there = torch.empty(nbytes, dtype=torch.uint8, device=target)
+    here = torch.ones(nbytes, dtype=torch.uint8, device=source)
+    clock = DeviceClock(torch, source)
+    with torch.cuda.device(source):
+        there.copy_(here)
+        torch.cuda.synchronize(source)
+        torch.cuda.synchronize(target)
+        seconds = [clock.time(lambda: there.copy_(here, non_blocking=True)) for _ in range(repeats)]
+        torch.cuda.synchronize(target)
+    return HwRecord(
+        "transfer",
+        str(source),
+        f"p2p {source}->{target}",
+        nbytes,
+        "GB/s",
+        repeats=repeats,
+        work=nbytes,
+        details={"peer_access": peer, "to": str(target)},
+        **rates(nbytes, seconds, 1e9),
+    )

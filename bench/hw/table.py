@@ -11,7 +11,8 @@ COLUMNS = ("device", "benchmark", "what", "size", "best", "median", "min–max",
 _KINDS = {
     "matmul": "matrix multiply",
     "stream": "STREAM",
-    "transfer": "pinned copy",
+    "transfer": "copy",
+    "cache": "cache size",
     "device": "every benchmark",
 }
 
@@ -23,11 +24,13 @@ def hw_rows(records: list[HwRecord]) -> list[list[str]]:
     for record in records:
         if record.status != "ok":
             figures = ["-", "-", "-"]
+        elif record.kind == "cache":  # a fact, not a measurement: no spread
+            figures = [format_rate(record.best), "-", "-"]
         else:
             figures = [
-                _rate(record.best),
-                _rate(record.median),
-                f"{_rate(record.min)}–{_rate(record.max)}",
+                format_rate(record.best),
+                format_rate(record.median),
+                f"{format_rate(record.min)}–{format_rate(record.max)}",
             ]
         rows.append(
             [
@@ -57,14 +60,15 @@ def hw_table(records: list[HwRecord], title: str) -> Table:
     return table
 
 
-def _rate(value: float | None) -> str:
+def format_rate(value: float | None) -> str:
+    """Three significant figures, or whole numbers from 1000 up."""
     if value is None:
         return "-"
     return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
 
 
 def _size(record: HwRecord) -> str:
-    if record.size is None:
+    if record.size is None or record.kind == "cache":
         return "-"
     if record.kind == "matmul":
         return str(record.size)
@@ -75,7 +79,13 @@ def _notes(record: HwRecord) -> str:
     if record.status != "ok":
         return f"{record.status}: {record.reason}"
     details = record.details
-    notes = []
+    notes = [details["source"]] if record.kind == "cache" else []
+    if "counted" in details:
+        notes.append(f"counted: {details['counted']}")
+    if "host_memory" in details:
+        notes.append(f"{details['host_memory']} host memory")
+    if "peer_access" in details:
+        notes.append("peer access" if details["peer_access"] else "no peer access: staged")
     if details.get("capped"):
         notes.append(f"capped at {record.repeats} repeats")
     if record.kind == "stream" and details.get("cache_bytes"):
