@@ -105,6 +105,7 @@ class YOLODetector(nn.Module):
         self.bottom_up4 = _C2f(w3 + w4, w4, depths[0], False)
         self.down4 = _ConvBnSiLU(w4, w4, 3, 2)
         self.bottom_up5 = _C2f(w4 + w5, w5, depths[0], False)
+        # YOLOv8's branch widths: max(16, P3 / 4, 4 x reg_max 16) and max(P3, min(classes, 100))
         box, cls = max(16, w3 // 4, 64), max(w3, min(classes, 100))
         self.box = nn.ModuleList(self._branch(c, box, 4) for c in (w3, w4, w5))
         self.cls = nn.ModuleList(self._branch(c, cls, classes) for c in (w3, w4, w5))
