@@ -34,6 +34,12 @@ class DeviceClock:
             run()
         return (time.perf_counter() - begin) / calls
 
+    def after_warm_up(self, run: Callable[[], Any], repeats: int) -> list[float]:
+        """Seconds of each of ``repeats`` timed calls of ``run``, after one untimed call."""
+        run()
+        self.synchronize()
+        return [self.time(run) for _ in range(repeats)]
+
     def synchronize(self) -> None:
         if self._cuda:
             self._torch.cuda.synchronize(self._device)
@@ -48,9 +54,7 @@ class DeviceClock:
         warm-up began (capped): the figure overruns ``max_s`` by one repeat at most.
         """
         began = time.perf_counter()
-        run()
-        self.synchronize()
-        once = self.time(run)
+        (once,) = self.after_warm_up(run, 1)
         calls = max(1, int(min_repeat_s / once)) if once > 0 else 1
         seconds: list[float] = []
         while len(seconds) < repeats:

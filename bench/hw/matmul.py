@@ -196,11 +196,8 @@ class MatmulLadder:
     def _probe(self, size: int) -> tuple[int, float, str]:
         """(size, seconds per product, origin) from one warm-up and one timed product."""
         run = _operands(self._torch, self._device, self._dtype, size)
-        clock = DeviceClock(self._torch, self._device)
         with _fp32_math(self._torch, self._dtype):
-            run()
-            clock.synchronize()
-            seconds = clock.time(run)
+            (seconds,) = DeviceClock(self._torch, self._device).after_warm_up(run, 1)
         return size, seconds, f"a {size}³ probe"
 
 

@@ -167,9 +167,7 @@ def measure_transfer(torch: Any, device: Any, nbytes: int, repeats: int) -> list
     }
     records = []
     for name, copy in copies.items():
-        copy()
-        clock.synchronize()
-        seconds = [clock.time(copy) for _ in range(repeats)]
+        seconds = clock.after_warm_up(copy, repeats)
         records.append(
             HwRecord(
                 "transfer",
@@ -192,10 +190,7 @@ def measure_device_copy(torch: Any, device: Any, nbytes: int, repeats: int) -> H
     read once and written once, so 2 x ``nbytes`` move per copy."""
     source = torch.ones(nbytes, dtype=torch.uint8, device=device)
     target = torch.empty_like(source)
-    clock = DeviceClock(torch, device)
-    target.copy_(source)
-    clock.synchronize()
-    seconds = [clock.time(lambda: target.copy_(source)) for _ in range(repeats)]
+    seconds = DeviceClock(torch, device).after_warm_up(lambda: target.copy_(source), repeats)
     return HwRecord(
         "transfer",
         str(device),
