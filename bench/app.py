@@ -12,18 +12,26 @@ from bench.core.errors import UserError
 from bench.environment import read_environment, record_system_end
 from bench.html.machines import machines_page
 from bench.html.run import run_page
-from bench.hw.sheet import SHEET_TITLE, sheet_markdown, sheet_table
-from bench.machines import Machine, load_machines, machine_rows, machines_markdown, machines_table
+from bench.machines import (
+    Machine,
+    beside_published,
+    load_machines,
+    machine_rows,
+    machines_markdown,
+    machines_table,
+)
 from bench.power import record_end_state
 from bench.repetitions import merged
 from bench.report import (
+    beside_markdown,
+    beside_table,
     markdown_text,
     speedup_markdown,
     speedup_table,
     summary_markdown,
     summary_table,
 )
-from bench.reproduce import reproduction_markdown, reproduction_tables
+from bench.reproduce import reproduction
 from bench.results import (
     ENVIRONMENT_FILE,
     HTML_REPORT_FILE,
@@ -65,7 +73,8 @@ def execute(
     report = f"# {heading}\n\n{summary_markdown(records)}"
     if rows:
         report += f"\n## Low-precision speedup over fp32\n\n{speedup_markdown(rows)}"
-    report += reproduction_markdown(records)
+    besides = reproduction(records)
+    report += "".join(beside_markdown(beside) for beside in besides)
     if power_changes:
         changes = markdown_text("; ".join(power_changes))
         report += f"\nPower state changed during the run: {changes}\n"
@@ -82,8 +91,8 @@ def execute(
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
     if rows:
         console.print(speedup_table(rows))
-    for table in reproduction_tables(records):
-        console.print(table)
+    for beside in besides:
+        console.print(beside_table(beside))
     if power_changes:
         console.print("power state changed during the run: " + "; ".join(power_changes))
     for warning in noise:
@@ -124,15 +133,9 @@ def report_command(
     console.print(machines_table(machines, rows))
     text = machines_markdown(machines, rows)
     for machine in machines:
-        records = list(machine.cells.values())
-        for table in reproduction_tables(records):
-            table.title = f"{table.title}: {machine.label}"
-            console.print(table)
-        text += reproduction_markdown(records, machine.label)
-        if machine.hw:
-            console.print(sheet_table(machine.hw, machine.label))
-            heading = f"{SHEET_TITLE}: {markdown_text(machine.label)}"
-            text += f"\n## {heading}\n\n{sheet_markdown(machine.hw)}"
+        for beside in beside_published(machine):
+            console.print(beside_table(beside, machine.label))
+            text += beside_markdown(beside, machine.label)
         roofline = _machine_roofline(machine)
         if roofline:
             console.print(roofline_table(roofline, f"Roofline: {machine.label}"))

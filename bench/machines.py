@@ -15,8 +15,11 @@ from bench.core.errors import UserError
 from bench.core.record import CellRecord
 from bench.environment import machine_id, read_environment
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
+from bench.hw.sheet import gpu_sheet
+from bench.published import Beside
 from bench.repetitions import merged
 from bench.report import markdown_table, markdown_text
+from bench.reproduce import reproduction
 from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
 from bench.speedup import speedups
 
@@ -78,6 +81,13 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
         labels[base] = labels.get(base, 0) + 1
         machine.label = base if labels[base] == 1 else f"{base} #{labels[base]}"
     return list(machines.values())
+
+
+def beside_published(machine: Machine) -> list[Beside]:
+    """A machine's tables beside published figures: its u39kun and Lambda-style cells,
+    and the GPU sheet beside its ``hw`` figures."""
+    tables = reproduction(list(machine.cells.values()))
+    return tables + [gpu_sheet(machine.hw)] if machine.hw else tables
 
 
 def _label(environment: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.core.record import CellRecord
+from bench.published import Beside
 from bench.speedup import Speedup
 
 
@@ -238,12 +239,21 @@ def speedup_table(rows: list[Speedup]) -> Table:
 
 
 def _table(
-    title: str, caption: str, columns: tuple[str, ...], rows: list[list[str]], wraps: str
+    title: str,
+    caption: str,
+    columns: tuple[str, ...],
+    rows: list[list[str]],
+    wraps: str,
+    text: tuple[str, ...] | None = None,
 ) -> Table:
-    """A left-titled table; figure columns right-aligned; only the ``wraps`` column wraps."""
+    """A left-titled table; figure columns right-aligned (all but ``text`` where given);
+    only the ``wraps`` column wraps."""
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for name in columns:
-        figure = name in _NUMERIC or name.endswith(("ms", "speedup"))
+        if text is None:
+            figure = name in _NUMERIC or name.endswith(("ms", "speedup"))
+        else:
+            figure = name not in text
         table.add_column(name, justify="right" if figure else "left", no_wrap=name != wraps)
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))  # text, not markup: 'deploybench[gpu]'
@@ -281,3 +291,24 @@ def markdown_text(value: str) -> str:
     after a line's start: a leading ``-``, ``+`` or ``1.`` is left as it is."""
     text = _LINE_BREAK.sub(" ", value).translate(_HTML)
     return _MARKUP.sub(r"\\\1", text)
+
+
+def beside_table(beside: Beside, machine: str = "") -> Table:
+    """A table of ours beside published figures for the terminal, ``machine`` in its title;
+    the notes follow the caption."""
+    caption = beside.caption
+    if beside.notes:
+        caption += f"; {beside.notes_heading.lower()}: " + "; ".join(beside.notes)
+    title = f"{beside.title}: {machine}" if machine else beside.title
+    return _table(title, caption, beside.columns, beside.rows, beside.text[-1], beside.text)
+
+
+def beside_markdown(beside: Beside, machine: str = "") -> str:
+    """The same as a Markdown section for report.md, ``machine`` in its heading."""
+    title = markdown_text(f"{beside.title}: {machine}" if machine else beside.title)
+    text = f"\n## {title}\n\n{markdown_table(beside.columns, beside.rows)}\n"
+    text += f"{markdown_text(beside.caption)}\n"
+    if beside.notes:
+        notes = "\n".join(f"- {markdown_text(note)}" for note in beside.notes)
+        text += f"\n{beside.notes_heading}:\n\n{notes}\n"
+    return text

@@ -12,12 +12,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from rich.markup import escape
-from rich.table import Table
-
 from bench.core.record import CellRecord
-from bench.published import U39KUN, read_table, source
-from bench.report import markdown_table, markdown_text
+from bench.published import U39KUN, Beside, read_table, source
 
 U39KUN_MODELS = ("vgg16", "resnet152", "densenet161")
 U39KUN_BATCH = 16
@@ -232,48 +228,33 @@ LAMBDA_NOTE = (
 )
 
 
-def reproduction_tables(records: list[CellRecord]) -> list[Table]:
-    """The u39kun table and the Lambda-style table, each where the run has its cells."""
+def reproduction(records: list[CellRecord]) -> list[Beside]:
+    """The u39kun table (with what differs) and the Lambda-style table, each where the
+    run has its cells."""
     tables = []
     rows = u39kun_rows(records)
     if rows:
-        caption = "; ".join(
-            [f"published: {source(U39KUN)}", "differs: " + "; ".join(u39kun_differences(records))]
+        tables.append(
+            Beside(
+                "u39kun",
+                "u39kun: per-batch mean ms at batch 16",
+                COLUMNS,
+                [row.cells() for row in rows],
+                f"published: {source(U39KUN)}",
+                COLUMNS[:3],
+                tuple(u39kun_differences(records)),
+            )
         )
-        tables.append(_table("u39kun: per-batch mean ms at batch 16", COLUMNS, rows, caption))
     lambda_ = lambda_rows(records)
     if lambda_:
         tables.append(
-            _table("ResNet-50 training (Lambda-style)", LAMBDA_COLUMNS, lambda_, LAMBDA_NOTE)
+            Beside(
+                "lambda",
+                "ResNet-50 training (Lambda-style)",
+                LAMBDA_COLUMNS,
+                lambda_,
+                LAMBDA_NOTE,
+                LAMBDA_COLUMNS[:3],
+            )
         )
     return tables
-
-
-def _table(title: str, columns: tuple[str, ...], rows: list, caption: str) -> Table:
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-    for index, name in enumerate(columns):
-        table.add_column(name, justify="left" if index < 3 else "right")
-    for row in rows:
-        table.add_row(*(escape(c) for c in (row.cells() if isinstance(row, ReproRow) else row)))
-    return table
-
-
-def reproduction_markdown(records: list[CellRecord], machine: str = "") -> str:
-    """The same tables as Markdown sections ("" when the run has neither), ``machine``
-    named in their headings."""
-    text, label = "", f": {markdown_text(machine)}" if machine else ""
-    rows = u39kun_rows(records)
-    if rows:
-        differences = "\n".join(f"- {line}" for line in u39kun_differences(records))
-        text += (
-            f"\n## u39kun: per-batch mean ms at batch 16{label}\n\n"
-            f"{markdown_table(COLUMNS, [r.cells() for r in rows])}\n"
-            f"Published: {source(U39KUN)}\n\nWhat differs:\n\n{differences}\n"
-        )
-    lambda_ = lambda_rows(records)
-    if lambda_:
-        text += (
-            f"\n## ResNet-50 training (Lambda-style){label}\n\n"
-            f"{markdown_table(LAMBDA_COLUMNS, lambda_)}\n{LAMBDA_NOTE}.\n"
-        )
-    return text

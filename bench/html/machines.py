@@ -8,7 +8,7 @@ from bench.html import charts
 from bench.html.page import Cell, Page
 from bench.html.published import published_sections
 from bench.html.run import environment_pairs, roofline_section
-from bench.machines import Machine, Row, caption
+from bench.machines import Machine, Row, beside_published, caption
 
 GROUPS = (
     ("tflops", "TFLOPS", "TFLOP/s (TOP/s for int8); higher is better", False),
@@ -61,7 +61,7 @@ def machines_page(machines: list[Machine], rows: list[Row]) -> str:
     page.table(header, table, caption=caption(machines), ident="machines-table")
     for number, machine in enumerate(machines):
         records = list(machine.cells.values())
-        published_sections(page, records, machine.hw, machine.label, number)
+        published_sections(page, beside_published(machine), machine.label, number)
         roofline_section(
             page, records, machine.hw, f"Roofline: {machine.label}", f"roofline-{number}"
         )

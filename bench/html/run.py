@@ -16,6 +16,7 @@ from bench.html.page import Cell, Page
 from bench.html.published import published_sections
 from bench.hw.records import HwRecord, best_of
 from bench.report import SPEEDUP_COLUMNS, speedup_rows, summary_columns, summary_rows
+from bench.reproduce import reproduction
 from bench.roofline import COLUMNS as ROOFLINE_COLUMNS
 from bench.roofline import RooflineRow, roofline_rows, row_cells
 from bench.speedup import Speedup
@@ -43,7 +44,7 @@ def run_page(
     _speedups(page, speedups)
     _scaling(page, records)
     _power(page, records, environment)
-    published_sections(page, records, [])
+    published_sections(page, reproduction(records))
     roofline_section(page, records, hw)
     page.heading("Environment", anchor="environment")
     page.definitions(environment_pairs(environment))

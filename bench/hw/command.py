@@ -10,9 +10,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.hw.records import HwRecord
-from bench.hw.sheet import sheet_table
+from bench.hw.sheet import gpu_sheet
 from bench.hw.suite import HwOptions, create_hw_dir, run_hw, write_hw
 from bench.hw.table import format_rate, hw_table
+from bench.report import beside_table
 
 
 class BarProgress:
@@ -70,5 +71,5 @@ def hw_command(options: HwOptions, results_root: Path, console: Console) -> int:
         raise
     write_hw(run_dir, records)
     console.print(hw_table(records, f"hw: {run_dir.path}"))
-    console.print(sheet_table(records))
+    console.print(beside_table(gpu_sheet(records)))
     return 1 if any(r.status == "failed" for r in records) else 0

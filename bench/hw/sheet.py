@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.markup import escape
-from rich.table import Table
-
 from bench.hw.records import HwRecord
-from bench.published import GPU_SHEET, read_table, source
-from bench.report import markdown_table
+from bench.hw.table import format_rate
+from bench.published import GPU_SHEET, Beside, read_table, source
 
 
 @dataclass(frozen=True)
@@ -143,34 +140,20 @@ def sheet_rows(records: list[HwRecord]) -> tuple[tuple[str, ...], list[list[str]
     return ("row", "P100", "V100", *devices, "ours: how measured, or why not"), rows
 
 
+def gpu_sheet(records: list[HwRecord]) -> Beside:
+    """The sheet's rows beside ours, for every renderer."""
+    columns, rows = sheet_rows(records)
+    caption = f"published: {source(GPU_SHEET)}"
+    return Beside("gpu-sheet", SHEET_TITLE, columns, rows, caption, (columns[0], columns[-1]))
+
+
 SHEET_TITLE = "The GPU sheet beside ours"
-
-
-def sheet_table(records: list[HwRecord], machine: str = "") -> Table:
-    columns, rows = sheet_rows(records)
-    table = Table(
-        title=f"{SHEET_TITLE}: {machine}" if machine else SHEET_TITLE,
-        title_justify="left",
-        caption=f"published: {source(GPU_SHEET)}",
-        caption_justify="left",
-    )
-    for index, name in enumerate(columns):
-        last = index == len(columns) - 1
-        table.add_column(name, justify="left" if index == 0 or last else "right", no_wrap=not last)
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    return table
-
-
-def sheet_markdown(records: list[HwRecord]) -> str:
-    columns, rows = sheet_rows(records)
-    return f"{markdown_table(columns, rows)}\nPublished: {source(GPU_SHEET)}\n"
 
 
 def _with_ratio(value: float | None, v100: str | None) -> str:
     if value is None:
         return "-"
-    text = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+    text = format_rate(value)
     try:
         ratio = value / float(v100 or "")
     except (ValueError, ZeroDivisionError):  # no published V100 figure to divide by

@@ -7,6 +7,8 @@ Numbers only: nothing here is measured by this project.
 from __future__ import annotations
 
 import csv
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 GPU_SHEET = "seed-gpu-sheet.csv"
@@ -19,13 +21,32 @@ fp16, on Titan V, GTX 1080 Ti, Tesla V100 and RTX 2080 Ti."""
 _HERE = Path(__file__).resolve().parent
 
 
-def read_table(name: str) -> list[dict[str, str]]:
-    """The rows of the published file ``name`` as dicts by column (comments skipped)."""
+@functools.cache
+def read_table(name: str) -> tuple[dict[str, str], ...]:
+    """The rows of the published file ``name`` as dicts by column (comments skipped), read
+    once per process."""
     lines = (_HERE / name).read_text().splitlines()
-    return list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    return tuple(csv.DictReader(line for line in lines if not line.startswith("#")))
 
 
 def source(name: str) -> str:
     """The file's header comments as one line: where the figures come from."""
     lines = (_HERE / name).read_text().splitlines()
     return " ".join(line.lstrip("# ").strip() for line in lines if line.startswith("#"))
+
+
+@dataclass(frozen=True)
+class Beside:
+    """A table of ours beside published figures, whatever prints it (terminal, Markdown,
+    HTML): its anchor and title, columns and rows (``text`` names the columns of words, the
+    last of them the one that wraps; the others hold figures), a caption saying where the
+    published figures come from, and notes under a heading (what differs)."""
+
+    anchor: str
+    title: str
+    columns: tuple[str, ...]
+    rows: list[list[str]]
+    caption: str
+    text: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    notes_heading: str = "What differs between ours and theirs"
