@@ -1,10 +1,13 @@
-"""Shared fixtures: one export cache for the whole session, so each model is exported once."""
+"""Shared fixtures: one export cache for the whole session, so each model is exported once;
+real OpenSSH servers on 127.0.0.1 for the remote-device tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.sshd import SshServer, require_sshd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,3 +16,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export cache shared by every test of the session (never the user's own cache)."""
     return tmp_path_factory.mktemp("export-cache")
+
+
+@pytest.fixture
+def ssh_server(tmp_path: Path) -> Iterator[Callable[..., SshServer]]:
+    """``ssh_server(environment={...})`` starts a real sshd on 127.0.0.1 and returns it
+    (``ssh -F server.ssh_config server.alias CMD``); every one started is stopped after the
+    test. Skips without /usr/sbin/sshd (fails under $DEPLOYBENCH_REQUIRE_SSHD)."""
+    require_sshd()
+    servers: list[SshServer] = []
+
+    def start(environment: dict[str, str] | None = None, alias: str = "jetson") -> SshServer:
+        server = SshServer(tmp_path / f"sshd-{len(servers)}", environment, alias)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
