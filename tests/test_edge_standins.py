@@ -1,0 +1,312 @@
+"""The JetPack stand-ins (tests/fixtures/edge/bin) driven as the remote-device code drives
+the real tools, on fake boards from tests/fixtures/edge/devices.py: our trtexec flag
+builders in, our parsers out, per TensorRT version."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from fixtures.edge.devices import BOARDS, RECORDED, TOOLS, device_path, make_device
+from onnx import TensorProto, helper, numpy_helper
+
+from bench.core.timing import StopRule
+from bench.power.jetson import l4t_release
+from bench.power.jetson_board import jetson_clocks_state, parse_nvpmodel_files, parse_nvpmodel_query
+from bench.power.source import board_total
+from bench.power.tegrastats import parse_rails
+from runtimes.tensorrt_build import BuildPlan, TrtVersion
+from runtimes.tensorrt_inspect import executed_precision, layer_precisions
+from runtimes.trtexec_driver import (
+    RunSettings,
+    build_flags,
+    input_files,
+    layer_info_flags,
+    one_request_flags,
+    read_outputs,
+    read_trace,
+    run_flags,
+    run_trtexec,
+    trace_record,
+    trtexec_version,
+    warmup_queries,
+)
+
+VERSIONS = {
+    "nano-jp46": TrtVersion(8, 2, 1),
+    "xavier-nx-jp51": TrtVersion(8, 5, 2),
+    "agx-orin-jp6": TrtVersion(10, 3, 0),
+}
+L4T = {"nano-jp46": "32.7.1", "xavier-nx-jp51": "35.4.1", "agx-orin-jp6": "36.4.0"}
+
+
+def model(path: Path, opset: int) -> Path:
+    """MatMul + Relu with a dynamic batch axis: x (batch, 4) → y (batch, 3)."""
+    weights = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["h"], name="/fc/MatMul"),
+            helper.make_node("Relu", ["h"], ["y"], name="/act/Relu"),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    proto.ir_version = 8
+    onnx.save(proto, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx13(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return model(tmp_path_factory.mktemp("models") / "tiny13.onnx", 13)
+
+
+def environment(root: Path, home: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEPLOYBENCH_DEVICE_ROOT": str(root),
+        "PATH": device_path(root),
+        "HOME": str(home),
+        **extra,
+    }
+
+
+def tool(root: Path, home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """A stand-in found on the device's PATH, run in a session on the device."""
+    env = environment(root, home, **extra)
+    found = shutil.which(args[0], path=env["PATH"])
+    assert found, f"{args[0]} not on the device's PATH"
+    return subprocess.run(
+        [found, *args[1:]], capture_output=True, text=True, env=env, timeout=30, check=False
+    )
+
+
+@pytest.fixture
+def device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """``device(name)``: a fresh device root, with this process a session on it (so that
+    run_trtexec, which runs trtexec by path, reaches the stand-in's board)."""
+
+    def make(name: str) -> Path:
+        root = make_device(name, tmp_path / "devices")
+        for variable, value in environment(root, tmp_path).items():
+            monkeypatch.setenv(variable, value)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def board(request: pytest.FixtureRequest, device: Callable[[str], Path]) -> Path:
+    return device(request.param)
+
+
+@pytest.mark.parametrize("board", list(BOARDS), indirect=True)
+def test_device_tree_is_laid_out_as_jetpack_installs_it(board: Path) -> None:
+    path = device_path(board)
+    assert shutil.which("trtexec", path=path) is None  # JetPack keeps it off PATH
+    for name, place in TOOLS.items():
+        assert os.access(board / place, os.X_OK)
+        if name != "trtexec":
+            assert shutil.which(name, path=path) == str(board / place)
+    facts = json.loads((board / "standin.json").read_text())
+    assert {"tensorrt", "tegrastats", "dla_cores", "int8"} <= facts.keys()
+    assert l4t_release((board / "etc/nv_tegra_release").read_text())["l4t"] == L4T[board.name]
+    cpus = list(board.glob("sys/devices/system/cpu/cpu[0-9]*/cpufreq"))
+    gpus = [d for d in board.glob("sys/class/devfreq/*")]
+    assert cpus and gpus
+    for folder in cpus:
+        assert (folder / "scaling_min_freq").is_file() and (folder / "scaling_max_freq").is_file()
+    for folder in gpus:
+        assert (folder / "min_freq").is_file() and (folder / "max_freq").is_file()
+    assert (board / "run").is_dir() and not list((board / "run").iterdir())
+
+
+@pytest.mark.parametrize("board", list(BOARDS), indirect=True)
+def test_trtexec_builds_and_runs_with_our_flags(board: Path, onnx13: Path, tmp_path: Path) -> None:
+    trtexec = board / TOOLS["trtexec"]
+    version = trtexec_version(trtexec)
+    assert version == VERSIONS[board.name]
+    # on a board with DLA cores: fp32 on DLA core 1, which TensorRT builds in FP16
+    dla = 1 if BOARDS[board.name].dla_cores else None
+    precision = "fp32" if dla is not None else "fp16"
+    plan = BuildPlan(precision, "weak", 64, {"x": ((1, 4), (2, 4), (8, 4))}, dla_core=dla)
+    engine, cache = tmp_path / "tiny.engine", tmp_path / "timing.cache"
+    built = run_trtexec(trtexec, build_flags(version, onnx13, engine, plan, cache), 60, tmp_path)
+    assert "Starting inference" not in built
+    assert engine.is_file() and cache.is_file()
+
+    feeds = {"x": np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)}
+    settings = RunSettings(shapes={"x": (3, 4)}, dla_core=dla)
+    outputs, layers = tmp_path / "outputs.json", tmp_path / "layers.json"
+    one = one_request_flags(settings, engine, input_files(feeds, tmp_path, version), outputs)
+    run_trtexec(trtexec, [*one, *layer_info_flags(layers)], 60, tmp_path)
+    expected = onnxruntime.InferenceSession(str(onnx13)).run(None, feeds)[0]
+    np.testing.assert_allclose(read_outputs(outputs)["y"], expected, rtol=1e-5, atol=1e-6)
+    precisions = layer_precisions(json.loads(layers.read_text()))
+    assert precisions and {p for _, p in precisions} == {"fp16"}
+    assert executed_precision(precisions) == "fp16"
+
+    times = tmp_path / "times.json"
+    warmup, measure = StopRule(0.05, 1), StopRule(0.0, 30)
+    flags = [*run_flags(version, engine, settings, warmup, measure), f"--exportTimes={times}"]
+    output = run_trtexec(trtexec, flags, 60, tmp_path)
+    lines = output.splitlines()
+    started = next(i for i, line in enumerate(lines) if line.endswith("] [I] Starting inference"))
+    assert lines[started].startswith("[") and "Warmup completed" in lines[started + 1]
+    assert not (board / "run/trtexec.busy").exists()
+    entries = read_trace(times)
+    record, splits = trace_record(entries, 50.0, measure, 1)
+    warmups = warmup_queries(output)
+    assert warmups and warmups > 0
+    assert record.completed >= 30 and len(splits) == record.completed
+    assert all(e["startComputeMs"] >= 50.0 for e in entries[record.warmup_count :])
+    if version < TrtVersion(8, 5):  # 8.2's trace holds the warm-up requests too
+        assert record.warmup_count == warmups and "endToEndMs" in entries[0]
+    else:
+        assert record.warmup_count == 0 and "endToEndMs" not in entries[0]
+    assert record.window_ns > 0 and all(t > 0 for t in record.times_ns)
+
+
+def test_trtexec_82_refuses_opset_18(device: Callable[[str], Path], tmp_path: Path) -> None:
+    root = device("nano-jp46")
+    onnx18 = model(tmp_path / "tiny18.onnx", 18)
+    plan = BuildPlan("fp32", "weak", 64, {"x": ((1, 4), (2, 4), (8, 4))})
+    flags = build_flags(TrtVersion(8, 2, 1), onnx18, tmp_path / "e", plan, None)
+    with pytest.raises(RuntimeError, match=r"\[E\] \[TRT\] ModelImporter.cpp"):
+        run_trtexec(root / TOOLS["trtexec"], flags, 60, tmp_path)
+    assert not (tmp_path / "e").exists()
+
+
+def test_trtexec_82_refuses_flags_it_does_not_have(
+    device: Callable[[str], Path], tmp_path: Path, onnx13: Path
+) -> None:
+    root = device("nano-jp46")
+    trtexec = str(root / TOOLS["trtexec"])
+    done = tool(root, tmp_path, trtexec, f"--onnx={onnx13}", "--skipInference", "--infStreams=2")
+    assert done.returncode == 1
+    assert "[E] Unknown option: --skipInference" in done.stderr
+    assert "[E] Unknown option: --infStreams 2" in done.stderr
+    assert done.stdout.splitlines()[-1].startswith("&&&& FAILED TensorRT.trtexec [TensorRT v8201]")
+    dla = tool(root, tmp_path, trtexec, f"--onnx={onnx13}", "--buildOnly", "--useDLACore=0")
+    assert dla.returncode == 1 and "Cannot create DLA engine, 0 not available" in dla.stderr
+
+
+def read_watts(process: subprocess.Popen[str], count: int) -> list[float]:
+    """board_total watts of the next ``count`` lines tegrastats prints."""
+    assert process.stdout is not None
+    watts = []
+    for _ in range(count):
+        ready, _, _ = select.select([process.stdout], [], [], 5)
+        assert ready, "tegrastats printed nothing"
+        rails = parse_rails(process.stdout.readline())
+        assert rails
+        watts.append(board_total(rails).watts)
+    return watts
+
+
+@pytest.mark.parametrize(
+    ("name", "low_mode"), [("nano-jp46", 1), ("xavier-nx-jp51", 3), ("agx-orin-jp6", 1)]
+)
+def test_tegrastats_power_follows_trtexec_and_power_mode(
+    name: str, low_mode: int, tmp_path: Path
+) -> None:
+    root = make_device(name, tmp_path / "devices")
+    env = environment(root, tmp_path)
+    process = subprocess.Popen(
+        [str(root / TOOLS["tegrastats"]), "--interval", "40"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        idle = read_watts(process, 1)[0]
+        (root / "run/trtexec.busy").touch()
+        read_watts(process, 1)  # a line may have been on its way
+        busy_default = read_watts(process, 1)[0]
+        assert tool(root, tmp_path, "nvpmodel", "-m", str(low_mode)).returncode == 0
+        read_watts(process, 1)
+        busy_low = read_watts(process, 1)[0]
+    finally:
+        process.terminate()
+        process.wait(5)
+        assert process.stdout is not None
+        process.stdout.close()
+    assert busy_default > idle * 1.5
+    assert idle < busy_low < busy_default * 0.9  # a lower budget draws less
+
+
+def test_tegrastats_line_formats(tmp_path: Path) -> None:
+    for name, pattern in (("nano-jp46", r"POM_5V_IN \d+/\d+ "), ("agx-orin-jp6", r"mW/\d+mW")):
+        root = make_device(name, tmp_path / "devices")
+        log = tmp_path / f"{name}.log"
+        started = tool(
+            root, tmp_path, "tegrastats", "--interval", "30", "--start", "--logfile", str(log)
+        )
+        try:
+            assert started.returncode == 0 and (root / "run/tegrastats.pid").is_file()
+            for _ in range(100):
+                if log.is_file() and log.read_text().count("\n") >= 1:
+                    break
+                time.sleep(0.03)
+        finally:
+            assert tool(root, tmp_path, "tegrastats", "--stop").returncode == 0
+        assert not (root / "run/tegrastats.pid").exists()
+        line = log.read_text().splitlines()[0]
+        assert parse_rails(line) and re.search(pattern, line)
+        assert line[:2].isdigit() == (name != "nano-jp46")  # the date prefix from JetPack 5
+
+
+@pytest.mark.parametrize("board", list(BOARDS), indirect=True)
+def test_nvpmodel_query_and_switch(board: Path, tmp_path: Path) -> None:
+    query = tool(board, tmp_path, "nvpmodel", "-q").stdout
+    assert query == (RECORDED / BOARDS[board.name].tree / "nvpmodel-q.txt").read_text()
+    before = parse_nvpmodel_query(query)
+    conf = (board / "etc/nvpmodel.conf").read_text()
+    assert before == parse_nvpmodel_files(conf, (board / "var/lib/nvpmodel/status").read_text())
+    target = next(i for i in (1, 2, 3, 0) if f"ID={i} " in conf and i != before["id"])
+    assert tool(board, tmp_path, "nvpmodel", "-m", str(target)).returncode == 0
+    after = parse_nvpmodel_query(tool(board, tmp_path, "nvpmodel", "-q").stdout)
+    assert after["id"] == target and after["name"] != before["name"]
+    assert parse_nvpmodel_files(conf, (board / "var/lib/nvpmodel/status").read_text()) == after
+    assert tool(board, tmp_path, "nvpmodel", "-m", "77").returncode == 255
+    user = tool(
+        board, tmp_path, "nvpmodel", "-m", str(before["id"]), DEPLOYBENCH_STANDIN_EUID="1000"
+    )
+    assert user.returncode == 255 and "NVPM ERROR" in user.stderr
+    assert parse_nvpmodel_query(tool(board, tmp_path, "nvpmodel", "-q").stdout) == after
+
+
+def test_jetson_clocks_pins_stores_and_restores(tmp_path: Path) -> None:
+    root = make_device("xavier-nx-jp51", tmp_path / "devices")
+    assert jetson_clocks_state(root)["on"] is False
+    assert tool(root, tmp_path, "jetson_clocks", "--store").returncode == 0
+    assert (tmp_path / ".jetsonclocks_conf.txt").is_file()  # JetPack 5's default, in $HOME
+    assert tool(root, tmp_path, "jetson_clocks").returncode == 0
+    assert jetson_clocks_state(root) == {"on": True, "cpu_min_is_max": True, "gpu_min_is_max": True}
+    shown = tool(root, tmp_path, "jetson_clocks", "--show").stdout.splitlines()
+    assert shown[0] == "SOC family:tegra194  Machine:NVIDIA Jetson Xavier NX Developer Kit"
+    assert (
+        shown[2].startswith("cpu0: Online=1 Governor=")
+        and "MinFreq=1420800 MaxFreq=1420800" in shown[2]
+    )
+    assert any(line.startswith("GPU MinFreq=") for line in shown)
+    assert shown[-1].startswith("NV Power Mode: ")
+    assert tool(root, tmp_path, "jetson_clocks", "--restore").returncode == 0
+    assert jetson_clocks_state(root)["on"] is False
+    user = tool(root, tmp_path, "jetson_clocks", DEPLOYBENCH_STANDIN_EUID="1000")
+    assert user.returncode == 1 and "as a root user" in user.stdout
+    assert jetson_clocks_state(root)["on"] is False
