@@ -46,12 +46,22 @@ def _devices(text: str) -> list[str]:
     return devices
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deploybench")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cli.py",
         description="Benchmark models across inference runtimes: latency, throughput, "
         "cold start and memory, each cell in its own worker process.",
     )
+    parser.add_argument("--version", action="version", version=f"deploybench {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser(
@@ -168,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="hw result for the roofline (default: a matching one in the results dir)",
     )
+    run.add_argument("--name", help="the suite's name (names the run folder)")
+    _add_edge_flags(run)
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser(
@@ -178,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.set_defaults(handler=_list)
 
+    _add_export(commands)
     _add_compare(commands)
     _add_baseline(commands)
     _add_hw(commands)
@@ -190,6 +203,90 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.set_defaults(handler=_env)
     return parser
+
+
+def _add_edge_flags(run: argparse.ArgumentParser) -> None:
+    edge = run.add_argument_group("a device over SSH (Jetson, a Myriad X host, any Linux box)")
+    edge.add_argument(
+        "--host",
+        metavar="NAME|[USER@]HOST[:PORT]",
+        help="run the suite on this device: a [hosts.NAME] table of the suite file, an "
+        "address, or an alias of your ssh config",
+    )
+    edge.add_argument(
+        "--remote-mode",
+        choices=["auto", "tools", "agent"],
+        help="tools: the device's own trtexec/tegrastats/benchmark_app; agent: deploybench "
+        "installed there; auto (default): agent where deploybench answers",
+    )
+    edge.add_argument(
+        "--power-modes",
+        type=_csv(int),
+        metavar="ID,ID",
+        help="run the suite under each nvpmodel mode (ids), then restore the board's mode",
+    )
+    edge.add_argument(
+        "--jetson-clocks",
+        type=_csv(_on_off),
+        metavar="on,off",
+        help="run the suite with jetson_clocks on and/or off, then restore the clocks",
+    )
+
+
+def _add_export(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write what a device's own trtexec needs, to copy by hand",
+        description="Per model of the suite: the ONNX file at an opset the device's TensorRT "
+        "parses, each batch's seeded inputs as --loadInputs files, the reference outputs, a "
+        "manifest, and commands.sh with the trtexec commands to run on the device.",
+    )
+    export.add_argument(
+        "--tensorrt",
+        required=True,
+        metavar="VERSION",
+        help="the device's TensorRT, e.g. 8.2.1 (its trtexec banner: [TensorRT v8201])",
+    )
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    export.add_argument(
+        "--config", type=Path, default=Path("bench.toml"), help="suite file (default: bench.toml)"
+    )
+    export.add_argument("--profile", help="a [profiles.NAME] table of the suite file")
+    export.add_argument("--models", type=_csv(str), help="comma-separated zoo models")
+    export.add_argument("--precisions", type=_csv(str), help="fp32, fp16, bf16")
+    export.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
+    export.add_argument("--opset", type=int, help="default: the highest the TensorRT parses")
+    export.add_argument(
+        "--trtexec",
+        default="/usr/src/tensorrt/bin/trtexec",
+        help="trtexec's path on the device (default: JetPack's)",
+    )
+    export.add_argument("--cache-dir", type=Path, help="export cache (default: the platform's)")
+    export.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from bench.export import ExportRequest, export_command
+
+    request = ExportRequest(
+        args.config,
+        args.profile,
+        args.models,
+        args.precisions,
+        args.batch_sizes,
+        args.tensorrt,
+        args.opset,
+        args.out,
+        args.trtexec,
+        args.cache_dir,
+    )
+    return export_command(request, _console())
+
+
+def _on_off(text: str) -> str:
+    if text not in ("on", "off"):
+        raise ValueError(text)
+    return text
 
 
 def _add_compare(commands: Any) -> None:
@@ -322,6 +419,7 @@ _SUITE_FLAGS = {
     "power": "power",
     "repeat": "repeat",
     "results_dir": "results_dir",
+    "name": "name",
 }
 """``run`` flags that override ``[suite]`` keys of the suite file."""
 
@@ -345,9 +443,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _check_resume_flags(args: argparse.Namespace) -> None:
+def _check_resume_flags(args: argparse.Namespace, config_allowed: bool = False) -> None:
     """``--resume`` finishes a run as it was set up: a flag that would change it is an
-    error, not silently dropped."""
+    error, not silently dropped (``--config`` may name the ``[hosts]`` of ``--host``)."""
     from bench.core.errors import UserError
 
     given = [
@@ -364,7 +462,7 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
         )
         if value
     ]
-    if args.config != Path("bench.toml"):
+    if args.config != Path("bench.toml") and not config_allowed:
         given.append("--config")
     if given:
         raise UserError(
@@ -384,29 +482,23 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 
 def _run(args: argparse.Namespace) -> int:
     from bench import app, runs
+    from bench.core.errors import UserError
     from bench.roofline import check_hw_dirs
 
     console = _console()
     check_hw_dirs(args.hw)
+    if args.host:
+        return _run_on_host(args, console)
+    for flag in ("remote_mode", "power_modes", "jetson_clocks"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"--{flag.replace('_', '-')} needs --host (a device over SSH)")
     if args.resume:
         _check_resume_flags(args)
         run = runs.resumed_run(
             runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
         )
     else:
-        run = runs.new_run(
-            runs.RunRequest(
-                config_path=args.config,
-                profile=args.profile,
-                overrides=_overrides(args),
-                onnx=args.onnx,
-                factory=args.factory,
-                shapes=args.shape,
-                ranges=args.input_range,
-                inputs=args.inputs,
-                cache_dir=args.cache_dir,
-            )
-        )
+        run = runs.new_run(_run_request(args))
     try:
         code = app.execute(run, console, not args.no_progress, tuple(args.hw))
     except KeyboardInterrupt:
@@ -417,6 +509,47 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     app.show_roofline(run.run_dir.path, args.hw, console)
     return code
+
+
+def _run_request(args: argparse.Namespace) -> Any:
+    from bench import runs
+
+    return runs.RunRequest(
+        config_path=args.config,
+        profile=args.profile,
+        overrides=_overrides(args),
+        onnx=args.onnx,
+        factory=args.factory,
+        shapes=args.shape,
+        ranges=args.input_range,
+        inputs=args.inputs,
+        cache_dir=args.cache_dir,
+    )
+
+
+def _run_on_host(args: argparse.Namespace, console: Any) -> int:
+    from bench import edge, runs
+    from bench.core.errors import UserError
+    from bench.remote.hosts import resolve_host
+
+    host = resolve_host(args.host, args.config, args.remote_mode)
+    if args.resume:
+        if args.power_modes or args.jetson_clocks:
+            raise UserError("--resume finishes one run: drop --power-modes and --jetson-clocks")
+        _check_resume_flags(args, config_allowed=True)  # --config names the hosts
+        request = runs.ResumeRequest(
+            args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
+        )
+        return edge.edge_resume(request, host, console, not args.no_progress)
+    edge_request = edge.EdgeRequest(
+        _run_request(args),
+        host,
+        [str(mode) for mode in args.power_modes or []],
+        args.jetson_clocks or [],
+        not args.no_progress,
+        tuple(args.hw),
+    )
+    return edge.edge_run(edge_request, console)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.core.record import Accuracy
+from bench.core.spec import PreparedModel
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -82,3 +85,19 @@ def _top1(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> f
     want = np.asarray(reference[name]).reshape(len(reference[name]), -1).argmax(axis=1)
     got = np.asarray(outputs[name]).reshape(len(outputs[name]), -1).argmax(axis=1)
     return float(np.mean(got == want))
+
+
+def cell_accuracy(
+    model: PreparedModel,
+    outputs: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray] | None,
+    precision: str,
+) -> Accuracy:
+    """The cell's outputs against the reference, under the tolerance of the requested
+    precision or of the model's own, whichever is looser (an FP16 file is no FP32
+    model); unavailable, with the reason, where there is no reference."""
+    if not reference:
+        return Accuracy(unavailable=model.no_reference or "no reference outputs")
+    tolerance = model.precision if precision == "fp32" else precision
+    figures = compare_outputs(outputs, reference, tolerance, model.task == "classification")
+    return Accuracy(reference=model.reference_origin, **figures)

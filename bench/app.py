@@ -4,6 +4,7 @@ its report and roofline, and ``report``, the machines side by side."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -43,28 +44,47 @@ from bench.results import (
     write_output,
 )
 from bench.roofline import find_hw, roofline_markdown, roofline_rows, roofline_table
-from bench.runner import run_suite
+from bench.runner import Measurer, run_suite
 from bench.runs import Run
 from bench.speedup import speedups
 
 
+def local_end_state(environment_file: Path) -> tuple[list[str], list[str]]:
+    """How this machine's power state changed over the run, and why it was not quiet
+    (each written into the run's environment.json)."""
+    return record_end_state(environment_file), record_system_end(environment_file)
+
+
 def execute(
-    run: Run, console: Console, show_progress: bool = True, hw_dirs: tuple[Path, ...] = ()
+    run: Run,
+    console: Console,
+    show_progress: bool = True,
+    hw_dirs: tuple[Path, ...] = (),
+    measurer: Measurer | None = None,
+    end_state: Callable[[Path], tuple[list[str], list[str]]] = local_end_state,
 ) -> int:
-    """Run the missing cells, write report.md and report.html (its roofline from
-    ``hw_dirs``, else a matching ``hw`` result beside the run), print the summary. Exit
-    code: 0 when no cell failed, crashed or timed out, else 1."""
+    """Run the missing cells (each by ``measurer``, default: in a worker here), write
+    report.md and report.html (its roofline from ``hw_dirs``, else a matching ``hw``
+    result beside the run), print the summary. ``end_state`` says how the measured
+    machine's power state changed and why it was not quiet. Exit code: 0 when no cell
+    failed, crashed or timed out, else 1."""
     console.print(f"run directory: {run.run_dir.path}")
     try:
         run_suite(
-            run.config, run.models, run.planned, run.run_dir, run.cache_dir, console, show_progress
+            run.config,
+            run.models,
+            run.planned,
+            run.run_dir,
+            run.cache_dir,
+            console,
+            show_progress,
+            measurer,
         )
     except UserError:
         if not run.resumed and not run.run_dir.records():  # leave no empty new run behind
             shutil.rmtree(run.run_dir.path)
         raise
-    power_changes = record_end_state(run.run_dir.path / ENVIRONMENT_FILE)
-    noise = record_system_end(run.run_dir.path / ENVIRONMENT_FILE)
+    power_changes, noise = end_state(run.run_dir.path / ENVIRONMENT_FILE)
     all_records = run.run_dir.records()
     records = merged(all_records)
     rows = speedups(records, seed=run.config.suite.seed)

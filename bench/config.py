@@ -124,6 +124,32 @@ class CompareConfig(Strict):
         return value
 
 
+class HostConfig(Strict):
+    """``[hosts.NAME]``: a device reached over SSH (``run --host NAME``).
+
+    ``address`` is ``[user@]host[:port]`` or an alias of the ssh config; ``mode`` picks how
+    cells run there: ``tools`` (the device's own trtexec and benchmark_app, no Python
+    needed), ``agent`` (deploybench installed there runs them) or ``auto`` (agent where
+    ``deploybench`` answers, else tools). ``workdir`` holds the copied models, engines
+    and runs on the device. ``power_interval_ms`` is tegrastats' interval."""
+
+    address: str
+    mode: Literal["auto", "tools", "agent"] = "auto"
+    workdir: str = "~/.cache/deploybench-remote"
+    deploybench: str = Field("deploybench", min_length=1, description="the command, on the device")
+    ssh_config: str | None = None
+    ssh_options: list[str] = Field(default_factory=list)
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    power_interval_ms: int = Field(100, ge=10, le=10_000)
+
+    @field_validator("workdir")
+    @classmethod
+    def _plain_workdir(cls, value: str) -> str:
+        if not re.fullmatch(r"~?[A-Za-z0-9_./-]+", value):
+            raise ValueError("workdir must be a plain path (letters, digits, _ . / - and ~)")
+        return value
+
+
 class BenchConfig(Strict):
     """A whole ``bench.toml`` after a profile has been applied."""
 
@@ -132,6 +158,7 @@ class BenchConfig(Strict):
     runtime: RuntimeOptions = RuntimeOptions()
     compare: CompareConfig = CompareConfig()
     quantize: QuantizeConfig = QuantizeConfig()
+    hosts: dict[str, HostConfig] = Field(default_factory=dict)
 
 
 def load_config(

@@ -166,7 +166,9 @@ def check_environment(data: Any, where: str, fix: str) -> dict[str, Any]:
 
 def machine_id(environment: dict[str, Any]) -> str:
     """A short hash of the hardware in an environment fingerprint: CPU model, usable
-    cores, memory (GiB, rounded) and GPU models. Software versions do not count."""
+    cores, memory (GiB, rounded) and GPU models, and on a Jetson its power mode and
+    jetson_clocks (a board in another mode measures as another machine). Software
+    versions do not count."""
     cpu = environment.get("cpu") or {}
     identity = [
         cpu.get("model"),
@@ -174,4 +176,19 @@ def machine_id(environment: dict[str, Any]) -> str:
         round(environment.get("memory_gib") or 0),
         sorted(str(gpu.get("name")) for gpu in environment.get("gpus") or []),
     ]
+    if mode := jetson_mode(environment):
+        identity.append(mode)
     return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:12]
+
+
+def jetson_mode(environment: dict[str, Any]) -> str | None:
+    """``MAXN, jetson_clocks on``: a Jetson's power mode as the run recorded it at its
+    start; None for other machines."""
+    power = environment.get("power")
+    state = power.get("state") if isinstance(power, dict) else None
+    jetson = state.get("jetson") if isinstance(state, dict) else None
+    if not isinstance(jetson, dict):
+        return None
+    mode = (jetson.get("nvpmodel") or {}).get("name") or "mode unknown"
+    clocks = {True: "on", False: "off"}.get((jetson.get("jetson_clocks") or {}).get("on"), "?")
+    return f"{mode}, jetson_clocks {clocks}"

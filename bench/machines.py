@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
-from bench.environment import machine_id, read_environment
+from bench.environment import jetson_mode, machine_id, read_environment
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.hw.sheet import gpu_sheet
 from bench.published import Beside
@@ -91,10 +91,13 @@ def beside_published(machine: Machine) -> list[Beside]:
 
 
 def _label(environment: dict[str, Any]) -> str:
+    mode = jetson_mode(environment)
     gpus = [str(g.get("name")) for g in environment.get("gpus") or []]
     if gpus:
-        return gpus[0] + (f" x{len(gpus)}" if len(gpus) > 1 else "")
-    return str((environment.get("cpu") or {}).get("model") or "unknown machine")
+        label = gpus[0] + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+    else:
+        label = str((environment.get("cpu") or {}).get("model") or "unknown machine")
+    return f"{label} ({mode})" if mode else label
 
 
 @dataclass

@@ -4,7 +4,7 @@ appending each result as it ends."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +43,9 @@ class Workload:
     in_flight: int
 
 
+Measurer = Callable[[Cell, PreparedModel, BenchConfig, Path, str, int], CellRecord]
+"""Measures one cell (cell, prepared model, suite, cache, run id, repetition)."""
+
 GPU_IN_FLIGHT = 2
 """Default requests in flight on an accelerator: two streams keep it busy while the host
 prepares the next request; more only add host-side contention."""
@@ -75,12 +78,14 @@ def run_suite(
     cache_dir: Path,
     console: Console,
     show_progress: bool = True,
+    measurer: Measurer | None = None,
 ) -> None:
     """Run every planned cell (each of its ``suite.repeat`` repetitions) that has no result
     in ``run_dir`` yet.
 
     Repetitions are interleaved: the whole suite runs once, then again, so that drift on
     the machine (heat, other load) touches every cell alike. Each model is prepared once.
+    ``measurer`` measures a cell (default: ``measure``, in a worker on this machine).
     Results are appended as each cell ends; KeyboardInterrupt propagates after the current
     worker is killed, and everything appended before it stays.
     """
@@ -125,9 +130,9 @@ def run_suite(
                     run_dir.run_id, cell, "failed", why, repetition=rep, phase="quantize"
                 )
             else:
-                record = measure(cell, model, config, cache_dir, run_dir.run_id, rep)
+                record = (measurer or measure)(cell, model, config, cache_dir, run_dir.run_id, rep)
             run_dir.append(record)
-            advance(label)
+            advance(f"{label}: {record.status}")
 
 
 def quantized_for(
@@ -226,8 +231,7 @@ def measure(
     run_id: str,
     repetition: int = 0,
 ) -> CellRecord:
-    """Measure ``cell`` in its own worker and return its results.jsonl record. A cell
-    that ran on another device than it asked for failed: its figures are not the cell's."""
+    """Measure ``cell`` in its own worker and return its results.jsonl record."""
     load = workload(config, cell)
     suite = config.suite
     job = CellJob(
@@ -248,11 +252,29 @@ def measure(
     reason, measured = outcome.reason, outcome.payload
     if outcome.traceback is not None:
         measured = Measured(traceback=outcome.traceback)
+    phase = None if outcome.status in ("ok", "skipped") else outcome.phase
+    return cell_record(
+        run_id, cell, status, reason, measured, prepared, started_at, repetition, phase
+    )
+
+
+def cell_record(
+    run_id: str,
+    cell: Cell,
+    status: str,
+    reason: str | None,
+    measured: Measured | None,
+    prepared: PreparedModel,
+    started_at: float,
+    repetition: int,
+    phase: str | None,
+) -> CellRecord:
+    """The results.jsonl record of a measured cell. A cell that ran on another device
+    than it asked for failed: its figures are not the cell's."""
     executed = measured.executed.device if measured and measured.executed else None
     if status == "ok" and executed and not cell.target.ran_on(executed):
         status = "failed"
         reason = f"asked for {cell.device} but ran on {executed}: the runtime fell back"
-    phase = None if outcome.status in ("ok", "skipped") else outcome.phase
     return CellRecord.new(
         run_id,
         cell,
@@ -290,7 +312,20 @@ def model_info(prepared: PreparedModel, batch: int) -> ModelInfo:
 
 @contextmanager
 def _progress(console: Console, total: int, enabled: bool) -> Iterator[Any]:
-    """A progress bar with the current cell and an ETA; ``advance(label, step=1)``."""
+    """A progress bar with the current cell and an ETA in a terminal; elsewhere (a log,
+    a pipe: a device's progress streamed over SSH) one line per finished cell.
+    ``advance(label, step=1)``."""
+    if enabled and not console.is_terminal:
+        done = 0
+
+        def line(label: str, step: int = 1) -> None:
+            nonlocal done
+            if step:
+                done += step
+                console.print(f"[{done}/{total}] {label}", markup=False, highlight=False)
+
+        yield line
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.accuracy import compare_outputs
+from bench.accuracy import cell_accuracy
 from bench.core.cell import Cell
 from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
-from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured, Memory
+from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory
 from bench.core.settings import QuantizeConfig, RuntimeSettings
 from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
 from bench.isolation import enter_phase
@@ -174,25 +174,9 @@ def measure_cell(job: CellJob) -> Measured:
             **_calibration(model, cell, job.options),
         ),
         device_metrics=DeviceMetrics.of(device_metrics, loop),
-        accuracy=_accuracy(model, outputs, reference, cell.precision),
+        accuracy=cell_accuracy(model, outputs, reference, cell.precision),
         notes=[*model.notes, *built.notes],
     )
-
-
-def _accuracy(
-    model: PreparedModel,
-    outputs: dict[str, np.ndarray],
-    reference: dict[str, np.ndarray] | None,
-    precision: str,
-) -> Accuracy:
-    """The cell's outputs against the reference, under the tolerance of the requested
-    precision or of the model's own, whichever is looser (an FP16 file is no FP32
-    model); unavailable, with the reason, where there is no reference."""
-    if not reference:
-        return Accuracy(unavailable=model.no_reference or "no reference outputs")
-    tolerance = model.precision if precision == "fp32" else precision
-    figures = compare_outputs(outputs, reference, tolerance, model.task == "classification")
-    return Accuracy(reference=model.reference_origin, **figures)
 
 
 def _inputs_and_reference(

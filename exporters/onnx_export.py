@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import onnx
     from torch import nn
 
-EXPORTER_VERSION = 2
+EXPORTER_VERSION = 3
 """Bump when a change here alters the files produced, to invalidate old cache entries."""
 
 MODEL_FILE = "model.onnx"

@@ -101,6 +101,11 @@ def _exception_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
 
 
+DYNAMO_OPSET = 18
+"""The opset torch.onnx's dynamo exporter writes natively (torch 2.5 on); below it the
+TorchScript exporter writes the asked opset itself, so it goes first."""
+
+
 def opset_range() -> tuple[int, int]:
     """The opsets this torch's ONNX exporter writes (its ``_constants``; 7 to 23 for torch
     2.9 to 2.14 where they cannot be read)."""
@@ -126,7 +131,9 @@ def export_onnx(
     ``dynamic_axes`` makes more axes dynamic, by input or output name (``{"input_ids":
     {1: "sequence"}}``); axes of one name share one size. Tries the dynamo exporter first
     (which finds the outputs' dynamic axes itself) and falls back to the TorchScript
-    exporter, noting why. Raises ExportError when both fail.
+    exporter, noting why; below opset 18 the other way round. A file written at a higher
+    opset than asked (a down-conversion that did not happen) counts as a failure: a
+    device's parser may take no more. Raises ExportError when both fail.
     """
     low, high = opset_range()
     if not low <= opset <= high:
@@ -147,29 +154,48 @@ def export_onnx(
     axes = {name: {0: BATCH, **extra.get(name, {})} for name in [*input_names, *output_names]}
     names = {name for named in axes.values() for name in named.values()}
     dims = {name: torch.export.Dim(name) for name in names}  # one Dim per name: shared
-    try:
-        with _quiet():
-            torch.onnx.export(
-                module,
-                example,
-                str(path),
-                dynamo=True,
-                dynamic_shapes=tuple(
-                    {axis: dims[name] for axis, name in axes[spec.name].items()} for spec in specs
-                ),
-                external_data=param_bytes > EXTERNAL_DATA_BYTES,
-                **common,
-            )
-        return ["exported by torch.onnx (dynamo)"]
-    except Exception as dynamo_exc:  # any exporter failure: try the other exporter
-        dynamo_reason = _exception_line(dynamo_exc)
+
+    def dynamo() -> None:
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            dynamo=True,
+            dynamic_shapes=tuple(
+                {axis: dims[name] for axis, name in axes[spec.name].items()} for spec in specs
+            ),
+            external_data=param_bytes > EXTERNAL_DATA_BYTES,
+            **common,
+        )
+
+    def torchscript() -> None:
+        torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes=axes, **common)
+
+    exporters = [("dynamo", dynamo), ("TorchScript", torchscript)]
+    if opset < DYNAMO_OPSET:  # dynamo writes 18 and down-converts, where it can
+        exporters.reverse()
+    failures = []
+    for name, export in exporters:
+        path.unlink(missing_ok=True)
+        try:
+            with _quiet():
+                export()
+            written = written_opset(path)
+            if written is not None and written > opset:
+                raise ExportError(f"it wrote opset {written}, above {opset}")
+        except Exception as exc:  # any exporter failure: try the other exporter
+            failures.append(f"{name} exporter failed ({_exception_line(exc)})")
+            continue
+        if failures:
+            return [f"{failures[0]}; exported by the {name} exporter"]
+        return [f"exported by torch.onnx ({name})"]
     path.unlink(missing_ok=True)
-    try:
-        with _quiet():
-            torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes=axes, **common)
-    except Exception as legacy_exc:
-        raise ExportError(
-            f"ONNX export failed: dynamo exporter ({dynamo_reason}); "
-            f"TorchScript exporter ({_exception_line(legacy_exc)})"
-        ) from legacy_exc
-    return [f"dynamo exporter failed ({dynamo_reason}); exported by the TorchScript exporter"]
+    raise ExportError(f"ONNX export failed at opset {opset}: {'; '.join(failures)}")
+
+
+def written_opset(path: Path) -> int | None:
+    """The default-domain opset an ONNX file was written at (its graph is not loaded)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

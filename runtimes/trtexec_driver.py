@@ -29,6 +29,26 @@ _BANNER = re.compile(r"TensorRT\.trtexec \[TensorRT v(\d+)\]")
 _WARMUP = re.compile(r"Warmup completed (\d+) queries")
 
 
+ONNX_OPSETS = (
+    (TrtVersion(8, 0), 13),
+    (TrtVersion(8, 4), 17),
+    (TrtVersion(10, 0), 20),
+)
+"""The highest ONNX opset each TensorRT's ONNX parser takes, from the version given on
+(onnx-tensorrt's docs/operators.md per release branch: 8.2 takes 13; 8.4 to 8.6, 17;
+10.0 and 10.1, 20). Later 10.x take more (10.15: 24); 20 is kept for them, which every
+10.x parses. tests/fixtures/edge/FACTS.md has the sources."""
+
+
+def max_onnx_opset(version: TrtVersion) -> int | None:
+    """The highest ONNX opset ``version``'s parser takes; None before 8.0 (not kept)."""
+    found = None
+    for since, opset in ONNX_OPSETS:
+        if version >= since:
+            found = opset
+    return found
+
+
 def find_trtexec(configured: str | None = None) -> Path | None:
     """``configured`` when given, else trtexec on PATH, else JetPack's; None if none is."""
     if configured:
@@ -160,20 +180,33 @@ def trace_record(
 
     Older trtexecs export the warm-up requests too; newer ones (``exportJSONTrace`` with
     ``nbWarmups``) leave them out, so ``warmup_count`` is 0 there: see ``warmup_queries``."""
-    measured = [e for e in entries if _ms(e, "startComputeMs") >= warmup_ms]
-    if not measured:
-        raise RuntimeError("trtexec's --exportTimes trace has no request after warm-up")
+    measured = _measured(entries, warmup_ms)
     splits = [
         (_ms(e, "h2dMs", "inMs"), _ms(e, "computeMs"), _ms(e, "d2hMs", "outMs")) for e in measured
     ]
     latencies = [_ms(e, "latencyMs") or sum(s) for e, s in zip(measured, splits, strict=True)]
     times = [round(ms * 1e6) for ms in latencies]
-    start = min(_ms(e, "startH2dMs", "startInMs", "startComputeMs") for e in measured)
-    end = max(_ms(e, "endD2hMs", "endOutMs", "endComputeMs") for e in measured)
+    start, end = trace_window_ms(entries, warmup_ms)
     window = round((end - start) * 1e6)
     capped = len(times) < measure.min_count or window < measure.min_s * 1e9
     record = LoopRecord(times, window, len(times), len(entries) - len(measured), capped, in_flight)
     return record, splits
+
+
+def _measured(entries: list[dict[str, float]], warmup_ms: float) -> list[dict[str, float]]:
+    measured = [e for e in entries if _ms(e, "startComputeMs") >= warmup_ms]
+    if not measured:
+        raise RuntimeError("trtexec's --exportTimes trace has no request after warm-up")
+    return measured
+
+
+def trace_window_ms(entries: list[dict[str, float]], warmup_ms: float) -> tuple[float, float]:
+    """The measured window of a trace, in ms on its own clock (zero: when trtexec started
+    inference): the first measured request's H2D start to the last one's D2H end."""
+    measured = _measured(entries, warmup_ms)
+    start = min(_ms(e, "startH2dMs", "startInMs", "startComputeMs") for e in measured)
+    end = max(_ms(e, "endD2hMs", "endOutMs", "endComputeMs") for e in measured)
+    return start, end
 
 
 def warmup_queries(output: str) -> int | None:

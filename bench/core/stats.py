@@ -9,19 +9,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Summary:
-    """Latency statistics in milliseconds over ``count`` measured requests."""
+    """Latency statistics in milliseconds over ``count`` measured requests. A tool that
+    reports a summary only, no per-request times (benchmark_app), leaves out what it does
+    not report (None), never an estimate."""
 
     count: int
     min: float
     mean: float
     median: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-    stdev: float
-    cv: float
-    iqr: float
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    stdev: float | None = None
+    cv: float | None = None
+    iqr: float | None = None
 
     @classmethod
     def from_ns(cls, times_ns: list[int] | np.ndarray) -> Summary:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.settings import PowerSettings
-from bench.power.integrate import WindowEnergy, window_energy
+from bench.power.integrate import Sample, WindowEnergy, window_energy
 from bench.power.sampler import PowerSampler
 from bench.power.source import PowerSource, PowerUnavailable
 from bench.power.sources import choose_source
@@ -85,63 +85,32 @@ class CellPower:
             }
         if self._sampler.error is not None:
             return {"source": source.name, "unavailable": self._sampler.error}
-        try:
-            window = window_energy(
-                self._sampler.samples,
-                source.kind,
-                start_ns,
-                end_ns,
-                PEAK_SPAN_PERIODS * source.resolution_s,
-            )
-        except ValueError as exc:
-            return {"source": source.name, "unavailable": f"cannot cut the samples: {exc}"}
-        if window.energy_j <= 0:  # a counter that did not move, or readings of 0 W
-            return {
-                "source": source.name,
-                "unavailable": f"no energy seen over the {window.window_s:.3f} s window "
-                f"({window.samples} readings inside it): the source did not advance; "
-                "measure longer (measure.min_duration_s)",
-            }
-        inferences = requests * batch  # samples: a request carries ``batch`` of them
-        figures: dict[str, Any] = {
-            "source": source.name,
-            **source.describe(),
-            "method": "energy counter differenced"
-            if source.kind == "energy"
-            else "power readings integrated (trapezoid)",
-            "sample_hz": 1.0 / source.resolution_s if source.paced else self.settings.sample_hz,
-            "samples_in_window": window.samples,
-            "window_s": window.window_s,
-            "avg_w": window.avg_w,
-            "peak_w": window.peak_w,
-            "energy_j": window.energy_j,
-            "requests": requests,
-            "batch": batch,
-            "j_per_request": window.energy_j / requests if requests else None,
-            "j_per_sample": window.energy_j / inferences if inferences else None,
-            "samples_per_j": inferences / window.energy_j if window.energy_j > 0 else None,
-            "notes": self._notes(window),
-        }
-        if source.kind == "energy":
-            figures["peak_span_s"] = window.peak_span_s
+        sample_hz = 1.0 / source.resolution_s if source.paced else self.settings.sample_hz
+        figures = window_figures(
+            source, self._sampler.samples, start_ns, end_ns, requests, batch, sample_hz
+        )
+        if "unavailable" in figures:
+            return figures
+        figures["notes"] = self._notes(figures["window_s"])
+        inferences = requests * batch
         if self.idle is not None:
-            dynamic_w = window.avg_w - self.idle.avg_w
+            dynamic_w = figures["avg_w"] - self.idle.avg_w
             figures["idle"] = {"avg_w": self.idle.avg_w, "seconds": self.idle.window_s}
             figures["dynamic_w"] = dynamic_w
             figures["dynamic_j_per_sample"] = (
-                dynamic_w * window.window_s / inferences if inferences else None
+                dynamic_w * figures["window_s"] / inferences if inferences else None
             )
         return figures
 
-    def _notes(self, window: WindowEnergy) -> list[str]:
+    def _notes(self, window_s: float) -> list[str]:
         assert self.source is not None
         # A counter's edges are interpolated between readings, so its sampling interval
         # bounds the window's accuracy as much as its refresh does; so for power readings.
         period = max(self.source.resolution_s, self.interval_s)
         notes = []
-        if window.window_s < FINE_PERIODS * period:
+        if window_s < FINE_PERIODS * period:
             notes.append(
-                f"coarse: the window ({window.window_s:.2f} s) is under {FINE_PERIODS} "
+                f"coarse: the window ({window_s:.2f} s) is under {FINE_PERIODS} "
                 f"refresh or sampling periods of the source ({period:g} s); measure longer "
                 "(measure.min_duration_s) for a firm figure"
             )
@@ -153,3 +122,52 @@ class CellPower:
                 f"refresh or sampling periods ({period:g} s); raise suite.power_idle_s"
             )
         return notes
+
+
+def window_figures(
+    source: PowerSource,
+    samples: list[Sample],
+    start_ns: int,
+    end_ns: int,
+    requests: int,
+    batch: int,
+    sample_hz: float,
+) -> dict[str, Any]:
+    """The ``power`` figures of ``source``'s ``samples`` cut to ``[start_ns, end_ns]``, in
+    which ``requests`` requests of ``batch`` samples completed; ``unavailable`` with the
+    reason when the samples do not cover the window or show no energy."""
+    try:
+        window = window_energy(
+            samples, source.kind, start_ns, end_ns, PEAK_SPAN_PERIODS * source.resolution_s
+        )
+    except ValueError as exc:
+        return {"source": source.name, "unavailable": f"cannot cut the samples: {exc}"}
+    if window.energy_j <= 0:  # a counter that did not move, or readings of 0 W
+        return {
+            "source": source.name,
+            "unavailable": f"no energy seen over the {window.window_s:.3f} s window "
+            f"({window.samples} readings inside it): the source did not advance; "
+            "measure longer (measure.min_duration_s)",
+        }
+    inferences = requests * batch  # samples: a request carries ``batch`` of them
+    figures: dict[str, Any] = {
+        "source": source.name,
+        **source.describe(),
+        "method": "energy counter differenced"
+        if source.kind == "energy"
+        else "power readings integrated (trapezoid)",
+        "sample_hz": sample_hz,
+        "samples_in_window": window.samples,
+        "window_s": window.window_s,
+        "avg_w": window.avg_w,
+        "peak_w": window.peak_w,
+        "energy_j": window.energy_j,
+        "requests": requests,
+        "batch": batch,
+        "j_per_request": window.energy_j / requests if requests else None,
+        "j_per_sample": window.energy_j / inferences if inferences else None,
+        "samples_per_j": inferences / window.energy_j if window.energy_j > 0 else None,
+    }
+    if source.kind == "energy":
+        figures["peak_span_s"] = window.peak_span_s
+    return figures

@@ -15,6 +15,7 @@ import subprocess
 from typing import Any
 
 from bench.core.lifetime import tool_options
+from bench.power.integrate import Sample
 from bench.power.source import PowerSource, PowerUnavailable, board_total
 
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
@@ -97,3 +98,41 @@ class TegrastatsSource(PowerSource):
                 self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
+
+
+class TegrastatsLog(PowerSource):
+    """tegrastats lines recorded elsewhere (on a device over SSH), each stamped with the
+    device's clock as it was read (``SECONDS.NANOS line``): ``samples`` are its power
+    readings on that clock, for cutting to a window measured on the same clock."""
+
+    name = "tegrastats"
+    kind = "power"
+    paced = True
+
+    def __init__(self, text: str, interval_ms: int, where: str) -> None:
+        self.interval_ms = interval_ms
+        self.resolution_s = interval_ms / 1e3
+        self.samples: list[Sample] = []
+        self.label = "no power rails"
+        self.where = where
+        for line in text.splitlines():
+            stamp, _, rest = line.partition(" ")
+            rails = parse_rails(rest)
+            if not rails:
+                continue
+            try:
+                t_ns = round(float(stamp) * 1e9)
+            except ValueError:
+                continue
+            total = board_total(rails)
+            self.samples.append(Sample(t_ns, total.watts))
+            self.label = total.label
+
+    def read(self) -> float:
+        raise PowerUnavailable("a recorded tegrastats log is read whole: use samples")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "measures": f"board power, {self.label} "
+            f"(tegrastats every {self.interval_ms} ms on {self.where})"
+        }

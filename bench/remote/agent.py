@@ -1,0 +1,197 @@
+"""Agent mode: deploybench installed on the device runs the suite itself (exports, cells,
+report there); its progress lines stream here as they come, and its run folder is copied
+back into this machine's results folder, environment.json and all.
+
+The suite file is copied as it is and the command-line choices are passed on as flags,
+so the device runs what ``run`` would run here. User files (``--onnx``, ``--inputs``,
+``--calibration-data``) are copied with it; a ``--model`` factory must be importable
+on the device.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shlex
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from bench.core.errors import UserError
+from bench.remote.hosts import Host
+from bench.remote.probe import Device
+from bench.remote.ssh import ConnectionLost, RemoteError, Ssh
+from bench.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
+from bench.runs import RunRequest
+
+SUITE_FLAGS = {
+    "name": "--name",
+    "models": "--models",
+    "runtimes": "--runtimes",
+    "devices": "--devices",
+    "precisions": "--precisions",
+    "batch_sizes": "--batch-sizes",
+    "scenarios": "--scenarios",
+    "threads": "--threads",
+    "in_flight": "--in-flight",
+    "cell_timeout_s": "--cell-timeout",
+    "export_timeout_s": "--export-timeout",
+    "power": "--power",
+    "repeat": "--repeat",
+}
+"""``[suite]`` keys and the ``run`` flag that sets each on the device."""
+QUANTIZE_FLAGS = {"calibration_samples": "--calibration-samples", "method": "--quantize-method"}
+_RUN_DIR = re.compile(r"^run directory: (\S.*)$")
+
+
+def agent_run(
+    ssh: Ssh, device: Device, host: Host, request: RunRequest, console: Console
+) -> tuple[Path | None, int]:
+    """Run ``request`` with deploybench on the device; the local copy of its run folder
+    (None when it made none) and its exit code."""
+    _check_version(device, host, console)
+    work = device.home.rstrip("/") + host.config.workdir.removeprefix("~")
+    stage = f"{work}/agent/{time.strftime('%Y%m%d-%H%M%S')}"
+    with tempfile.TemporaryDirectory(prefix="deploybench-agent-") as scratch:
+        files = Path(scratch)
+        if not request.config_path.is_file():
+            raise UserError(f"config file not found: {request.config_path} (pass --config PATH)")
+        (files / "suite.toml").write_bytes(request.config_path.read_bytes())
+        argv = [
+            "run",
+            "--config",
+            f"{stage}/suite.toml",
+            "--results-dir",
+            f"{work}/results",
+            *_flags(request, files, stage),
+        ]
+        ssh.push(files, stage)
+    command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
+    remote_dir, code = _stream(ssh, host, command, console)
+    if remote_dir is None:
+        return None, code
+    results = Path(request.overrides.get("suite", {}).get("results_dir") or _results_dir(request))
+    local = _fetch(ssh, host, remote_dir, results)
+    return local, code
+
+
+def agent_resume(ssh: Ssh, host: Host, path: Path, stored: dict[str, Any], console: Console) -> int:
+    """Finish, on the device, the agent run copied into ``path``, and copy it back."""
+    remote_dir = stored.get("run_dir")
+    if not isinstance(remote_dir, str):
+        raise UserError(f"{path / RUN_FILE} names no run folder on {host.name}: start a new run")
+    command = f"{host.config.deploybench} run --resume {shlex.quote(remote_dir)}"
+    _, code = _stream(ssh, host, command, console)
+    _fetch(ssh, host, remote_dir, path.parent)
+    return code
+
+
+def _check_version(device: Device, host: Host, console: Console) -> None:
+    here = importlib.metadata.version("deploybench")
+    if device.deploybench != here:
+        console.print(
+            f"note: {host.name} runs deploybench {device.deploybench}, this machine {here}"
+        )
+
+
+def _flags(request: RunRequest, files: Path, stage: str) -> list[str]:
+    """The ``run`` flags that reproduce ``request`` on the device (user files copied into
+    ``files``, which lands in ``stage``)."""
+    flags = ["--profile", request.profile] if request.profile else []
+    for key, value in request.overrides.get("suite", {}).items():
+        if key in SUITE_FLAGS:
+            text = ";".join(value) if key == "devices" else _text(value)
+            flags += [SUITE_FLAGS[key], text]
+    for key, value in request.overrides.get("quantize", {}).items():
+        if key in QUANTIZE_FLAGS:
+            flags += [QUANTIZE_FLAGS[key], _text(value)]
+        elif key == "calibration_data":
+            flags += ["--calibration-data", _copied(Path(value), files, stage)]
+    if request.onnx:
+        flags += ["--onnx", _copied(request.onnx, files, stage)]
+    if request.inputs:
+        flags += ["--inputs", _copied(request.inputs, files, stage)]
+    if request.factory:
+        flags += ["--model", request.factory]
+    for shape in request.shapes:
+        flags += ["--shape", shape]
+    for value_range in request.ranges:
+        flags += ["--input-range", value_range]
+    return flags
+
+
+def _text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _copied(path: Path, files: Path, stage: str) -> str:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: pass an existing file")
+    (files / path.name).write_bytes(path.read_bytes())
+    return f"{stage}/{path.name}"
+
+
+def _results_dir(request: RunRequest) -> str:
+    from bench.config import load_config
+
+    return load_config(request.config_path, request.profile, request.overrides).suite.results_dir
+
+
+def _stream(ssh: Ssh, host: Host, command: str, console: Console) -> tuple[str | None, int]:
+    """Run ``command`` on the device, each line it prints shown here as it comes; the
+    run folder it named and its exit code. An error line of its own (exit 2) is a
+    UserError naming the device."""
+    found: list[str] = []
+    last: list[str] = []
+
+    def show(line: str) -> None:
+        match = _RUN_DIR.match(line.strip())
+        if match:
+            found.append(match[1].strip())
+        if line.strip():
+            last.append(line.strip())
+        console.print(f"[dim]{escape(host.name)}>[/dim] {escape(line)}", highlight=False)
+
+    try:
+        code = ssh.stream(command, show, "the agent run")
+    except KeyboardInterrupt:
+        if found:
+            _fetch(ssh, host, found[0], None)
+        raise
+    except ConnectionLost as exc:
+        where = f"; its finished cells stay in {found[0]} on the device" if found else ""
+        raise ConnectionLost(f"{exc}{where}: finish with --resume and --host") from None
+    if code == 2 and not found:
+        errors = [line for line in last if line.startswith("error:")]
+        raise RemoteError(f"{host.name}: {(errors or last or ['exit status 2'])[-1]}")
+    if code == 127:
+        raise RemoteError(f"{host.name}: {host.config.deploybench} is not a command there")
+    return (found[0] if found else None), code
+
+
+def _fetch(ssh: Ssh, host: Host, remote_dir: str, results: Path | None) -> Path:
+    """Copy the device's run folder into ``results`` (the run's own parent when None)
+    and record where it came from in its run.json and environment.json."""
+    parent, _, name = remote_dir.rstrip("/").rpartition("/")
+    results = results or Path("results")
+    ssh.pull(parent, [name], results, 3600)
+    local = results / name
+    if not (local / RUN_FILE).is_file():
+        raise RemoteError(f"{host.name}: the run folder {remote_dir} did not come back")
+    run_dir = RunDir(local)
+    stored = run_dir.read_json(RUN_FILE)
+    stored["remote"] = {
+        "host": host.name,
+        "address": host.config.address,
+        "mode": "agent",
+        "run_dir": remote_dir,
+    }
+    run_dir.write_json(RUN_FILE, stored)
+    environment = run_dir.read_json(ENVIRONMENT_FILE)
+    environment["remote"] = {"host": host.name, "address": host.config.address, "mode": "agent"}
+    run_dir.write_json(ENVIRONMENT_FILE, environment)
+    return local

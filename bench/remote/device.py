@@ -1,0 +1,123 @@
+"""The device side of tools mode: its folders, the models copied to it, and one guarded
+command with the cell's time left."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.config import BenchConfig, HostConfig
+from bench.core.cell import Cell
+from bench.core.spec import PreparedModel
+from bench.remote.bundle import Bundle, write_bundle
+from bench.remote.probe import Device
+from bench.remote.ssh import RemoteError, Ssh
+from runtimes.tensorrt_build import (
+    TrtVersion,
+)
+
+COPY_TIMEOUT_S = 3600.0
+
+
+class CellFailed(Exception):
+    """A tool on the device failed: the cell is ``failed`` in ``phase`` with this reason."""
+
+    def __init__(self, reason: str, phase: str) -> None:
+        super().__init__(reason)
+        self.phase = phase
+
+
+@dataclass
+class Workspace:
+    """The device's folders: copied models, the engine cache, and per-run cell folders."""
+
+    root: str
+
+    def model(self, bundle: Bundle) -> str:
+        return f"{self.root}/models/{bundle.digest}"
+
+    @property
+    def engines(self) -> str:
+        return f"{self.root}/engines"
+
+    def cell(self, run_id: str, cell: Cell, repetition: int) -> str:
+        slug = cell.key.replace("/", "_").replace(":", "-")
+        return f"{self.root}/runs/{run_id}/{slug}-r{repetition}"
+
+
+class DeviceWork:
+    """A device in tools mode: the connection, what it has, its folders, and the model
+    bundles copied to it in this run."""
+
+    def __init__(
+        self, ssh: Ssh, device: Device, host: HostConfig, scratch: Path, power: str
+    ) -> None:
+        self.ssh = ssh
+        self.device = device
+        self.host = host
+        self.scratch = scratch
+        self.power = power
+        home = device.home.rstrip("/") or "/"
+        self.work = Workspace(host.workdir.replace("~", home, 1))
+        self._bundles: dict[str, Bundle] = {}
+
+    def bundle(
+        self,
+        model: PreparedModel,
+        config: BenchConfig,
+        graph: Path | None,
+        kind: str,
+        version: TrtVersion | None,
+    ) -> Bundle:
+        """The bundle of ``model`` (running ``graph``, a converted copy, where given) for
+        the device's TensorRT ``version`` (None: for benchmark_app), written here and
+        copied to the device once per run (once ever, while the device's copy stays)."""
+        key = f"{graph or model.onnx_path}-{version}"
+        if key not in self._bundles:
+            local = self.scratch / "bundles" / f"{model.name}-{kind}"
+            bundle = write_bundle(
+                model,
+                config.suite.batch_sizes,
+                version,
+                local,
+                graph,
+                kind,
+                config.suite.opset,
+            )
+            remote = self.work.model(bundle)
+            done = self.ssh.run(
+                f"test -f {remote}/manifest.json && echo present",
+                60,
+                "checking the copied models",
+                check=False,
+            )
+            if "present" not in done.stdout:
+                self._check_space(bundle)
+                self.ssh.push(bundle.path, remote, COPY_TIMEOUT_S)
+            self._bundles[key] = bundle
+        return self._bundles[key]
+
+    def _check_space(self, bundle: Bundle) -> None:
+        needed = sum(f.stat().st_size for f in bundle.path.rglob("*") if f.is_file()) / 2**20
+        free = self.device.free_mib
+        if free is not None and free < needed * 2 + 64:
+            raise RemoteError(
+                f"{self.ssh.name} has {free:,.0f} MiB free in {self.work.root}; copying "
+                f"{bundle.path.name} and building its engine needs about {needed * 2 + 64:,.0f}:"
+                " free some space or set workdir in [hosts] to a larger disk"
+            )
+
+    def run(self, script: str, deadline: float, what: str, phase: str) -> str:
+        """``script`` on the device within the cell's time left; its standard output.
+        A script that fails is CellFailed in ``phase`` with its most telling line."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(what)
+        done = self.ssh.run(script, left, what, check=False)
+        if done.status != 0:
+            lines = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+            errors = [ln for ln in lines if "[E]" in ln or "rror" in ln or "FAILED" in ln]
+            why = (errors or lines or [f"exit status {done.status}"])[0].strip()
+            raise CellFailed(f"{what} failed on {self.ssh.name}: {why}", phase)
+        return done.stdout

@@ -1,0 +1,32 @@
+"""A device as the user names it on the command line: a ``[hosts.NAME]`` table of the
+suite file, or an SSH address with the defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.config import HostConfig, load_config
+from bench.remote.ssh import Address
+
+
+@dataclass(frozen=True)
+class Host:
+    """A device: the name the user gave and its settings."""
+
+    name: str
+    config: HostConfig
+
+
+def resolve_host(target: str, config_path: Path, mode: str | None = None) -> Host:
+    """``target`` as ``[hosts.TARGET]`` of the suite file, else as ``[user@]host[:port]``
+    (or an ssh config alias) with the defaults; ``mode`` overrides the table's."""
+    hosts = load_config(config_path).hosts if config_path.is_file() else {}
+    if target in hosts:
+        host = hosts[target]
+    else:
+        Address.parse(target)  # a bad address is one line here
+        host = HostConfig(address=target)
+    if mode is not None:
+        host = host.model_copy(update={"mode": mode})
+    return Host(target, host)

@@ -1,0 +1,124 @@
+"""A Myriad X (Neural Compute Stick 2) cell: OpenVINO 2022.3 LTS's ``benchmark_app -d
+MYRIAD`` on the stick's host, its CSV report parsed (runtimes.benchmark_app_report).
+
+benchmark_app reports a summary, not each request's time: the record holds what it
+reports (count, median, mean, min, max, throughput over its wall time) and leaves the
+spread it does not report empty. It feeds random inputs and writes no outputs, so the
+accuracy is unavailable; the stick has no power counter. MYRIAD executes FP16 whatever
+the model's precision: the only precision such a cell has.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+
+from bench.config import BenchConfig
+from bench.core.cell import Cell
+from bench.core.record import (
+    Accuracy,
+    ColdStart,
+    ExecutedFigures,
+    Measured,
+    Power,
+    Throughput,
+)
+from bench.core.spec import BATCH, PreparedModel
+from bench.core.stats import Summary
+from bench.remote.bundle import MODEL_FILE
+from bench.remote.device import CellFailed, DeviceWork
+from runtimes.benchmark_app_report import benchmark_app_flags, parse_report
+
+REPORT = "benchmark_report.csv"
+HINTS = {"latency": "latency", "throughput": "throughput"}
+
+
+def measure_myriad(
+    tools: DeviceWork,
+    cell: Cell,
+    model: PreparedModel,
+    config: BenchConfig,
+    run_id: str,
+    repetition: int,
+    deadline: float,
+) -> Measured:
+    """Run the cell with benchmark_app on the stick's host and read its report."""
+    bundle = tools.bundle(model, config, None, "fp32", None)
+    onnx = f"{tools.work.model(bundle)}/{MODEL_FILE}"
+    cell_dir = tools.work.cell(run_id, cell, repetition)
+    measure = config.measure.measurement_rule()
+    shapes = ",".join(
+        f"{spec.name}[{','.join(map(str, spec.concrete_shape({BATCH: cell.batch})))}]"
+        for spec in model.inputs
+    )
+    flags = benchmark_app_flags(
+        onnx,
+        "MYRIAD",
+        HINTS[cell.scenario],
+        max(1, math.ceil(measure.min_s)),
+        max(1, measure.min_count),
+        shapes,
+        cell_dir,
+    )
+    if cell.scenario == "throughput" and config.suite.in_flight:
+        flags += ["-nireq", str(config.suite.in_flight)]
+    app = tools.device.benchmark_app
+    assert app is not None
+    tools.run(
+        f"mkdir -p {cell_dir} && cd {cell_dir} && {shlex.join([app, *flags])} > console.log "
+        f"2>&1 || {{ tail -n 3 console.log; exit 1; }}",
+        deadline,
+        "benchmark_app on the Myriad X",
+        "timed loop",
+    )
+    local = tools.scratch / "cells" / Path(cell_dir).name
+    tools.ssh.pull(cell_dir, [REPORT, "console.log"], local, 600)
+    try:
+        report = parse_report((local / REPORT).read_text())
+    except (OSError, ValueError) as exc:
+        raise CellFailed(f"benchmark_app's report: {exc}", "timed loop") from None
+    figures = report.figures
+    latency = figures.latency
+    summary = None
+    if latency is not None:
+        summary = Summary(
+            count=figures.count,
+            min=latency.min,
+            mean=latency.average,
+            median=latency.at_percentile,  # the default percentile, 50
+            max=latency.max,
+        )
+    window_s = figures.duration_ms / 1e3
+    return Measured(
+        executed=ExecutedFigures(
+            precision="fp16",
+            device="myriad",
+            in_flight=report.requests,
+            provider=f"openvino {tools.device.openvino or '2022.3'} benchmark_app",
+            host=tools.ssh.name,
+            mode="tools",
+            api=report.api,
+            precision_source="MYRIAD executes FP16 only (benchmark_app reports no precision)",
+        ),
+        latency_ms=summary,
+        throughput=Throughput(
+            samples_per_s=figures.throughput_fps,
+            requests_per_s=figures.count / window_s if window_s > 0 else None,
+            window_s=window_s,
+            requests=figures.count,
+            warmup_requests=1,  # benchmark_app's first inference, timed apart
+        ),
+        power=Power(source="none", unavailable="a Myriad X stick has no power counter"),
+        cold_start=ColdStart(
+            load_s=report.compile_ms / 1e3 if report.compile_ms is not None else None,
+            first_inference_ms=report.first_inference_ms,
+            export_s=model.export_s,
+            export_cache_hit=model.cache_hit,
+        ),
+        accuracy=Accuracy(
+            unavailable="benchmark_app feeds random inputs and writes no outputs: "
+            "accuracy on a Myriad X needs deploybench on its host (agent mode)"
+        ),
+        notes=[*model.notes, f"run on {tools.ssh.name} by benchmark_app -d MYRIAD (tools mode)"],
+    )

@@ -1,0 +1,223 @@
+"""What a device is and has, read in one SSH command: the board and its power state, the
+vendor tools (trtexec, tegrastats, nvpmodel, jetson_clocks, benchmark_app), Python and
+deploybench, disk space, and the fingerprint a results folder keeps (environment.json).
+
+Files are read under ``$DEPLOYBENCH_DEVICE_ROOT`` when the device's session sets it (empty
+on a real device: the files are the device's own); the test suite points it at a fake
+device tree.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.power.jetson import l4t_release
+from bench.power.jetson_board import parse_nvpmodel_query
+from bench.remote.ssh import Ssh
+from runtimes.trtexec_driver import JETPACK_TRTEXEC, parse_banner
+
+PROBE_TIMEOUT_S = 60.0
+
+_SCRIPT = r"""R="${DEPLOYBENCH_DEVICE_ROOT:-}"
+section() { echo "@@$1"; }
+section uname; uname -m; uname -sr
+section whoami; id -u
+section os; cat "$R/etc/os-release" 2>/dev/null | grep '^PRETTY_NAME=' | cut -d= -f2- | tr -d '"'
+section cpu; grep -m1 -E '^(model name|Hardware|Model)' "$R/proc/cpuinfo" 2>/dev/null \
+  || grep -m1 -E '^(model name|Hardware|Model)' /proc/cpuinfo 2>/dev/null
+section cores; getconf _NPROCESSORS_ONLN 2>/dev/null || nproc
+section memory; grep -m1 MemTotal /proc/meminfo
+section model; tr -d '\0' < "$R/proc/device-tree/model" 2>/dev/null; echo
+section l4t; cat "$R/etc/nv_tegra_release" 2>/dev/null
+section nvpmodel; nvpmodel -q 2>&1
+section clocks; for f in "$R"/sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
+  [ -r "$f/scaling_min_freq" ] &&
+    echo "cpu $(cat "$f/scaling_min_freq") $(cat "$f/scaling_max_freq")"
+done; for f in "$R"/sys/class/devfreq/*; do case "$(basename "$f")" in
+  *gpu*|*gv11b*|*ga10b*|*gp10b*|*gm20b*) [ -r "$f/min_freq" ] &&
+    echo "gpu $(cat "$f/min_freq") $(cat "$f/max_freq")";; esac; done
+section trtexec; T=$(command -v trtexec || { [ -x "$R__TRTEXEC__" ] && echo "$R__TRTEXEC__"; })
+[ -n "$T" ] && { echo "$T"; "$T" --help 2>&1 | grep -m1 'TensorRT.trtexec'; }
+section tegrastats; command -v tegrastats
+section jetson_clocks; command -v jetson_clocks
+section benchmark_app; B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"
+section openvino; python3 -c 'import openvino.runtime as o; print(o.get_version())' 2>/dev/null
+section python; python3 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null
+section deploybench; D=__DEPLOYBENCH__; command -v "${D%% *}" >/dev/null 2>&1 && $D --version 2>&1
+section disk; mkdir -p __WORKDIR__ 2>/dev/null; df -Pk __WORKDIR__ 2>/dev/null | tail -1
+section home; echo "$HOME"
+"""
+
+
+@dataclass
+class Device:
+    """A probed device. ``trtexec``/``benchmark_app``/``deploybench`` are None where the
+    device lacks them; ``jetson`` is the board's power state (bench.power.jetson_board's
+    shape) on a Jetson, else None."""
+
+    name: str
+    architecture: str
+    kernel: str
+    os: str
+    cpu: str
+    cores: int | None
+    memory_gib: float | None
+    root: bool
+    home: str
+    python: str | None
+    jetson: dict[str, Any] | None
+    trtexec: str | None = None
+    tensorrt: str | None = None
+    tegrastats: str | None = None
+    jetson_clocks: str | None = None
+    benchmark_app: str | None = None
+    openvino: str | None = None
+    deploybench: str | None = None
+    free_mib: float | None = None
+    raw: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def sudo(self) -> str:
+        """The prefix that runs a command as root on the device (``sudo -n``: never a
+        password prompt), empty when the session is root already."""
+        return "" if self.root else "sudo -n "
+
+    def environment(self) -> dict[str, Any]:
+        """The device's fingerprint, in environment.json's shape (bench.environment)."""
+        libraries = {"tensorrt": self.tensorrt, "openvino": self.openvino}
+        gpus = []
+        if self.jetson and self.tensorrt:
+            gpus = [{"name": f"{self.jetson['model']} (integrated)", "integrated": True}]
+        return {
+            "cpu": {
+                "model": self.cpu,
+                "architecture": self.architecture,
+                "physical_cores": self.cores,
+                "logical_cores": self.cores,
+                "usable_cores": self.cores,
+            },
+            "memory_gib": self.memory_gib,
+            "gpus": gpus,
+            "os": f"{self.os} ({self.kernel})",
+            "python": self.python,
+            "libraries": {k: v for k, v in libraries.items() if v},
+            "power": {"state": {"jetson": self.jetson} if self.jetson else {}},
+            "remote": {
+                "host": self.name,
+                "tools": {
+                    "trtexec": self.trtexec,
+                    "tegrastats": self.tegrastats,
+                    "jetson_clocks": self.jetson_clocks,
+                    "benchmark_app": self.benchmark_app,
+                    "deploybench": self.deploybench,
+                },
+            },
+        }
+
+
+def probe(ssh: Ssh, workdir: str, deploybench: str) -> Device:
+    """Read what the device behind ``ssh`` is and has (one command)."""
+    script = (
+        _SCRIPT.replace("__TRTEXEC__", str(JETPACK_TRTEXEC))
+        .replace("__WORKDIR__", workdir)
+        .replace("__DEPLOYBENCH__", shlex.quote(deploybench))
+    )
+    done = ssh.run(script, PROBE_TIMEOUT_S, "reading what the device has", check=False)
+    return parse_probe(ssh.name, done.stdout)
+
+
+def sections(text: str) -> dict[str, str]:
+    """The probe's output as section name → its text."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            current = line[2:].strip()
+            found[current] = []
+        elif current is not None:
+            found[current].append(line)
+    return {name: "\n".join(lines).strip() for name, lines in found.items()}
+
+
+def parse_probe(name: str, text: str) -> Device:
+    """A Device from the probe's output."""
+    parts = sections(text)
+    uname = parts.get("uname", "").splitlines() + ["", ""]
+    model = parts.get("model", "")
+    release = l4t_release(parts.get("l4t", ""))
+    jetson = None
+    if release or "jetson" in model.lower():
+        jetson = {
+            "model": model,
+            "release": release,
+            "nvpmodel": _nvpmodel(parts.get("nvpmodel", "")),
+            "jetson_clocks": clocks_state(parts.get("clocks", "")),
+        }
+    trtexec, tensorrt = _trtexec(parts.get("trtexec", ""))
+    memory = re.search(r"(\d+)", parts.get("memory", ""))
+    cores = parts.get("cores", "").strip()
+    deploybench = parts.get("deploybench", "")
+    return Device(
+        name=name,
+        architecture=uname[0],
+        kernel=uname[1],
+        os=parts.get("os") or uname[1],
+        cpu=parts.get("cpu", "").split(":", 1)[-1].strip() or uname[0],
+        cores=int(cores) if cores.isdigit() else None,
+        memory_gib=round(int(memory[1]) / 2**20, 2) if memory else None,
+        root=parts.get("whoami", "").strip() == "0",
+        home=parts.get("home", "~"),
+        python=parts.get("python") or None,
+        jetson=jetson,
+        trtexec=trtexec,
+        tensorrt=tensorrt,
+        tegrastats=parts.get("tegrastats") or None,
+        jetson_clocks=parts.get("jetson_clocks") or None,
+        benchmark_app=parts.get("benchmark_app") or None,
+        openvino=parts.get("openvino") or None,
+        deploybench=_version(deploybench),
+        free_mib=_free_mib(parts.get("disk", "")),
+        raw=parts,
+    )
+
+
+def _nvpmodel(text: str) -> dict[str, Any] | None:
+    mode = parse_nvpmodel_query(text)
+    return {**mode, "from": "nvpmodel -q"} if mode else None
+
+
+def clocks_state(text: str) -> dict[str, Any]:
+    """Whether jetson_clocks is on, from ``cpu MIN MAX`` / ``gpu MIN MAX`` lines: as
+    bench.power.jetson_board.jetson_clocks_state decides it on the board itself."""
+    pinned: dict[str, list[bool]] = {"cpu": [], "gpu": []}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in pinned:
+            pinned[parts[0]].append(parts[1] == parts[2])
+    cpus = all(pinned["cpu"]) if pinned["cpu"] else None
+    gpus = all(pinned["gpu"]) if pinned["gpu"] else None
+    on = None if cpus is None or gpus is None else cpus and gpus
+    return {"on": on, "cpu_min_is_max": cpus, "gpu_min_is_max": gpus}
+
+
+def _trtexec(text: str) -> tuple[str | None, str | None]:
+    lines = text.splitlines()
+    if not lines:
+        return None, None
+    try:
+        return lines[0].strip(), str(parse_banner(text))
+    except ValueError:
+        return lines[0].strip(), None
+
+
+def _version(text: str) -> str | None:
+    match = re.search(r"deploybench (\S+)", text)
+    return match[1] if match else None
+
+
+def _free_mib(text: str) -> float | None:
+    fields = text.split()
+    return int(fields[3]) / 1024 if len(fields) >= 4 and fields[3].isdigit() else None

@@ -1,0 +1,155 @@
+"""Power-mode sweeps on a Jetson: the suite once per nvpmodel mode and jetson_clocks
+state, and the board put back as it was at the end, after Ctrl-C and after a lost
+connection (a fresh connection is tried; where none comes, the command to type is
+printed).
+
+Changing either needs root on the device: the commands run as ``sudo -n`` (never a
+password prompt) unless the SSH user is root.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from bench.config import HostConfig
+from bench.remote.probe import Device, probe
+from bench.remote.ssh import RemoteError, Ssh
+
+SETTLE_S = 2.0
+"""Seconds to let clocks and fans settle after a change, before the next run starts."""
+RESTORE_TRIES = 3
+
+
+def sweep(
+    ssh: Ssh,
+    device: Device,
+    host: HostConfig,
+    modes: list[str],
+    clocks: list[str],
+    run_one: Callable[[str, Device], int],
+    console: Console,
+) -> int:
+    """``run_one(label, device now)`` under each mode × clocks state; the worst exit
+    code. The board's mode and clocks are restored whatever happens."""
+    jetson = device.jetson
+    if jetson is None:
+        raise RemoteError(
+            f"{ssh.name} is not a Jetson: --power-modes and --jetson-clocks need nvpmodel "
+            "and jetson_clocks"
+        )
+    original = jetson.get("nvpmodel") or {}
+    if modes and original.get("id") is None:
+        raise RemoteError(f"nvpmodel -q says no mode on {ssh.name}: is nvpmodel installed?")
+    if "off" in clocks and (jetson.get("jetson_clocks") or {}).get("on"):
+        raise RemoteError(
+            f"jetson_clocks was already on when the sweep began on {ssh.name}, so its off "
+            "state is unknown: reboot the board (or sweep --jetson-clocks on only)"
+        )
+    work = device.home.rstrip("/") + host.workdir.removeprefix("~")
+    stored = f"{work}/jetson_clocks.conf"
+    sudo = device.sudo
+    if clocks:
+        _root(ssh, f"mkdir -p {work} && {sudo}jetson_clocks --store {stored}", "jetson_clocks")
+    codes = []
+    try:
+        for mode in modes or [None]:
+            if mode is not None:
+                set_mode(ssh, device, host, mode)
+            for state in clocks or [None]:
+                if state == "on":
+                    _root(ssh, f"{sudo}jetson_clocks", "jetson_clocks")
+                elif state == "off":
+                    _root(ssh, f"{sudo}jetson_clocks --restore {stored}", "jetson_clocks")
+                time.sleep(SETTLE_S)
+                now = probe(ssh, host.workdir, host.deploybench)
+                label = "-".join(
+                    part
+                    for part in (
+                        f"mode{mode}" if mode is not None else "",
+                        f"clocks-{state}" if state else "",
+                    )
+                    if part
+                )
+                console.print(f"power mode {label}: {_state(now.jetson)}")
+                codes.append(run_one(label, now))
+    finally:
+        restore(ssh, device, host, original, stored if clocks else None, console)
+    return max(codes, default=0)
+
+
+def set_mode(ssh: Ssh, device: Device, host: HostConfig, mode: str) -> None:
+    """Switch the board to nvpmodel mode ``mode`` (an id) and check that it took."""
+    out = _root(ssh, f"{device.sudo}nvpmodel -m {int(mode)}", "nvpmodel -m")
+    if "reboot" in out.lower():
+        raise RemoteError(
+            f"switching {ssh.name} to nvpmodel mode {mode} needs a reboot: reboot it into "
+            "that mode and run without --power-modes"
+        )
+    now = (probe(ssh, host.workdir, host.deploybench).jetson or {}).get("nvpmodel") or {}
+    if now.get("id") != int(mode):
+        raise RemoteError(
+            f"{ssh.name} is in nvpmodel mode {now.get('id')} after 'nvpmodel -m {mode}': "
+            "is that a mode of this board (nvpmodel -p --verbose lists them)?"
+        )
+
+
+def restore(
+    ssh: Ssh,
+    device: Device,
+    host: HostConfig,
+    original: dict[str, Any],
+    stored: str | None,
+    console: Console,
+) -> None:
+    """Put the board's mode and clocks back, trying a fresh connection when the one the
+    sweep used is gone; where that fails, say what to type on the device."""
+    commands = []
+    if original.get("id") is not None:
+        commands.append(f"{device.sudo}nvpmodel -m {original['id']}")
+    if stored:
+        commands.append(f"{device.sudo}jetson_clocks --restore {stored}")
+    if not commands:
+        return
+    script = " && ".join(commands)
+    for attempt in range(RESTORE_TRIES):
+        try:
+            ssh.run(script, 120, "restoring the power mode")
+            console.print(
+                f"restored {ssh.name}: nvpmodel mode {original.get('name')}"
+                + (", jetson_clocks as before" if stored else "")
+            )
+            return
+        except (RemoteError, TimeoutError) as exc:
+            if attempt + 1 == RESTORE_TRIES:
+                console.print(
+                    f"could not restore {ssh.name} ({exc}): run on the device: {script}",
+                    markup=False,
+                )
+                return
+            ssh.reset()
+            time.sleep(2.0)
+
+
+def _root(ssh: Ssh, script: str, what: str) -> str:
+    done = ssh.run(script, 120, what, check=False)
+    if done.status != 0:
+        text = (done.stderr + done.stdout).strip()
+        if "password is required" in text or "sudo:" in text:
+            raise RemoteError(
+                f"{what} needs root on {ssh.name} without a password: add a sudoers rule, "
+                "e.g. 'USER ALL=(root) NOPASSWD: /usr/sbin/nvpmodel, /usr/bin/jetson_clocks'"
+            )
+        line = text.splitlines()[-1] if text else f"exit status {done.status}"
+        raise RemoteError(f"{what} failed on {ssh.name}: {line}")
+    return done.stdout + done.stderr
+
+
+def _state(jetson: dict[str, Any] | None) -> str:
+    jetson = jetson or {}
+    mode = (jetson.get("nvpmodel") or {}).get("name", "unknown")
+    clocks = (jetson.get("jetson_clocks") or {}).get("on")
+    return f"nvpmodel {mode}, jetson_clocks {'on' if clocks else 'off' if clocks is False else '?'}"
