@@ -131,22 +131,27 @@ class HostConfig(Strict):
     cells run there: ``tools`` (the device's own trtexec and benchmark_app, no Python
     needed), ``agent`` (deploybench installed there runs them) or ``auto`` (agent where
     ``deploybench`` answers, else tools). ``workdir`` holds the copied models, engines
-    and runs on the device. ``power_interval_ms`` is tegrastats' interval."""
+    and runs on the device. ``trtexec`` and ``benchmark_app`` are the tools' paths there
+    where they are not found by themselves (on PATH; trtexec also in JetPack's
+    /usr/src/tensorrt/bin): benchmark_app in the virtual environment OpenVINO 2022.3's
+    install guide makes, say. ``power_interval_ms`` is tegrastats' interval."""
 
     address: str
     mode: Literal["auto", "tools", "agent"] = "auto"
     workdir: str = "~/.cache/deploybench-remote"
     deploybench: str = Field("deploybench", min_length=1, description="the command, on the device")
+    trtexec: str | None = None
+    benchmark_app: str | None = None
     ssh_config: str | None = None
     ssh_options: list[str] = Field(default_factory=list)
     connect_timeout_s: float = Field(10.0, gt=0, le=600)
     power_interval_ms: int = Field(100, ge=10, le=10_000)
 
-    @field_validator("workdir")
+    @field_validator("workdir", "trtexec", "benchmark_app")
     @classmethod
-    def _plain_workdir(cls, value: str) -> str:
-        if not re.fullmatch(r"~?[A-Za-z0-9_./-]+", value):
-            raise ValueError("workdir must be a plain path (letters, digits, _ . / - and ~)")
+    def _plain_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"~?[A-Za-z0-9_./-]+", value):
+            raise ValueError("must be a plain path (letters, digits, _ . / - and ~)")
         return value
 
 

@@ -51,7 +51,7 @@ def connected(host: Host) -> Iterator[tuple[Ssh, Device]]:
         config.connect_timeout_s,
     )
     try:
-        yield ssh, probe(ssh, config.workdir, config.deploybench)
+        yield ssh, probe(ssh, config)
     finally:
         ssh.close()
 
@@ -92,15 +92,22 @@ def edge_run(request: EdgeRequest, console: Console) -> int:
         from bench.remote.sweep import sweep
 
         dirs: list[Path] = []
-        code = sweep(
-            ssh,
-            device,
-            request.host.config,
-            request.power_modes,
-            request.clocks,
-            lambda label, now: _run_once(request, ssh, now, mode, console, label, dirs),
-            console,
-        )
+        try:
+            code = sweep(
+                ssh,
+                device,
+                request.host.config,
+                request.power_modes,
+                request.clocks,
+                lambda label, now: _run_once(request, ssh, now, mode, console, label, dirs),
+                console,
+            )
+        except ConnectionLost as exc:
+            done = [path for path in dirs if path.exists()]
+            if done:
+                report_command(done, [], None, console)
+            kept = f"; the power modes done are in {', '.join(map(str, done))}" if done else ""
+            raise ConnectionLost(f"{exc}{kept}") from None
         if dirs:
             report_command(dirs, [], None, console)
         return code
@@ -220,7 +227,7 @@ def _device_end_state(ssh: Ssh, host: HostConfig, environment_file: Path) -> tup
     """Read the device's power state again and record how it changed over the run."""
     environment = json.loads(environment_file.read_text())
     start = environment.get("power", {}).get("state") or {}
-    end = probe(ssh, host.workdir, host.deploybench).jetson
+    end = probe(ssh, host).jetson
     changes = state_changes(start, {"jetson": end}) if start.get("jetson") else []
     environment["power"]["end"] = {"jetson": end}
     environment["power"]["changes"] = changes
@@ -243,11 +250,33 @@ def edge_resume(request: ResumeRequest, host: Host, console: Console, progress: 
 
             return agent_resume(ssh, host, request.path, stored, console)
         run = resumed_run(request)
+        _check_same_power_mode(run, device, host)
         run.planned = tools_plan(device, run.planned)
         edge = EdgeRequest(RunRequest(Path("bench.toml")), host, [], [], progress)
         return _execute_tools(run, ssh, device, edge, console)
 
 
+def _check_same_power_mode(run: Run, device: Device, host: Host) -> None:
+    """UserError when the board is in another power mode (or jetson_clocks state) than
+    the run began in: its remaining cells would measure another machine."""
+    environment = run.run_dir.read_json(ENVIRONMENT_FILE)
+    start = ((environment.get("power") or {}).get("state") or {}).get("jetson")
+    if not start or not device.jetson:
+        return
+    changes = state_changes({"jetson": start}, {"jetson": device.jetson})
+    if changes:
+        mode = (start.get("nvpmodel") or {}).get("id")
+        raise UserError(
+            f"{run.run_dir.path} was measured in another power state than {host.name} is in "
+            f"now ({'; '.join(changes)}): set it back first (sudo nvpmodel -m {mode}; "
+            "jetson_clocks as it was), then resume"
+        )
+
+
 def remote_hint(path: Path, host: Host) -> str:
-    """The command that finishes an interrupted run on ``host``."""
-    return f"python cli.py run --resume {shlex.quote(str(path))} --host {host.name}"
+    """The command that finishes an interrupted run on ``host`` (with the suite file
+    that names it, where that is not ./bench.toml)."""
+    command = f"python cli.py run --resume {shlex.quote(str(path))} --host {host.name}"
+    if host.suite is not None and host.suite != Path("bench.toml"):
+        command += f" --config {shlex.quote(str(host.suite))}"
+    return command

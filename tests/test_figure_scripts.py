@@ -39,6 +39,10 @@ SCRIPTS = {
         r"bench_app",
     ),
     "suite_time": (["--config", "{tiny}"], r"default suite, warm cache .* s"),
+    "edge_overhead": (  # a loopback sshd: the run over SSH and the transport's cost
+        ["--config", "{tiny}", "--calls", "3"],
+        r"s per cell \(1 cells\)(.|\n)*one guarded command over the master connection",
+    ),
     "quantizer_choice": (
         ["--models", "lenet5", "--samples", "4", "--eval", "2", "--runs", "5"]
         + ["--quantizers", "onnxruntime"],

@@ -12,21 +12,24 @@ from bench.remote.ssh import Address
 
 @dataclass(frozen=True)
 class Host:
-    """A device: the name the user gave and its settings."""
+    """A device: the name the user gave and its settings; ``suite``: the suite file
+    whose ``[hosts]`` table named it (None: an address)."""
 
     name: str
     config: HostConfig
+    suite: Path | None = None
 
 
 def resolve_host(target: str, config_path: Path, mode: str | None = None) -> Host:
     """``target`` as ``[hosts.TARGET]`` of the suite file, else as ``[user@]host[:port]``
     (or an ssh config alias) with the defaults; ``mode`` overrides the table's."""
     hosts = load_config(config_path).hosts if config_path.is_file() else {}
+    suite = None
     if target in hosts:
-        host = hosts[target]
+        host, suite = hosts[target], config_path
     else:
         Address.parse(target)  # a bad address is one line here
         host = HostConfig(address=target)
     if mode is not None:
         host = host.model_copy(update={"mode": mode})
-    return Host(target, host)
+    return Host(target, host, suite)

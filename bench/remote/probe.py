@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.config import HostConfig
 from bench.power.jetson import l4t_release
 from bench.power.jetson_board import parse_nvpmodel_query
 from bench.remote.ssh import Ssh
@@ -39,11 +40,13 @@ section clocks; for f in "$R"/sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
 done; for f in "$R"/sys/class/devfreq/*; do case "$(basename "$f")" in
   *gpu*|*gv11b*|*ga10b*|*gp10b*|*gm20b*) [ -r "$f/min_freq" ] &&
     echo "gpu $(cat "$f/min_freq") $(cat "$f/max_freq")";; esac; done
-section trtexec; T=$(command -v trtexec || { [ -x "$R__TRTEXEC__" ] && echo "$R__TRTEXEC__"; })
+section trtexec; T=__TRTEXEC_GIVEN__
+[ -n "$T" ] || T=$(command -v trtexec || { [ -x "$R__TRTEXEC__" ] && echo "$R__TRTEXEC__"; })
 [ -n "$T" ] && { echo "$T"; "$T" --help 2>&1 | grep -m1 'TensorRT.trtexec'; }
 section tegrastats; command -v tegrastats
 section jetson_clocks; command -v jetson_clocks
-section benchmark_app; B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"
+section benchmark_app; B=__BENCHMARK_APP_GIVEN__
+[ -n "$B" ] || B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"
 section openvino; python3 -c 'import openvino.runtime as o; print(o.get_version())' 2>/dev/null
 section python; python3 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null
 section deploybench; D=__DEPLOYBENCH__; command -v "${D%% *}" >/dev/null 2>&1 && $D --version 2>&1
@@ -118,12 +121,14 @@ class Device:
         }
 
 
-def probe(ssh: Ssh, workdir: str, deploybench: str) -> Device:
+def probe(ssh: Ssh, host: HostConfig) -> Device:
     """Read what the device behind ``ssh`` is and has (one command)."""
     script = (
-        _SCRIPT.replace("__TRTEXEC__", str(JETPACK_TRTEXEC))
-        .replace("__WORKDIR__", workdir)
-        .replace("__DEPLOYBENCH__", shlex.quote(deploybench))
+        _SCRIPT.replace("__TRTEXEC_GIVEN__", host.trtexec or "")
+        .replace("__BENCHMARK_APP_GIVEN__", host.benchmark_app or "")
+        .replace("__TRTEXEC__", str(JETPACK_TRTEXEC))
+        .replace("__WORKDIR__", host.workdir)
+        .replace("__DEPLOYBENCH__", shlex.quote(host.deploybench))
     )
     done = ssh.run(script, PROBE_TIMEOUT_S, "reading what the device has", check=False)
     return parse_probe(ssh.name, done.stdout)

@@ -237,7 +237,9 @@ class Ssh:
             if any(needle in line for line in lines):
                 return RemoteError(f"cannot connect to {self.name}: {reason}")
         text = " ".join(lines)
-        if re.search(
+        # A connection that never came up always says why (above); a shared one (ControlMaster)
+        # that drops mid-command often says nothing at all.
+        if not lines or re.search(
             r"closed by remote host|Broken pipe|Connection reset|"
             r"mux_client|client_loop|Timeout, server",
             text,

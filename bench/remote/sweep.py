@@ -65,7 +65,7 @@ def sweep(
                 elif state == "off":
                     _root(ssh, f"{sudo}jetson_clocks --restore {stored}", "jetson_clocks")
                 time.sleep(SETTLE_S)
-                now = probe(ssh, host.workdir, host.deploybench)
+                now = probe(ssh, host)
                 label = "-".join(
                     part
                     for part in (
@@ -89,7 +89,7 @@ def set_mode(ssh: Ssh, device: Device, host: HostConfig, mode: str) -> None:
             f"switching {ssh.name} to nvpmodel mode {mode} needs a reboot: reboot it into "
             "that mode and run without --power-modes"
         )
-    now = (probe(ssh, host.workdir, host.deploybench).jetson or {}).get("nvpmodel") or {}
+    now = (probe(ssh, host).jetson or {}).get("nvpmodel") or {}
     if now.get("id") != int(mode):
         raise RemoteError(
             f"{ssh.name} is in nvpmodel mode {now.get('id')} after 'nvpmodel -m {mode}': "
