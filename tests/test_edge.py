@@ -78,6 +78,7 @@ def test_tools_mode_on_an_orin(ssh_server, tmp_path: Path, capsys) -> None:
     )
 
 
+@pytest.mark.slow  # test_remote's export test runs TensorRT 8.2's flags and opset in the suite
 def test_tools_mode_on_a_nano_exports_at_the_opset_tensorrt_8_2_parses(
     ssh_server, tmp_path: Path, capsys
 ) -> None:
