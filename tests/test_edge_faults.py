@@ -350,8 +350,10 @@ def test_a_hung_cell_is_stopped_at_the_cell_timeout_with_its_processes(
     cell = _records(run)[GPU_CELL.format("fp32")]
     assert cell["status"] == "timeout", cell
     assert cell["reason"] == (
-        "did not finish within the cell timeout (5 s); its processes on the device were stopped"
+        "timing with trtexec did not finish within the cell timeout (5 s); its processes on "
+        "the device were stopped"
     )
+    assert cell["phase"] == "timed loop"
     assert _no_device_processes(edge) == []
 
 

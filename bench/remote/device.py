@@ -3,6 +3,7 @@ command with the cell's time left."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,7 @@ from bench.core.spec import PreparedModel
 from bench.remote.bundle import Bundle, write_bundle
 from bench.remote.probe import Device
 from bench.remote.ssh import RemoteError, Ssh
-from runtimes.tensorrt_build import (
-    TrtVersion,
-)
+from runtimes.tensorrt_build import TrtVersion
 
 COPY_TIMEOUT_S = 3600.0
 
@@ -26,6 +25,10 @@ class CellFailed(Exception):
     def __init__(self, reason: str, phase: str) -> None:
         super().__init__(reason)
         self.phase = phase
+
+
+class CellTimedOut(CellFailed):
+    """The cell's time ran out on the device in ``phase``; its processes were stopped."""
 
 
 @dataclass
@@ -42,8 +45,9 @@ class Workspace:
         return f"{self.root}/engines"
 
     def cell(self, run_id: str, cell: Cell, repetition: int) -> str:
-        slug = cell.key.replace("/", "_").replace(":", "-")
-        return f"{self.root}/runs/{run_id}/{slug}-r{repetition}"
+        slug = re.sub(r"[^A-Za-z0-9_.,+-]", "_", cell.key.replace(":", "-"))
+        run = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+        return f"{self.root}/runs/{run}/{slug}-r{repetition}"
 
 
 class DeviceWork:
@@ -110,11 +114,16 @@ class DeviceWork:
 
     def run(self, script: str, deadline: float, what: str, phase: str) -> str:
         """``script`` on the device within the cell's time left; its standard output.
-        A script that fails is CellFailed in ``phase`` with its most telling line."""
+        A script that fails is CellFailed in ``phase`` with its most telling line; one
+        still running at ``deadline`` is stopped (the guard ends its process group) and
+        raises CellTimedOut in ``phase``."""
         left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(what)
-        done = self.ssh.run(script, left, what, check=False)
+        try:
+            if left <= 0:
+                raise TimeoutError(what)
+            done = self.ssh.run(script, left, what, check=False)
+        except TimeoutError:
+            raise CellTimedOut(f"{what} did not finish", phase) from None
         if done.status != 0:
             lines = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
             errors = [ln for ln in lines if "[E]" in ln or "rror" in ln or "FAILED" in ln]

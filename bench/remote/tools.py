@@ -12,7 +12,7 @@ from bench.core.cell import Cell
 from bench.core.errors import Unavailable
 from bench.core.record import CellRecord
 from bench.core.spec import PreparedModel
-from bench.remote.device import CellFailed, DeviceWork
+from bench.remote.device import CellFailed, CellTimedOut, DeviceWork
 from bench.remote.myriad import measure_myriad
 from bench.remote.ssh import ConnectionLost, RemoteError
 from bench.remote.trtexec import measure_tensorrt
@@ -43,16 +43,16 @@ class ToolsMode(DeviceWork):
                 )
             else:
                 measured = measure_myriad(self, cell, model, config, run_id, repetition, deadline)
+        except CellTimedOut as timeout:
+            status, phase = "timeout", timeout.phase
+            reason = (
+                f"{timeout} within the cell timeout ({config.suite.cell_timeout_s:.0f} s); "
+                "its processes on the device were stopped"
+            )
         except CellFailed as failure:
             status, reason, phase = "failed", str(failure), failure.phase
         except Unavailable as exc:
             status, reason = "skipped", str(exc)
-        except TimeoutError:
-            status, phase = "timeout", "device"
-            reason = (
-                f"did not finish within the cell timeout ({config.suite.cell_timeout_s:.0f} s); "
-                "its processes on the device were stopped"
-            )
         except ConnectionLost:
             raise
         except RemoteError as exc:
