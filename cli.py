@@ -540,7 +540,11 @@ def _run_on_host(args: argparse.Namespace, console: Any) -> int:
         request = runs.ResumeRequest(
             args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
         )
-        return edge.edge_resume(request, host, console, not args.no_progress)
+        try:
+            return edge.edge_resume(request, host, console, not args.no_progress)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finish with: {host.resume_hint(args.resume)}")
+            return 130
     edge_request = edge.EdgeRequest(
         _run_request(args),
         host,
@@ -549,7 +553,11 @@ def _run_on_host(args: argparse.Namespace, console: Any) -> int:
         not args.no_progress,
         tuple(args.hw),
     )
-    return edge.edge_run(edge_request, console)
+    try:
+        return edge.edge_run(edge_request, console)
+    except KeyboardInterrupt:  # what was kept, and how to go on, is said where it happened
+        console.print(f"interrupted: what ran on {host.name} was stopped")
+        return 130
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ the board back as it was at the end, after Ctrl-C and after a lost connection.
 from __future__ import annotations
 
 import json
-import shlex
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,9 +137,9 @@ def _run_once(
 ) -> int:
     run_request = request.run
     if label:
-        name = load_config(run_request.config_path, run_request.profile, run_request.overrides)
+        config = load_config(run_request.config_path, run_request.profile, run_request.overrides)
         overrides = {k: dict(v) for k, v in run_request.overrides.items()}
-        overrides.setdefault("suite", {})["name"] = f"{name.suite.name}-{label}"
+        overrides.setdefault("suite", {})["name"] = f"{config.suite.name}-{label}"
         run_request = replace(run_request, overrides=overrides)
     if mode == "agent":
         from bench.remote.agent import agent_run
@@ -175,7 +174,7 @@ def _tools_run(request: RunRequest, host: Host, device: Device) -> Run:
 def _execute_tools(
     run: Run, ssh: Ssh, device: Device, request: EdgeRequest, console: Console
 ) -> int:
-    hint = remote_hint(run.run_dir.path, request.host)
+    hint = request.host.resume_hint(run.run_dir.path)
     with tempfile.TemporaryDirectory(prefix="deploybench-edge-") as scratch:
         tools = ToolsMode(ssh, device, request.host.config, Path(scratch), run.config.suite.power)
         end = partial(_device_end_state, ssh, request.host.config)
@@ -187,12 +186,12 @@ def _execute_tools(
             raise ConnectionLost(
                 f"{exc}; the cells done are kept in {run.run_dir.path}: finish with: {hint}"
             ) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # said here, where the run is known; cli.py exits 130
             console.print(
                 f"\ninterrupted: the cell on {request.host.name} was stopped; every finished "
                 f"cell is kept in {run.run_dir.path}; finish with: {hint}"
             )
-            return 130
+            raise
 
 
 def _check_onnx_opset(path: Path, highest: int, device: Device, host: Host) -> None:
@@ -271,12 +270,3 @@ def _check_same_power_mode(run: Run, device: Device, host: Host) -> None:
             f"now ({'; '.join(changes)}): set it back first (sudo nvpmodel -m {mode}; "
             "jetson_clocks as it was), then resume"
         )
-
-
-def remote_hint(path: Path, host: Host) -> str:
-    """The command that finishes an interrupted run on ``host`` (with the suite file
-    that names it, where that is not ./bench.toml)."""
-    command = f"python cli.py run --resume {shlex.quote(str(path))} --host {host.name}"
-    if host.suite is not None and host.suite != Path("bench.toml"):
-        command += f" --config {shlex.quote(str(host.suite))}"
-    return command

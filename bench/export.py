@@ -14,15 +14,22 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.config import BenchConfig, load_config
-from bench.core.errors import UserError
+from bench.core.errors import Unavailable, UserError
 from bench.core.spec import PreparedModel
 from bench.plan import ModelRequest
-from bench.remote.bundle import MANIFEST, MODEL_FILE, write_bundle
+from bench.remote.bundle import MANIFEST, MODEL_FILE, Bundle, write_bundle
 from bench.runner import ExportFailed, prepare
 from bench.runs import usable_cache_dir
 from exporters.cache import default_cache_dir
 from exporters.zoo import get_entry
-from runtimes.tensorrt_build import BuildPlan, TrtVersion, profile_shapes
+from runtimes.tensorrt_build import (
+    BuildPlan,
+    TrtVersion,
+    TypingSupport,
+    profile_shapes,
+    resolve_typing,
+)
+from runtimes.tensorrt_rt import TensorRTOptions
 from runtimes.trtexec_driver import (
     JETPACK_TRTEXEC,
     RunSettings,
@@ -85,8 +92,8 @@ def export_command(request: ExportRequest, console: Console) -> int:
             code = 1
             continue
         folder = request.out / name
-        write_bundle(model, config.suite.batch_sizes, version, folder, None, "fp32", opset)
-        (folder / COMMANDS).write_text(commands(model, config, version, request.trtexec, folder))
+        bundle = write_bundle(model, config.suite.batch_sizes, version, folder, None, "fp32", opset)
+        (folder / COMMANDS).write_text(commands(model, config, version, request.trtexec, bundle))
         console.print(f"{name}: {folder} (opset {opset}, TensorRT {version})", markup=False)
     return code
 
@@ -104,12 +111,14 @@ def _config(request: ExportRequest, opset: int) -> BenchConfig:
 
 
 def commands(
-    model: PreparedModel, config: BenchConfig, version: TrtVersion, trtexec: str, folder: Path
+    model: PreparedModel, config: BenchConfig, version: TrtVersion, trtexec: str, bundle: Bundle
 ) -> str:
-    """The shell script of trtexec commands for every precision and batch of ``config``
-    (relative paths: run it from the bundle's folder on the device)."""
-    manifest = json.loads((folder / MANIFEST).read_text())
+    """The shell script of trtexec commands for every precision and batch of ``config``,
+    built as tools mode builds them (``[runtime.tensorrt]``'s typing and workspace), with
+    relative paths: run it from the bundle's folder on the device."""
+    manifest = json.loads((bundle.path / MANIFEST).read_text())
     measure = config.measure
+    settings: TensorRTOptions = config.runtime.of("tensorrt")  # type: ignore[assignment]
     lines = [
         "#!/bin/sh",
         f"# {model.name}: exported at opset {manifest['opset']} for TensorRT {version}.",
@@ -119,20 +128,31 @@ def commands(
         "set -e",
     ]
     for precision in config.suite.precisions:
-        if precision == "int8" or (precision == "bf16" and version < TrtVersion(9, 0)):
-            lines.append(f"# {precision}: not written (int8 needs calibration; bf16: 9.0+)")
+        try:
+            support = TypingSupport.of_version(version)
+            typing = resolve_typing(support, version, settings.typing, precision)
+        except Unavailable as exc:
+            lines.append(f"# {precision}: not written ({exc})")
+            continue
+        if precision == "int8" or (precision == "bf16" and not support.bf16):
+            lines.append(f"# {precision}: not written (int8 needs a QDQ copy; bf16: 9.0 to 10.x)")
+            continue
+        if typing == "strong" and precision != "fp32":
+            lines.append(f"# {precision}: not written (a strongly typed engine needs its graph)")
             continue
         for batch in config.suite.batch_sizes:
             tag = f"{precision}-b{batch}"
             engine = Path(f"model-{tag}.engine")
             plan = BuildPlan(
                 precision=precision,
-                typing="weak" if version.major < 11 else "strong",
-                workspace_mb=4096,
+                typing=typing,
+                workspace_mb=settings.workspace_mb,
                 shapes=profile_shapes(model.inputs, [batch], batch),
+                tf32=settings.tf32,
+                optimization_level=settings.builder_optimization_level,
             )
             run = RunSettings(shapes={n: s[1] for n, s in plan.shapes.items()})
-            load = manifest["load_inputs"].get(str(batch))
+            load = bundle.load_inputs(batch, ".")
             timed = run_flags(
                 version, engine, run, measure.warmup_rule(), measure.measurement_rule()
             )

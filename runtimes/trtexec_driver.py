@@ -79,14 +79,14 @@ def trtexec_version(trtexec: Path) -> TrtVersion:
     return parse_banner(done.stdout + done.stderr)
 
 
-def _quoted(name: str) -> str:
+def quoted_name(name: str) -> str:
     """A tensor name as trtexec's lists take it: quoted when it holds ':' or ','."""
     return f"'{name}'" if re.search(r"[:,]", name) else name
 
 
 def _shape_list(shapes: dict[str, tuple[int, ...]]) -> str:
     """``name:1x3x224x224,other:1x128``."""
-    return ",".join(f"{_quoted(n)}:{'x'.join(map(str, s))}" for n, s in shapes.items())
+    return ",".join(f"{quoted_name(n)}:{'x'.join(map(str, s))}" for n, s in shapes.items())
 
 
 def build_flags(
@@ -267,7 +267,7 @@ def input_files(feeds: dict[str, np.ndarray], directory: Path, version: TrtVersi
             data = data.astype(np.int32)
         path = directory / f"input{len(specs)}.bin"
         data.tofile(path)
-        specs.append(f"{_quoted(name)}:{path}")
+        specs.append(f"{quoted_name(name)}:{path}")
     return ",".join(specs)
 
 

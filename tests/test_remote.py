@@ -23,6 +23,7 @@ from bench.plan import PlannedCell
 from bench.power import TegrastatsLog, window_figures
 from bench.remote.agent import _flags
 from bench.remote.boards import board_of, tools_plan
+from bench.remote.bundle import Bundle
 from bench.remote.probe import clocks_state, parse_probe
 from bench.remote.ssh import Address, ConnectionLost, RemoteError, Ssh
 from bench.runs import RunRequest
@@ -118,7 +119,9 @@ def test_addresses(text: str, address: Address) -> None:
     assert Address.parse(text) == address
 
 
-@pytest.mark.parametrize("text", ["", "a b", "x@y@z", "host:0", "host:70000"])
+@pytest.mark.parametrize(
+    "text", ["", "a b", "x@y@z", "host:0", "host:70000", "-oProxyCommand=sh", "me@-x"]
+)
 def test_bad_addresses_are_one_line(text: str) -> None:
     with pytest.raises(UserError, match="SSH address|out of range"):
         Address.parse(text)
@@ -159,6 +162,12 @@ def _device(model: str, tensorrt: str | None = "8.5.2", benchmark_app: bool = Fa
     if benchmark_app:
         text += "@@benchmark_app\n/opt/benchmark_app\n"
     return parse_probe("dev", text)
+
+
+def test_load_inputs_quote_names_trtexec_would_split() -> None:
+    bundle = Bundle(Path("b"), "d", {1: [("input:0", "b1/input0.bin"), ("mask", "b1/input1.bin")]})
+    assert bundle.load_inputs(1, "/r/m") == "'input:0':/r/m/b1/input0.bin,mask:/r/m/b1/input1.bin"
+    assert bundle.load_inputs(8, "/r/m") is None
 
 
 @pytest.mark.parametrize(
@@ -282,11 +291,12 @@ def test_the_export_bundle_runs_on_tensorrt_8_2(tmp_path: Path, cache_dir: Path,
     assert "mlp: " in capsys.readouterr().out
     folder = out / "mlp"
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["opset"] == 13 and manifest["load_inputs"] == {"2": "input:b2/input0.bin"}
+    assert manifest["opset"] == 13
+    assert manifest["batches"]["2"]["inputs"]["input"]["file"] == "b2/input0.bin"
     root = make_device("nano-jp46", tmp_path / "device")
     trtexec = root / "usr/src/tensorrt/bin/trtexec"
     script = (folder / "commands.sh").read_text()
-    assert "# int8: not written" in script
+    assert "# int8: not written" in script and "--loadInputs=input:./b2/input0.bin" in script
     done = subprocess.run(
         ["sh", "-c", script.replace("/usr/src/tensorrt/bin/trtexec", str(trtexec))],
         cwd=folder,

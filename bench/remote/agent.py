@@ -54,7 +54,7 @@ def agent_run(
     """Run ``request`` with deploybench on the device; the local copy of its run folder
     (None when it made none) and its exit code."""
     _check_version(device, host, console)
-    work = device.home.rstrip("/") + host.config.workdir.removeprefix("~")
+    work = device.path(host.config.workdir)
     stage = f"{work}/agent/{time.strftime('%Y%m%d-%H%M%S')}"
     with tempfile.TemporaryDirectory(prefix="deploybench-agent-") as scratch:
         files = Path(scratch)
@@ -71,12 +71,11 @@ def agent_run(
         ]
         ssh.push(files, stage)
     command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
-    remote_dir, code = _stream(ssh, host, command, console)
+    results = Path(request.overrides.get("suite", {}).get("results_dir") or _results_dir(request))
+    remote_dir, code = _stream(ssh, host, command, console, results)
     if remote_dir is None:
         return None, code
-    results = Path(request.overrides.get("suite", {}).get("results_dir") or _results_dir(request))
-    local = _fetch(ssh, host, remote_dir, results)
-    return local, code
+    return _fetch(ssh, host, remote_dir, results), code
 
 
 def agent_resume(ssh: Ssh, host: Host, path: Path, stored: dict[str, Any], console: Console) -> int:
@@ -85,13 +84,16 @@ def agent_resume(ssh: Ssh, host: Host, path: Path, stored: dict[str, Any], conso
     if not isinstance(remote_dir, str):
         raise UserError(f"{path / RUN_FILE} names no run folder on {host.name}: start a new run")
     command = f"{host.config.deploybench} run --resume {shlex.quote(remote_dir)}"
-    _, code = _stream(ssh, host, command, console)
+    _, code = _stream(ssh, host, command, console, path.parent)
     _fetch(ssh, host, remote_dir, path.parent)
     return code
 
 
 def _check_version(device: Device, host: Host, console: Console) -> None:
-    here = importlib.metadata.version("deploybench")
+    try:
+        here = importlib.metadata.version("deploybench")
+    except importlib.metadata.PackageNotFoundError:
+        here = "not installed"
     if device.deploybench != here:
         console.print(
             f"note: {host.name} runs deploybench {device.deploybench}, this machine {here}"
@@ -141,10 +143,14 @@ def _results_dir(request: RunRequest) -> str:
     return load_config(request.config_path, request.profile, request.overrides).suite.results_dir
 
 
-def _stream(ssh: Ssh, host: Host, command: str, console: Console) -> tuple[str | None, int]:
+def _stream(
+    ssh: Ssh, host: Host, command: str, console: Console, results: Path
+) -> tuple[str | None, int]:
     """Run ``command`` on the device, each line it prints shown here as it comes; the
     run folder it named and its exit code. An error line of its own (exit 2) is a
-    UserError naming the device."""
+    UserError naming the device. Interrupted (Ctrl-C, a lost connection), what the
+    device finished is copied into ``results`` where it can be, and the way to go on
+    is said."""
     found: list[str] = []
     last: list[str] = []
 
@@ -160,11 +166,20 @@ def _stream(ssh: Ssh, host: Host, command: str, console: Console) -> tuple[str |
         code = ssh.stream(command, show, "the agent run")
     except KeyboardInterrupt:
         if found:
-            _fetch(ssh, host, found[0], None)
+            local = _fetch_or_stub(ssh, host, found[0], results)
+            console.print(
+                f"\ninterrupted: the run on {host.name} was stopped; its finished cells are "
+                f"in {local}; finish with: {host.resume_hint(local)}"
+            )
         raise
     except ConnectionLost as exc:
-        where = f"; its finished cells stay in {found[0]} on the device" if found else ""
-        raise ConnectionLost(f"{exc}{where}: finish with --resume and --host") from None
+        if not found:
+            raise
+        local = _stub(host, found[0], results)
+        raise ConnectionLost(
+            f"{exc}; the cells done stay in {found[0]} on the device: finish with: "
+            f"{host.resume_hint(local)}"
+        ) from None
     if code == 2 and not found:
         errors = [line for line in last if line.startswith("error:")]
         raise RemoteError(f"{host.name}: {(errors or last or ['exit status 2'])[-1]}")
@@ -173,11 +188,29 @@ def _stream(ssh: Ssh, host: Host, command: str, console: Console) -> tuple[str |
     return (found[0] if found else None), code
 
 
-def _fetch(ssh: Ssh, host: Host, remote_dir: str, results: Path | None) -> Path:
-    """Copy the device's run folder into ``results`` (the run's own parent when None)
-    and record where it came from in its run.json and environment.json."""
+def _fetch_or_stub(ssh: Ssh, host: Host, remote_dir: str, results: Path) -> Path:
+    """``_fetch``, or where the copy fails, ``_stub``."""
+    try:
+        return _fetch(ssh, host, remote_dir, results)
+    except RemoteError:
+        return _stub(host, remote_dir, results)
+
+
+def _stub(host: Host, remote_dir: str, results: Path) -> Path:
+    """A local run folder that names the device's (its run.json only), for ``--resume``
+    to finish it there and copy it back."""
+    local = results / remote_dir.rstrip("/").rpartition("/")[2]
+    local.mkdir(parents=True, exist_ok=True)
+    if not (local / RUN_FILE).is_file():
+        remote = {"host": host.name, "address": host.config.address, "mode": "agent"}
+        RunDir(local).write_json(RUN_FILE, {"remote": {**remote, "run_dir": remote_dir}})
+    return local
+
+
+def _fetch(ssh: Ssh, host: Host, remote_dir: str, results: Path) -> Path:
+    """Copy the device's run folder into ``results`` and record where it came from in
+    its run.json and environment.json."""
     parent, _, name = remote_dir.rstrip("/").rpartition("/")
-    results = results or Path("results")
     ssh.pull(parent, [name], results, 3600)
     local = results / name
     if not (local / RUN_FILE).is_file():

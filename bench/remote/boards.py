@@ -45,9 +45,6 @@ def board_of(model: str) -> Board | None:
     return None
 
 
-TOOLS_RUNTIMES = ("tensorrt", "openvino")
-
-
 def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:
     """``planned``'s cells with the skip reasons of ``device`` in tools mode (the host's
     own are not the device's)."""
@@ -56,16 +53,15 @@ def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:
 
 def tools_skip_reason(cell: Cell, device: Device) -> str | None:
     """Why ``device`` cannot run ``cell`` with its own tools; None when it can."""
-    if cell.runtime not in TOOLS_RUNTIMES:
+    reason = TOOLS_REASONS.get(cell.runtime)
+    if reason is None:
         return (
             f"{cell.runtime} needs deploybench on {device.name}: tools mode runs tensorrt "
             "(trtexec) and openvino on a Myriad X (benchmark_app); use the agent mode"
         )
     if cell.scenario == "train":
         return "tools mode runs inference only: training needs the agent mode"
-    if cell.runtime == "openvino":
-        return _myriad_reason(cell, device)
-    return _tensorrt_reason(cell, device)
+    return reason(cell, device)
 
 
 def _tensorrt_reason(cell: Cell, device: Device) -> str | None:
@@ -102,3 +98,8 @@ def _myriad_reason(cell: Cell, device: Device) -> str | None:
     if cell.precision != "fp16":
         return f"a Myriad X runs fp16 only, not {cell.precision}"
     return None
+
+
+TOOLS_REASONS = {"tensorrt": _tensorrt_reason, "openvino": _myriad_reason}
+"""The runtimes a device's own tools run (trtexec, benchmark_app), and why a cell of
+one cannot run there."""

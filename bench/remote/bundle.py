@@ -8,7 +8,6 @@ commands to run on the device.
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from bench.core.digest import file_digest
 from bench.core.spec import PreparedModel
 from exporters.reference import load_reference, reference_batches
 from runtimes.tensorrt_build import TrtVersion
-from runtimes.trtexec_driver import input_files
+from runtimes.trtexec_driver import input_files, quoted_name
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -28,12 +27,21 @@ MODEL_FILE = "model.onnx"
 
 @dataclass(frozen=True)
 class Bundle:
-    """A written bundle: its folder, the digest that names it on a device, and each
-    batch's ``--loadInputs`` list relative to the bundle (``input0:b1/input0.bin``)."""
+    """A written bundle: its folder, the digest that names it on a device (of its
+    manifest, which holds every file's digest), and each batch's inputs as (input name,
+    file relative to the bundle)."""
 
     path: Path
     digest: str
-    inputs: dict[int, str]
+    inputs: dict[int, list[tuple[str, str]]]
+
+    def load_inputs(self, batch: int, folder: str) -> str | None:
+        """``--loadInputs`` for ``batch`` with the files under ``folder`` (the bundle's
+        place: on the device, or ``.`` beside it); None without stored inputs."""
+        pairs = self.inputs.get(batch)
+        if not pairs:
+            return None
+        return ",".join(f"{quoted_name(name)}:{folder}/{file}" for name, file in pairs)
 
 
 def write_bundle(
@@ -55,7 +63,7 @@ def write_bundle(
     dest.mkdir(parents=True)
     shutil.copyfile(graph or model.onnx_path, dest / MODEL_FILE)
     stored = reference_batches(model.reference) if model.reference and version else set()
-    inputs: dict[int, str] = {}
+    inputs: dict[int, list[tuple[str, str]]] = {}
     files: dict[str, Any] = {}
     for batch in sorted(set(batches) & stored):
         assert model.reference is not None
@@ -63,11 +71,14 @@ def write_bundle(
         assert version is not None
         folder = dest / f"b{batch}"
         folder.mkdir()
-        spec = input_files(feeds, folder, version)
-        inputs[batch] = spec.replace(f"{dest}/", "")
+        input_files(feeds, folder, version)  # input0.bin, input1.bin … in feeds' order
+        inputs[batch] = [(name, f"b{batch}/input{i}.bin") for i, name in enumerate(feeds)]
         np.savez(folder / "reference.npz", **outputs)
         files[str(batch)] = {
-            "inputs": {name: _array(array) for name, array in feeds.items()},
+            "inputs": {
+                name: {**_array(feeds[name]), "file": file, "digest": file_digest(dest / file)}
+                for name, file in inputs[batch]
+            },
             "outputs": {name: _array(array) for name, array in outputs.items()},
         }
     manifest = {
@@ -81,17 +92,10 @@ def write_bundle(
         "graph": graph_kind,
         "seed": model.seed,
         "batches": files,
-        "load_inputs": {str(batch): spec for batch, spec in inputs.items()},
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    digest = file_digest(dest / MANIFEST)[:16]
-    return Bundle(dest, digest, inputs)
+    return Bundle(dest, file_digest(dest / MANIFEST)[:16], inputs)
 
 
 def _array(array: np.ndarray) -> dict[str, Any]:
     return {"shape": list(array.shape), "dtype": str(array.dtype)}
-
-
-def command_lines(trtexec: str, build: list[str], run: list[str]) -> str:
-    """The two commands to type on the device: build the engine, then time it."""
-    return f"{shlex.join([trtexec, *build])}\n{shlex.join([trtexec, *run])}\n"

@@ -4,6 +4,7 @@ command with the cell's time left."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from bench.core.cell import Cell
 from bench.core.spec import PreparedModel
 from bench.remote.bundle import Bundle, write_bundle
 from bench.remote.probe import Device
-from bench.remote.ssh import RemoteError, Ssh
+from bench.remote.ssh import RemoteError, Ssh, telling_line
 from runtimes.tensorrt_build import TrtVersion
 
 COPY_TIMEOUT_S = 3600.0
@@ -62,8 +63,7 @@ class DeviceWork:
         self.host = host
         self.scratch = scratch
         self.power = power
-        home = device.home.rstrip("/") or "/"
-        self.work = Workspace(host.workdir.replace("~", home, 1))
+        self.folders = Workspace(device.path(host.workdir))
         self._bundles: dict[str, Bundle] = {}
 
     def bundle(
@@ -89,28 +89,33 @@ class DeviceWork:
                 kind,
                 config.suite.opset,
             )
-            remote = self.work.model(bundle)
+            remote = self.folders.model(bundle)
             done = self.ssh.run(
-                f"test -f {remote}/manifest.json && echo present",
+                f"test -f {shlex.quote(remote)}/manifest.json && echo present",
                 60,
                 "checking the copied models",
                 check=False,
             )
             if "present" not in done.stdout:
-                self._check_space(bundle)
+                needed = self._check_space(bundle)
                 self.ssh.push(bundle.path, remote, COPY_TIMEOUT_S)
+                if self.device.free_mib is not None:
+                    self.device.free_mib -= needed
             self._bundles[key] = bundle
         return self._bundles[key]
 
-    def _check_space(self, bundle: Bundle) -> None:
+    def _check_space(self, bundle: Bundle) -> float:
+        """The MiB the bundle takes; RemoteError when the device has too little free
+        for it and its engine (about its size again) with a margin."""
         needed = sum(f.stat().st_size for f in bundle.path.rglob("*") if f.is_file()) / 2**20
         free = self.device.free_mib
         if free is not None and free < needed * 2 + 64:
             raise RemoteError(
-                f"{self.ssh.name} has {free:,.0f} MiB free in {self.work.root}; copying "
+                f"{self.ssh.name} has {free:,.0f} MiB free in {self.folders.root}; copying "
                 f"{bundle.path.name} and building its engine needs about {needed * 2 + 64:,.0f}:"
                 " free some space or set workdir in [hosts] to a larger disk"
             )
+        return needed
 
     def run(self, script: str, deadline: float, what: str, phase: str) -> str:
         """``script`` on the device within the cell's time left; its standard output.
@@ -125,8 +130,5 @@ class DeviceWork:
         except TimeoutError:
             raise CellTimedOut(f"{what} did not finish", phase) from None
         if done.status != 0:
-            lines = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
-            errors = [ln for ln in lines if "[E]" in ln or "rror" in ln or "FAILED" in ln]
-            why = (errors or lines or [f"exit status {done.status}"])[0].strip()
-            raise CellFailed(f"{what} failed on {self.ssh.name}: {why}", phase)
+            raise CellFailed(f"{what} failed on {self.ssh.name}: {telling_line(done)}", phase)
         return done.stdout

@@ -3,6 +3,7 @@ suite file, or an SSH address with the defaults."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,16 @@ class Host:
     name: str
     config: HostConfig
     suite: Path | None = None
+
+    def resume_hint(self, path: Path) -> str:
+        """The command that finishes an interrupted run in ``path`` on this device (with
+        the suite file that names it, where that is not ./bench.toml)."""
+        command = (
+            f"python cli.py run --resume {shlex.quote(str(path))} --host {shlex.quote(self.name)}"
+        )
+        if self.suite is not None and self.suite != Path("bench.toml"):
+            command += f" --config {shlex.quote(str(self.suite))}"
+        return command
 
 
 def resolve_host(target: str, config_path: Path, mode: str | None = None) -> Host:

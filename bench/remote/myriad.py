@@ -35,18 +35,20 @@ HINTS = {"latency": "latency", "throughput": "throughput"}
 
 
 def measure_myriad(
-    tools: DeviceWork,
+    work: DeviceWork,
     cell: Cell,
     model: PreparedModel,
     config: BenchConfig,
+    cache_dir: Path,
     run_id: str,
     repetition: int,
     deadline: float,
 ) -> Measured:
-    """Run the cell with benchmark_app on the stick's host and read its report."""
-    bundle = tools.bundle(model, config, None, "fp32", None)
-    onnx = f"{tools.work.model(bundle)}/{MODEL_FILE}"
-    cell_dir = tools.work.cell(run_id, cell, repetition)
+    """Run the cell with benchmark_app on the stick's host and read its report
+    (``cache_dir``: unused, nothing is converted here)."""
+    bundle = work.bundle(model, config, None, "fp32", None)
+    onnx = f"{work.folders.model(bundle)}/{MODEL_FILE}"
+    cell_dir = work.folders.cell(run_id, cell, repetition)
     measure = config.measure.measurement_rule()
     shapes = ",".join(
         f"{spec.name}[{','.join(map(str, spec.concrete_shape({BATCH: cell.batch})))}]"
@@ -63,17 +65,18 @@ def measure_myriad(
     )
     if cell.scenario == "throughput" and config.suite.in_flight:
         flags += ["-nireq", str(config.suite.in_flight)]
-    app = tools.device.benchmark_app
+    app = work.device.benchmark_app
     assert app is not None
-    tools.run(
-        f"mkdir -p {cell_dir} && cd {cell_dir} && {shlex.join([app, *flags])} > console.log "
+    work.run(
+        f"mkdir -p {shlex.quote(cell_dir)} && cd {shlex.quote(cell_dir)} && "
+        f"{shlex.join([app, *flags])} > console.log "
         f"2>&1 || {{ tail -n 3 console.log; exit 1; }}",
         deadline,
         "benchmark_app on the Myriad X",
         "timed loop",
     )
-    local = tools.scratch / "cells" / Path(cell_dir).name
-    tools.ssh.pull(cell_dir, [REPORT, "console.log"], local, 600)
+    local = work.scratch / "cells" / Path(cell_dir).name
+    work.ssh.pull(cell_dir, [REPORT, "console.log"], local, 600)
     try:
         report = parse_report((local / REPORT).read_text())
     except (OSError, ValueError) as exc:
@@ -81,7 +84,7 @@ def measure_myriad(
     figures = report.figures
     latency = figures.latency
     summary = None
-    if latency is not None:
+    if latency is not None and latency.percentile == 50:  # the median: the default asked
         summary = Summary(
             count=figures.count,
             min=latency.min,
@@ -95,8 +98,8 @@ def measure_myriad(
             precision="fp16",
             device="myriad",
             in_flight=report.requests,
-            provider=f"openvino {tools.device.openvino or '2022.3'} benchmark_app",
-            host=tools.ssh.name,
+            provider=f"openvino {work.device.openvino or '2022.3'} benchmark_app",
+            host=work.ssh.name,
             mode="tools",
             api=report.api,
             precision_source="MYRIAD executes FP16 only (benchmark_app reports no precision)",
@@ -120,5 +123,5 @@ def measure_myriad(
             unavailable="benchmark_app feeds random inputs and writes no outputs: "
             "accuracy on a Myriad X needs deploybench on its host (agent mode)"
         ),
-        notes=[*model.notes, f"run on {tools.ssh.name} by benchmark_app -d MYRIAD (tools mode)"],
+        notes=[*model.notes, f"run on {work.ssh.name} by benchmark_app -d MYRIAD (tools mode)"],
     )

@@ -82,6 +82,13 @@ class Device:
     free_mib: float | None = None
     raw: dict[str, str] = field(default_factory=dict, repr=False)
 
+    def path(self, path: str) -> str:
+        """``path`` on the device with a leading ``~`` made its home (absolute paths as
+        they are)."""
+        if path == "~" or path.startswith("~/"):
+            return (self.home.rstrip("/") or "") + path[1:]
+        return path
+
     @property
     def sudo(self) -> str:
         """The prefix that runs a command as root on the device (``sudo -n``: never a
@@ -127,11 +134,18 @@ def probe(ssh: Ssh, host: HostConfig) -> Device:
         _SCRIPT.replace("__TRTEXEC_GIVEN__", host.trtexec or "")
         .replace("__BENCHMARK_APP_GIVEN__", host.benchmark_app or "")
         .replace("__TRTEXEC__", str(JETPACK_TRTEXEC))
-        .replace("__WORKDIR__", host.workdir)
+        .replace("__WORKDIR__", _shell_word(host.workdir))
         .replace("__DEPLOYBENCH__", shlex.quote(host.deploybench))
     )
     done = ssh.run(script, PROBE_TIMEOUT_S, "reading what the device has", check=False)
     return parse_probe(ssh.name, done.stdout)
+
+
+def _shell_word(path: str) -> str:
+    """``path`` as one shell word, its leading ``~`` expanded by the shell."""
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + shlex.quote(path[1:]) if path[1:] else '"$HOME"'
+    return shlex.quote(path)
 
 
 def sections(text: str) -> dict[str, str]:

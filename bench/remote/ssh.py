@@ -13,6 +13,7 @@ user presses Ctrl-C, or the connection drops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -84,6 +85,10 @@ class ConnectionLost(RemoteError):
     """The connection dropped while a command ran (the device went away, or its network)."""
 
 
+class RemoteTimeout(RemoteError, TimeoutError):
+    """A command or copy on the device did not finish in time; it was stopped."""
+
+
 @dataclass(frozen=True)
 class Address:
     """``[user@]host[:port]``, or an alias of the user's ssh config."""
@@ -95,7 +100,7 @@ class Address:
     @classmethod
     def parse(cls, text: str) -> Address:
         match = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+|\[[0-9A-Fa-f:]+\])(?::(\d+))?", text)
-        if not match or not match[2]:
+        if not match or not match[2] or text.startswith("-") or match[2].startswith("-"):
             raise UserError(f"'{text}' is not an SSH address: give [user@]host[:port]")
         port = int(match[3]) if match[3] else None
         if port is not None and not 0 < port < 65536:
@@ -132,7 +137,8 @@ class Ssh:
             raise UserError("the ssh client is not installed here: install OpenSSH's client")
         if self.config_file is not None and not self.config_file.is_file():
             raise UserError(f"ssh config {self.config_file} does not exist: fix ssh_config")
-        self._control = tempfile.TemporaryDirectory(prefix="dbssh-")
+        short = "/tmp" if Path("/tmp").is_dir() else None  # a socket path has ~100 bytes
+        self._control = tempfile.TemporaryDirectory(prefix="dbssh-", dir=short)
 
     @property
     def name(self) -> str:
@@ -166,7 +172,7 @@ class Ssh:
             argv += ["-p", str(self.address.port)]
         if self.address.user:
             argv += ["-l", self.address.user]
-        return [*argv, *extra, self.address.host]
+        return [*argv, *extra, "--", self.address.host]
 
     def run(self, script: str, timeout_s: float, what: str, check: bool = True) -> Completed:
         """Run ``script`` (POSIX sh) on the device under the guard. A failure of SSH
@@ -178,14 +184,14 @@ class Ssh:
             try:
                 stdout, stderr = process.communicate(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                raise TimeoutError(f"{what} did not finish within {timeout_s:.0f} s") from None
+                raise RemoteTimeout(f"{what} did not finish within {timeout_s:.0f} s") from None
         done = Completed(
             process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
         )
         if done.status == SSH_FAILED:
             raise self.failure(done.stderr, what)
         if check and done.status != 0:
-            raise RemoteError(f"{what} failed on {self.name}: {last_line(done)}")
+            raise RemoteError(f"{what} failed on {self.name}: {telling_line(done)}")
         return done
 
     def stream(self, script: str, on_line: Callable[[str], None], what: str) -> int:
@@ -215,6 +221,7 @@ class Ssh:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=text,
+                errors="replace" if text else None,  # a device's odd bytes are no error
                 **tool_options(),  # the host's end dies with the host: the guard sees it
             )
             try:
@@ -253,11 +260,15 @@ class Ssh:
         )
 
     def push(self, local_dir: Path, remote_dir: str, timeout_s: float = 3600) -> None:
-        """Copy the files under ``local_dir`` into ``remote_dir`` (made if missing) as a
-        tar stream; a full disk on the device is a RemoteError that says so."""
+        """Copy the files under ``local_dir`` to ``remote_dir`` (an absolute path) as a
+        tar stream, unpacked beside it and moved into place whole, so that a copy cut
+        short leaves nothing that looks complete; a full disk on the device is a
+        RemoteError that says so."""
+        target = shlex.quote(remote_dir)
+        partial = shlex.quote(f"{remote_dir}.partial")
         script = (
-            f"mkdir -p {remote_dir} && tar -C {remote_dir} -xf - "
-            f"|| {{ rm -rf {remote_dir}; exit 1; }}"
+            f"rm -rf {partial} && mkdir -p {partial} && tar -C {partial} -xf - "
+            f"&& rm -rf {target} && mv {partial} {target} || {{ rm -rf {partial}; exit 1; }}"
         )
         what = f"copying {local_dir.name} to {remote_dir}"
         tar = subprocess.Popen(
@@ -272,6 +283,8 @@ class Ssh:
                 check=False,
                 **tool_options(),
             )
+        except subprocess.TimeoutExpired:
+            raise RemoteTimeout(f"{what} did not finish within {timeout_s:.0f} s") from None
         finally:
             assert tar.stdout is not None
             tar.stdout.close()
@@ -285,34 +298,45 @@ class Ssh:
                 "or set workdir in [hosts] to a larger disk"
             )
         if done.returncode != 0:
-            raise RemoteError(f"{what} failed: {last_line(Completed(done.returncode, '', stderr))}")
+            raise RemoteError(
+                f"{what} failed: {telling_line(Completed(done.returncode, '', stderr))}"
+            )
 
     def pull(self, remote_dir: str, names: list[str], local_dir: Path, timeout_s: float) -> None:
         """Copy ``names`` (files or folders under ``remote_dir``) into ``local_dir``;
         names missing on the device are left out."""
         quoted = " ".join(shlex.quote(name) for name in names)
         script = (
-            f'cd {remote_dir} && for f in {quoted}; do [ -e "$f" ] && echo "$f"; '
+            f'cd {shlex.quote(remote_dir)} && for f in {quoted}; do [ -e "$f" ] && echo "$f"; '
             f"done | tar -cf - -T -"
         )
-        done = subprocess.run(
-            [*self.argv(), f"sh -c {shlex.quote(script)}"],
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-            **tool_options(),
-        )
+        what = f"fetching {remote_dir}"
+        try:
+            done = subprocess.run(
+                [*self.argv(), f"sh -c {shlex.quote(script)}"],
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+                **tool_options(),
+            )
+        except subprocess.TimeoutExpired:
+            raise RemoteTimeout(f"{what} did not finish within {timeout_s:.0f} s") from None
         if done.returncode == SSH_FAILED:
-            raise self.failure(done.stderr.decode(errors="replace"), f"fetching {remote_dir}")
+            raise self.failure(done.stderr.decode(errors="replace"), what)
         local_dir.mkdir(parents=True, exist_ok=True)
         if done.stdout:
-            subprocess.run(["tar", "-C", str(local_dir), "-xf", "-"], input=done.stdout, check=True)
+            unpacked = subprocess.run(
+                ["tar", "-C", str(local_dir), "-xf", "-"], input=done.stdout, capture_output=True
+            )
+            if unpacked.returncode != 0:
+                why = unpacked.stderr.decode(errors="replace").strip().splitlines()
+                raise RemoteError(f"{what}: the copy did not unpack ({why[-1] if why else 'tar'})")
 
     def reset(self) -> None:
         """Forget the master connection (gone with a dropped network): the next command
         makes a new one."""
         assert self._control is not None
-        subprocess.run([*self.argv("-O", "exit")], capture_output=True, timeout=10, check=False)
+        self._stop_master()
         for socket in Path(self._control.name).iterdir():
             socket.unlink(missing_ok=True)
 
@@ -320,13 +344,20 @@ class Ssh:
         """End the master connection (if one was made) and forget its socket."""
         if self._control is None:
             return
-        subprocess.run([*self.argv("-O", "exit")], capture_output=True, timeout=10, check=False)
+        self._stop_master()
         self._control.cleanup()
         self._control = None
 
+    def _stop_master(self) -> None:
+        # no master, or one that hangs: its socket goes with the folder
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run([*self.argv("-O", "exit")], capture_output=True, timeout=10)
 
-def last_line(done: Completed) -> str:
-    """The most telling line a failed command printed: its last error line, or its exit."""
-    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if "[E]" in line or "rror" in line]
-    return (errors or lines or [f"exit status {done.status}"])[-1]
+
+def telling_line(done: Completed) -> str:
+    """The most telling line a failed command printed: its first error line (trtexec's
+    first ``[E]`` says why; the ones after follow from it), else its last line, else its
+    exit status."""
+    lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    errors = [line for line in lines if "[E]" in line or "rror" in line or "FAILED" in line]
+    return errors[0] if errors else lines[-1] if lines else f"exit status {done.status}"

@@ -9,6 +9,7 @@ password prompt) unless the SSH user is root.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from bench.config import HostConfig
 from bench.remote.probe import Device, probe
-from bench.remote.ssh import RemoteError, Ssh
+from bench.remote.ssh import RemoteError, Ssh, telling_line
 
 SETTLE_S = 2.0
 """Seconds to let clocks and fans settle after a change, before the next run starts."""
@@ -49,11 +50,13 @@ def sweep(
             f"jetson_clocks was already on when the sweep began on {ssh.name}, so its off "
             "state is unknown: reboot the board (or sweep --jetson-clocks on only)"
         )
-    work = device.home.rstrip("/") + host.workdir.removeprefix("~")
+    work = device.path(host.workdir)
     stored = f"{work}/jetson_clocks.conf"
     sudo = device.sudo
-    if clocks:
-        _root(ssh, f"mkdir -p {work} && {sudo}jetson_clocks --store {stored}", "jetson_clocks")
+    if clocks:  # --store asks before it overwrites: a file from an earlier sweep goes first
+        quoted = shlex.quote(stored)
+        store = f"rm -f {quoted} && {sudo}jetson_clocks --store {quoted}"
+        _root(ssh, f"mkdir -p {shlex.quote(work)} && {store}", "jetson_clocks")
     codes = []
     try:
         for mode in modes or [None]:
@@ -63,7 +66,8 @@ def sweep(
                 if state == "on":
                     _root(ssh, f"{sudo}jetson_clocks", "jetson_clocks")
                 elif state == "off":
-                    _root(ssh, f"{sudo}jetson_clocks --restore {stored}", "jetson_clocks")
+                    restore_clocks = f"{sudo}jetson_clocks --restore {shlex.quote(stored)}"
+                    _root(ssh, restore_clocks, "jetson_clocks")
                 time.sleep(SETTLE_S)
                 now = probe(ssh, host)
                 label = "-".join(
@@ -84,7 +88,7 @@ def sweep(
 def set_mode(ssh: Ssh, device: Device, host: HostConfig, mode: str) -> None:
     """Switch the board to nvpmodel mode ``mode`` (an id) and check that it took."""
     out = _root(ssh, f"{device.sudo}nvpmodel -m {int(mode)}", "nvpmodel -m")
-    if "reboot" in out.lower():
+    if "reboot" in out.lower():  # nvpmodel asks; with no answer (stdin is empty) it stays
         raise RemoteError(
             f"switching {ssh.name} to nvpmodel mode {mode} needs a reboot: reboot it into "
             "that mode and run without --power-modes"
@@ -111,7 +115,7 @@ def restore(
     if original.get("id") is not None:
         commands.append(f"{device.sudo}nvpmodel -m {original['id']}")
     if stored:
-        commands.append(f"{device.sudo}jetson_clocks --restore {stored}")
+        commands.append(f"{device.sudo}jetson_clocks --restore {shlex.quote(stored)}")
     if not commands:
         return
     script = " && ".join(commands)
@@ -135,17 +139,19 @@ def restore(
 
 
 def _root(ssh: Ssh, script: str, what: str) -> str:
+    """Run ``script`` (a root command) on the device; its output. RemoteError naming
+    the fix when sudo wants a password, else with the command's most telling line."""
     done = ssh.run(script, 120, what, check=False)
+    text = done.stderr + done.stdout
     if done.status != 0:
-        text = (done.stderr + done.stdout).strip()
         if "password is required" in text or "sudo:" in text:
             raise RemoteError(
                 f"{what} needs root on {ssh.name} without a password: add a sudoers rule, "
                 "e.g. 'USER ALL=(root) NOPASSWD: /usr/sbin/nvpmodel, /usr/bin/jetson_clocks'"
             )
-        line = text.splitlines()[-1] if text else f"exit status {done.status}"
-        raise RemoteError(f"{what} failed on {ssh.name}: {line}")
-    return done.stdout + done.stderr
+        if "reboot" not in text.lower():  # a mode that needs one: set_mode says so
+            raise RemoteError(f"{what} failed on {ssh.name}: {telling_line(done)}")
+    return text
 
 
 def _state(jetson: dict[str, Any] | None) -> str:

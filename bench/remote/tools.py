@@ -18,6 +18,10 @@ from bench.remote.ssh import ConnectionLost, RemoteError
 from bench.remote.trtexec import measure_tensorrt
 from bench.runner import cell_record
 
+MEASURES = {"tensorrt": measure_tensorrt, "openvino": measure_myriad}
+"""How each runtime's cells run on a device's own tools (which ones can:
+bench.remote.boards)."""
+
 
 class ToolsMode(DeviceWork):
     """Measures cells on the device with its own tools (a ``Measurer`` of bench.runner)."""
@@ -37,12 +41,8 @@ class ToolsMode(DeviceWork):
         deadline = time.monotonic() + config.suite.cell_timeout_s
         status, reason, measured, phase = "ok", None, None, None
         try:
-            if cell.runtime == "tensorrt":
-                measured = measure_tensorrt(
-                    self, cell, model, config, cache_dir, run_id, repetition, deadline
-                )
-            else:
-                measured = measure_myriad(self, cell, model, config, run_id, repetition, deadline)
+            measure = MEASURES[cell.runtime]
+            measured = measure(self, cell, model, config, cache_dir, run_id, repetition, deadline)
         except CellTimedOut as timeout:
             status, phase = "timeout", timeout.phase
             reason = (
@@ -57,6 +57,8 @@ class ToolsMode(DeviceWork):
             raise
         except RemoteError as exc:
             status, reason, phase = "failed", str(exc), "device"
+        except Exception as exc:  # anything else: this cell failed, the run goes on
+            status, reason, phase = "failed", f"{type(exc).__name__}: {exc}", "device"
         return cell_record(
             run_id, cell, status, reason, measured, model, started_at, repetition, phase
         )

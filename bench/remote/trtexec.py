@@ -8,19 +8,15 @@ A cell is three guarded commands on the device, then one copy back:
    device each layer runs) and one request on the bundle's seeded inputs
    (``--loadInputs``/``--exportOutput``), whose outputs are compared here with the
    reference;
-3. the timed run (``--exportTimes``), with ``tegrastats`` beside it on the device. Every
-   line of tegrastats, and trtexec's up to its ``Starting inference`` line, is stamped
-   with the device's clock as it is read, so the power readings are cut to exactly the
-   trace's measured window: the trace's zero is the moment trtexec logs that line.
+3. the timed run (``--exportTimes``), with tegrastats beside it (bench.remote.stamped).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,12 +24,12 @@ from bench.accuracy import cell_accuracy
 from bench.config import BenchConfig
 from bench.core.cell import Cell
 from bench.core.errors import Unavailable
-from bench.core.record import ColdStart, DeviceMetrics, Measured
+from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured
 from bench.core.spec import PreparedModel
 from bench.core.timing import StopRule
-from bench.power import TegrastatsLog, window_figures
-from bench.remote.bundle import MODEL_FILE
+from bench.remote.bundle import MODEL_FILE, Bundle
 from bench.remote.device import COPY_TIMEOUT_S, CellFailed, DeviceWork
+from bench.remote.stamped import LOG, POWER_LOG, TRACE, power_figures, timed_script
 from exporters.reference import load_reference
 from runtimes.tensorrt_build import (
     BuildPlan,
@@ -45,7 +41,7 @@ from runtimes.tensorrt_build import (
     resolve_typing,
 )
 from runtimes.tensorrt_inspect import layer_precisions
-from runtimes.tensorrt_rt import TensorRTOptions
+from runtimes.tensorrt_rt import TensorRTOptions, TensorRTRuntime
 from runtimes.tensorrt_session import engine_executed, split_summary
 from runtimes.trtexec_driver import (
     RunSettings,
@@ -53,21 +49,29 @@ from runtimes.trtexec_driver import (
     layer_info_flags,
     one_request_flags,
     read_outputs,
+    run_flags,
     trace_record,
-    trace_window_ms,
     warmup_queries,
 )
 
-STAMP = (
-    'stamp() { while IFS= read -r l; do printf "%s %s\\n" "$(date +%s.%N)" "$l"; done; }\n'
-    'stamp_until() { while IFS= read -r l; do printf "%s %s\\n" "$(date +%s.%N)" "$l"; '
-    'case "$l" in *"$1"*) exec cat;; esac; done; }'
-)
-"""Shell functions that prefix each line with the device's clock (s.ns) as it is read:
-``stamp`` every line; ``stamp_until TEXT`` up to the first line holding TEXT, then the
-rest as they are (one ``date`` a line, none once trtexec's timed run begins)."""
-STARTING = "Starting inference"
-"""trtexec's log line just before its first request: its trace's time zero."""
+LAYERS, OUTPUTS = "layers.json", "outputs.json"
+
+
+@dataclass(frozen=True)
+class EngineCell:
+    """One TensorRT cell on the device: what it builds and where its files go."""
+
+    trtexec: str
+    version: TrtVersion
+    engine: EngineFile  # its path: on the device
+    bundle: Bundle
+    bundle_dir: str  # on the device
+    cell_dir: str  # on the device
+    run: RunSettings
+    timing_cache: str | None
+
+    def command(self, flags: list[str]) -> str:
+        return shlex.join([self.trtexec, *flags])
 
 
 def measure_tensorrt(
@@ -80,32 +84,94 @@ def measure_tensorrt(
     repetition: int,
     deadline: float,
 ) -> Measured:
+    """Build, check and time ``cell`` with the device's trtexec."""
     settings: TensorRTOptions = config.runtime.of("tensorrt")  # type: ignore[assignment]
-    trtexec = work.device.trtexec
-    if trtexec is None or work.device.tensorrt is None:
+    engine = _engine_cell(work, cell, model, config, settings, cache_dir, run_id, repetition)
+    build_s, hit = _build(work, engine, settings, deadline)
+    stamps = _load_and_infer(work, engine, cell.batch, deadline)
+    warmup, measure = config.measure.warmup_rule(), config.measure.measurement_rule()
+    streams = 1 if cell.scenario == "latency" else (config.suite.in_flight or 2)
+    flags = run_flags(
+        engine.version,
+        engine.engine.path,
+        replace(engine.run, streams=streams),
+        warmup,
+        measure,
+    )
+    script = timed_script(work, engine.cell_dir, engine.command([*flags, f"--exportTimes={TRACE}"]))
+    work.run(script, deadline, "timing with trtexec", "timed loop")
+    local = work.scratch / "cells" / Path(engine.cell_dir).name
+    names = [LAYERS, OUTPUTS, TRACE, LOG, POWER_LOG]
+    work.ssh.pull(engine.cell_dir, names, local, COPY_TIMEOUT_S)
+    try:
+        entries = json.loads((local / TRACE).read_text())
+        layers = layer_precisions(json.loads((local / LAYERS).read_text()))
+        loop, splits = trace_record(entries, warmup.min_s * 1000, measure, streams)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CellFailed(f"trtexec's exports are not usable: {exc}", "timed loop") from None
+    log = (local / LOG).read_text() if (local / LOG).is_file() else ""
+    if loop.warmup_count == 0 and (reported := warmup_queries(log)) is not None:
+        loop.warmup_count = reported  # the trace left its warm-up requests out
+    executed = engine_executed(
+        cell.target,
+        layers,
+        engine.engine,
+        engine.run.cuda_graph,
+        engine.run.data_transfers,
+        trtexec=engine.trtexec,
+        host=work.ssh.name,
+        mode="tools",
+    )
+    power = power_figures(work, local, entries, warmup.min_s * 1000, loop.completed, cell.batch)
+    return Measured.timed(
+        executed,
+        loop,
+        cell.batch,
+        config.measure.cv_threshold,
+        power,
+        cold_start=ColdStart(
+            build_s=build_s,
+            build_cache_hit=hit,
+            load_s=_span(stamps.get("load")),
+            first_inference_ms=_span(stamps.get("infer"), 1e3),
+            export_s=model.export_s,
+            export_cache_hit=model.cache_hit,
+        ),
+        device_metrics=DeviceMetrics.of(split_summary(splits, "trtexec --exportTimes"), loop),
+        accuracy=_accuracy(model, cell, local / OUTPUTS),
+        notes=[*model.notes, f"run on {work.ssh.name} by its own trtexec (tools mode)"],
+    )
+
+
+def _engine_cell(
+    work: DeviceWork,
+    cell: Cell,
+    model: PreparedModel,
+    config: BenchConfig,
+    settings: TensorRTOptions,
+    cache_dir: Path,
+    run_id: str,
+    repetition: int,
+) -> EngineCell:
+    """The cell's plan, its bundle copied to the device, and its places there."""
+    device = work.device
+    if device.trtexec is None or device.tensorrt is None:
         raise Unavailable(
             f"no trtexec on {work.ssh.name} (JetPack puts it in /usr/src/tensorrt/bin)"
         )
-    version = TrtVersion.parse(work.device.tensorrt)
+    version = TrtVersion.parse(device.tensorrt)
     target = cell.target
-    typing = resolve_typing(
-        TypingSupport.of_version(version), version, settings.typing, target.precision
-    )
+    support = TypingSupport.of_version(version)
+    typing = resolve_typing(support, version, settings.typing, target.precision)
     graph, kind = None, "fp32"
     if target.precision == "int8":  # explicit quantization: the QDQ copy's layers
-        from runtimes.tensorrt_rt import TensorRTRuntime
-
         graph, kind = TensorRTRuntime.quantized(model, target, settings).path, "int8 qdq"
     elif typing == "strong" and target.precision == "fp16":
         from runtimes.fp16_graph import fp16_graph
 
-        graph, kind = (
-            fp16_graph(model.onnx_path, cache_dir, model.precision == "fp16").path,
-            "fp16",
-        )
+        graph = fp16_graph(model.onnx_path, cache_dir, model.precision == "fp16").path
+        kind = "fp16"
     bundle = work.bundle(model, config, graph, kind, version)
-    remote_model = work.work.model(bundle)
-    onnx = f"{remote_model}/{MODEL_FILE}"
     dla = target.device_index if target.device_kind == "dla" else None
     plan = BuildPlan(
         precision=target.precision,
@@ -117,247 +183,108 @@ def measure_tensorrt(
         gpu_fallback=settings.gpu_fallback,
         optimization_level=settings.builder_optimization_level,
     )
-    gpu = work.device.jetson["model"] if work.device.jetson else work.ssh.name
-    local_name = engine_path(
-        Path("."), Path(onnx), f"{version}-trtexec-{bundle.digest}", gpu, plan
-    ).name
-    engine = f"{work.work.engines}/{local_name}"
-    cell_dir = work.work.cell(run_id, cell, repetition)
-    timing = f"{work.work.engines}/timing-{version}.cache" if settings.timing_cache else None
-
-    # 1. the engine
-    partial = f"{engine}.partial"
-    flags = build_flags(version, Path(onnx), Path(partial), plan, Path(timing) if timing else None)
-    keep = "" if settings.engine_cache else f"rm -f {engine}; "
-    out = work.run(
-        f"mkdir -p {work.work.engines} {cell_dir} && cd {cell_dir} && {keep}"
-        f"if [ -s {engine} ]; then echo cached; exit 0; fi; "
-        f"s=$(date +%s.%N); {_trt(trtexec, flags)} > build.log 2>&1; rc=$?; "
-        f"e=$(date +%s.%N); grep -q 'FAILED' build.log && rc=1; "
-        f'[ $rc -eq 0 ] || {{ grep "\\[E\\]" build.log | head -3; exit 1; }}; '
-        f'mv {partial} {engine} && echo "built $s $e"',
-        deadline,
-        "building the engine with trtexec",
-        "build",
-    )
-    build_s, hit = _build_time(out)
-
-    # 2. the layers, and one request on the bundle's inputs
-    shapes = {name: triple[1] for name, triple in plan.shapes.items()}
+    gpu = device.jetson["model"] if device.jetson else work.ssh.name
+    # named as the engine cache names engines here: by the graph's content and the plan
+    name = engine_path(Path("."), bundle.path / MODEL_FILE, f"{version}-trtexec", gpu, plan).name
+    engines = work.folders.engines
+    timing = f"{engines}/timing-{version}.cache" if settings.timing_cache else None
     run = RunSettings(
-        shapes=shapes,
+        shapes={tensor: triple[1] for tensor, triple in plan.shapes.items()},
         cuda_graph=settings.cuda_graph,
         data_transfers=settings.data_transfers,
         dla_core=dla,
     )
+    engine = EngineFile(Path(f"{engines}/{name}"), plan, str(version), "trtexec", gpu)
+    bundle_dir = work.folders.model(bundle)
+    cell_dir = work.folders.cell(run_id, cell, repetition)
+    return EngineCell(device.trtexec, version, engine, bundle, bundle_dir, cell_dir, run, timing)
+
+
+def _build(
+    work: DeviceWork, cell: EngineCell, settings: TensorRTOptions, deadline: float
+) -> tuple[float, bool]:
+    """Build the engine on the device unless its cache has it: (seconds, cache hit)."""
+    engine = str(cell.engine.path)
+    partial = f"{engine}.partial"
+    onnx = Path(f"{cell.bundle_dir}/{MODEL_FILE}")
+    timing = Path(cell.timing_cache) if cell.timing_cache else None
+    flags = build_flags(cell.version, onnx, Path(partial), cell.engine.plan, timing)
+    quoted, folder = shlex.quote(engine), shlex.quote(cell.cell_dir)
+    engines = shlex.quote(str(cell.engine.path.parent))
+    keep = "" if settings.engine_cache else f"rm -f {quoted}; "
+    out = work.run(
+        f"mkdir -p {engines} {folder} && cd {folder} && {keep}"
+        f"if [ -s {quoted} ]; then echo cached; exit 0; fi; "
+        f"s=$(date +%s.%N); {cell.command(flags)} > build.log 2>&1; rc=$?; "
+        f"e=$(date +%s.%N); grep -q 'FAILED' build.log && rc=1; "
+        f'[ $rc -eq 0 ] || {{ grep "\\[E\\]" build.log | head -3; exit 1; }}; '
+        f'mv {shlex.quote(partial)} {quoted} && echo "built $s $e"',
+        deadline,
+        "building the engine with trtexec",
+        "build",
+    )
+    if "cached" in out.split():
+        return 0.0, True
+    return _span(_stamps(out).get("built")) or 0.0, False
+
+
+def _load_and_infer(
+    work: DeviceWork, cell: EngineCell, batch: int, deadline: float
+) -> dict[str, tuple[float, float]]:
+    """Write the engine's layers, and run one request on the bundle's inputs for
+    ``batch`` (when it has them); the device-clock spans of both, by name."""
+    path = cell.engine.path
     load = [
-        *_run_flags(version, engine, run, StopRule(0, 1), StopRule(0, 1)),
-        *layer_info_flags(Path("layers.json")),
+        *run_flags(cell.version, path, cell.run, StopRule(0, 1), StopRule(0, 1)),
+        *layer_info_flags(Path(LAYERS)),
     ]
-    inputs = bundle.inputs.get(cell.batch)
     infer = ""
+    inputs = cell.bundle.load_inputs(batch, cell.bundle_dir)
     if inputs:
-        spec = ",".join(
-            f"{part.split(':', 1)[0]}:{remote_model}/{part.split(':', 1)[1]}"
-            for part in inputs.split(",")
-        )
-        one = one_request_flags(run, Path(engine), spec, Path("outputs.json"))
+        one = one_request_flags(cell.run, path, inputs, Path(OUTPUTS))
         infer = (
-            f"s=$(date +%s.%N); {_trt(trtexec, one)} > infer.log 2>&1 || "
+            f"s=$(date +%s.%N); {cell.command(one)} > infer.log 2>&1 || "
             f"{{ grep '\\[E\\]' infer.log | head -3; exit 1; }}; "
             f'e=$(date +%s.%N); echo "infer $s $e"'
         )
     out = work.run(
-        f"cd {cell_dir} && s=$(date +%s.%N); {_trt(trtexec, load)} > load.log 2>&1 || "
+        f"cd {shlex.quote(cell.cell_dir)} && rm -f {LAYERS} {OUTPUTS} && "
+        f"s=$(date +%s.%N); {cell.command(load)} > load.log 2>&1 || "
         f"{{ grep '\\[E\\]' load.log | head -3; exit 1; }}; "
         f'e=$(date +%s.%N); echo "load $s $e"; {infer}',
         deadline,
         "loading the engine with trtexec",
         "load",
     )
-    stamps = _stamps(out)
-
-    # 3. the timed run, tegrastats beside it
-    warmup, measure = config.measure.warmup_rule(), config.measure.measurement_rule()
-    streams = 1 if cell.scenario == "latency" else (config.suite.in_flight or 2)
-    timed = replace(run, streams=streams)
-    flags = [*_run_flags(version, engine, timed, warmup, measure), "--exportTimes=times.json"]
-    out = work.run(
-        _timed_script(work, cell_dir, trtexec, flags),
-        deadline,
-        "timing with trtexec",
-        "timed loop",
-    )
-    local = work.scratch / "cells" / Path(cell_dir).name
-    work.ssh.pull(
-        cell_dir,
-        ["layers.json", "outputs.json", "times.json", "timed.log", "power.log"],
-        local,
-        COPY_TIMEOUT_S,
-    )
-    return _tensorrt_figures(
-        work,
-        cell,
-        model,
-        config,
-        local,
-        stamps,
-        build_s,
-        hit,
-        EngineFile(Path(engine), plan, str(version), "trtexec", gpu),
-        run,
-        warmup,
-        measure,
-        streams,
-    )
+    return _stamps(out)
 
 
-def _timed_script(work: DeviceWork, cell_dir: str, trtexec: str, flags: list[str]) -> str:
-    """The timed trtexec run, with tegrastats stamping its lines beside it (when the
-    device has it and the suite measures power)."""
-    lines = [STAMP, f"cd {cell_dir}", "rm -f times.json timed.log power.log rc"]
-    tegrastats = work.device.tegrastats if work.power in ("auto", "tegrastats") else None
-    interval = work.host.power_interval_ms
-    if tegrastats:
-        lines += [
-            f"( {shlex.quote(tegrastats)} --interval {interval} & echo $! > tegrastats.pid;"
-            " wait ) 2>/dev/null | stamp > power.log &",
-            "n=0; while [ ! -s power.log ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done",
-        ]
-    lines.append(
-        f'( {_trt(trtexec, flags)}; echo "$?" > rc ) 2>&1 | stamp "{STARTING}" > timed.log'
-    )
-    if tegrastats:
-        lines.append(f"sleep {2 * interval / 1000:.3f}; kill $(cat tegrastats.pid) 2>/dev/null")
-    lines.append(
-        'rc=$(cat rc); grep -q "FAILED" timed.log && rc=1; '
-        '[ "$rc" -eq 0 ] || { grep "\\[E\\]" timed.log | head -3; exit 1; }'
-    )
-    return "\n".join(lines)
-
-
-def _tensorrt_figures(
-    work: DeviceWork,
-    cell: Cell,
-    model: PreparedModel,
-    config: BenchConfig,
-    local: Path,
-    stamps: dict[str, tuple[float, float]],
-    build_s: float,
-    hit: bool,
-    engine: EngineFile,
-    run: RunSettings,
-    warmup: StopRule,
-    measure: StopRule,
-    streams: int,
-) -> Measured:
-    """The cell's figures from the files copied back from the device."""
+def _accuracy(model: PreparedModel, cell: Cell, outputs_file: Path) -> Accuracy:
+    """trtexec's outputs on the seeded inputs against the reference; unavailable where
+    there is no reference or trtexec wrote none; CellFailed for an output that does not
+    match the reference's names or sizes."""
+    if model.reference is None or not outputs_file.is_file():
+        why = model.no_reference or "trtexec wrote no outputs for this batch"
+        return cell_accuracy(replace(model, no_reference=why), {}, None, cell.precision)
+    _, reference = load_reference(model.reference, cell.batch)
     try:
-        entries = json.loads((local / "times.json").read_text())
-        layers = layer_precisions(json.loads((local / "layers.json").read_text()))
-    except (OSError, ValueError) as exc:
-        raise CellFailed(f"trtexec's exports did not come back: {exc}", "timed loop") from None
-    log = (local / "timed.log").read_text() if (local / "timed.log").is_file() else ""
-    loop, splits = trace_record(entries, warmup.min_s * 1000, measure, streams)
-    if loop.warmup_count == 0 and (reported := warmup_queries(log)) is not None:
-        loop.warmup_count = reported
-    executed = engine_executed(
-        cell.target,
-        layers,
-        engine,
-        run.cuda_graph,
-        run.data_transfers,
-        trtexec=work.device.trtexec,
-        host=work.ssh.name,
-        mode="tools",
-    )
-    outputs = {}
-    if (local / "outputs.json").is_file():
-        outputs = read_outputs(local / "outputs.json")
-    reference = None
-    if model.reference is not None and outputs:
-        _, reference = load_reference(model.reference, cell.batch)
-        outputs = _fit(outputs, reference)
-    return Measured.timed(
-        executed,
-        loop,
-        cell.batch,
-        config.measure.cv_threshold,
-        _power(work, log, local, entries, warmup, loop.completed, cell.batch),
-        cold_start=ColdStart(
-            build_s=build_s,
-            build_cache_hit=hit,
-            load_s=_span(stamps.get("load")),
-            first_inference_ms=_span(stamps.get("infer"), 1e3),
-            export_s=model.export_s,
-            export_cache_hit=model.cache_hit,
-        ),
-        device_metrics=DeviceMetrics.of(split_summary(splits, "trtexec --exportTimes"), loop),
-        accuracy=cell_accuracy(model, outputs, reference, cell.precision)
-        if reference
-        else cell_accuracy(
-            replace(model, reference=None, no_reference="trtexec wrote no outputs"),
-            {},
-            None,
-            cell.precision,
-        ),
-        notes=[*model.notes, f"run on {work.ssh.name} by its own trtexec (tools mode)"],
-    )
+        outputs = read_outputs(outputs_file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CellFailed(f"trtexec's --exportOutput is not usable: {exc}", "accuracy") from None
+    return cell_accuracy(model, _fit(outputs, reference), reference, cell.precision)
 
 
-def _power(
-    work: DeviceWork,
-    log: str,
-    local: Path,
-    entries: list[dict[str, float]],
-    warmup: StopRule,
-    requests: int,
-    batch: int,
-) -> dict[str, Any]:
-    if work.power == "none":
-        return {"source": "none", "unavailable": "suite.power is none"}
-    if work.power not in ("auto", "tegrastats"):
-        return {
-            "source": work.power,
-            "unavailable": f"{work.power} is read on this "
-            "machine; on a device over SSH power comes from its tegrastats",
-        }
-    if not work.device.tegrastats:
-        return {
-            "source": "tegrastats",
-            "unavailable": f"{work.ssh.name} has no tegrastats (it comes with JetPack)",
-        }
-    zero = next((line.split(" ", 1)[0] for line in log.splitlines() if STARTING in line), None)
-    if zero is None:
-        return {
-            "source": "tegrastats",
-            "unavailable": f"trtexec logged no '{STARTING}' "
-            "line to place its trace on the device's clock",
-        }
-    power_log = (local / "power.log").read_text() if (local / "power.log").is_file() else ""
-    source = TegrastatsLog(power_log, work.host.power_interval_ms, work.ssh.name)
-    start_ms, end_ms = trace_window_ms(entries, warmup.min_s * 1000)
-    zero_ns = round(float(zero) * 1e9)
-    start, end = zero_ns + round(start_ms * 1e6), zero_ns + round(end_ms * 1e6)
-    figures = window_figures(
-        source, source.samples, start, end, requests, batch, 1e3 / work.host.power_interval_ms
-    )
-    figures.setdefault("notes", []).append(
-        "window placed on the device's clock by trtexec's 'Starting inference' line"
-    )
-    return figures
-
-
-def _trt(trtexec: str, flags: list[str]) -> str:
-    return shlex.join([trtexec, *flags])
-
-
-def _run_flags(
-    version: TrtVersion, engine: str, run: RunSettings, warmup: StopRule, measure: StopRule
-) -> list[str]:
-    from runtimes.trtexec_driver import run_flags
-
-    return run_flags(version, Path(engine), run, warmup, measure)
+def _fit(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """trtexec's outputs (written flat, with a dimension string) in the reference's
+    shapes; CellFailed naming an output that is missing or of another size."""
+    fitted = {}
+    for name, want in reference.items():
+        got = outputs.get(name)
+        if got is None or got.size != want.size:
+            what = "missing" if got is None else f"{got.size} values, not {want.size}"
+            raise CellFailed(f"trtexec's output {name} is {what}", "accuracy")
+        fitted[name] = got.reshape(want.shape)
+    return fitted
 
 
 def _stamps(output: str) -> dict[str, tuple[float, float]]:
@@ -373,22 +300,5 @@ def _stamps(output: str) -> dict[str, tuple[float, float]]:
     return found
 
 
-def _build_time(output: str) -> tuple[float, bool]:
-    if "cached" in output.split():
-        return 0.0, True
-    span = _stamps(output).get("built")
-    return (span[1] - span[0] if span else 0.0), False
-
-
 def _span(span: tuple[float, float] | None, scale: float = 1.0) -> float | None:
     return (span[1] - span[0]) * scale if span else None
-
-
-def _fit(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, Any]:
-    """trtexec's outputs shaped as the reference's (it writes them flat per dimension
-    string; a name it does not know is left out)."""
-    fitted = {}
-    for name, want in reference.items():
-        if name in outputs and outputs[name].size == want.size:
-            fitted[name] = outputs[name].reshape(want.shape)
-    return fitted
