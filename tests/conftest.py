@@ -26,8 +26,12 @@ def ssh_server(tmp_path: Path) -> Iterator[Callable[..., SshServer]]:
     require_sshd()
     servers: list[SshServer] = []
 
-    def start(environment: dict[str, str] | None = None, alias: str = "jetson") -> SshServer:
-        server = SshServer(tmp_path / f"sshd-{len(servers)}", environment, alias)
+    def start(
+        environment: dict[str, str] | None = None,
+        alias: str = "jetson",
+        private: Path | None = None,
+    ) -> SshServer:
+        server = SshServer(tmp_path / f"sshd-{len(servers)}", environment, alias, private)
         servers.append(server)
         return server.start()
 

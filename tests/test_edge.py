@@ -64,6 +64,7 @@ def test_tools_mode_on_an_orin(ssh_server, tmp_path: Path, capsys) -> None:
     assert environment["libraries"]["tensorrt"] == "10.3.0"
     assert environment["remote"]["mode"] == "tools" and environment["power"]["changes"] == []
     assert json.loads((run / RUN_FILE).read_text())["remote"]["host"] == "jetson"
+    assert not any(edge.home.iterdir())  # the device's disk (models, engines) is its own
 
     # the board in another power mode: resuming would measure another machine
     nvpmodel = edge.root / "usr/sbin/nvpmodel"
