@@ -170,3 +170,22 @@ def test_a_myriad_x_stick_through_benchmark_app(ssh_server, tmp_path: Path, caps
         assert latency["min"] <= latency["median"] <= latency["max"] and latency["p99"] is None
         assert cell["throughput"]["samples_per_s"] > 0
         assert "writes no outputs" in cell["accuracy"]["unavailable"]
+
+
+def test_a_device_behind_a_jump_host(ssh_server, tmp_path: Path, capsys) -> None:
+    """The user's own ssh config decides how the device is reached: here a Host entry
+    whose ProxyJump goes through another (the same sshd, as a stand-in gateway)."""
+    edge = start_edge_host(ssh_server, tmp_path, "xavier-nx-jp51")
+    config = edge.server.ssh_config.read_text()
+    block = config[config.index(f"Host {edge.server.alias}") :]
+    behind = block.replace(f"Host {edge.server.alias}", "Host behind", 1)
+    jumped = tmp_path / "ssh_config_jump"
+    jumped.write_text(f"{config}\n{behind}    ProxyJump {edge.server.alias}\n")
+    suite = edge.write_suite('runtimes = ["pytorch"]\nmodels = ["mlp"]')  # skipped: no export
+    hosts = f'[hosts.behind]\naddress = "behind"\nssh_config = "{jumped}"\nmode = "tools"\n'
+    suite.write_text(f"{suite.read_text()}\n{hosts}")
+    assert cli.main(["run", "--config", str(suite), "--host", "behind", "--no-progress"]) == 0
+    assert "behind: NVIDIA Jetson Xavier NX" in capsys.readouterr().out
+    assert edge.server.log_text().count("Accepted publickey") >= 2  # the jump, then the device
+    (cell,) = _records(edge.results).values()
+    assert cell["status"] == "skipped" and "agent mode" in cell["reason"]
