@@ -195,10 +195,9 @@ def _execute_tools(
 
 
 def _check_onnx_opset(path: Path, highest: int, device: Device, host: Host) -> None:
-    import onnx
+    from exporters.onnx_file import written_opset
 
-    model = onnx.load(str(path), load_external_data=False)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = written_opset(path) or 0
     if opset > highest:
         raise UserError(
             f"{path.name} is ONNX opset {opset}, and TensorRT {device.tensorrt} on {host.name} "

@@ -22,7 +22,7 @@ from bench.core.digest import cache_key
 from bench.core.locks import entry_lock
 from bench.core.spec import BATCH, PreparedModel, TensorSpec, make_inputs, with_ranges
 from exporters.cache import module_file_digest
-from exporters.onnx_file import value_specs
+from exporters.onnx_file import default_opset, value_specs
 from exporters.parity import check_parity
 from exporters.reference import load_all, reference_batches, write_reference
 from exporters.source import (
@@ -141,7 +141,7 @@ def _export_entry(
 
 def _opset_note(model: onnx.ModelProto, asked: int) -> str:
     """The opset the file was written at, and whether it is the one asked for."""
-    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    written = default_opset(model)
     if written == asked:
         return f"written at opset {written}"
     return f"written at opset {written} (opset {asked} was asked for)"

@@ -48,6 +48,16 @@ def parse_shape_args(items: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def default_opset(model: onnx.ModelProto) -> int | None:
+    """The default-domain (``ai.onnx``) opset a model was written at."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def written_opset(path: Path) -> int | None:
+    """``default_opset`` of an ONNX file (its graph and weights are not loaded)."""
+    return default_opset(onnx.load(str(path), load_external_data=False))
+
+
 def _dtype_name(value: onnx.ValueInfoProto) -> str:
     elem_type = value.type.tensor_type.elem_type
     try:

@@ -18,6 +18,7 @@ from torch import nn
 from bench.core.errors import UserError
 from bench.core.spec import BATCH, TensorSpec, make_inputs
 from exporters.errors import ExportError
+from exporters.onnx_file import written_opset
 from exporters.reference import reference_key
 
 EXPORT_BATCH = 2
@@ -192,10 +193,3 @@ def export_onnx(
     path.unlink(missing_ok=True)
     raise ExportError(f"ONNX export failed at opset {opset}: {'; '.join(failures)}")
 
-
-def written_opset(path: Path) -> int | None:
-    """The default-domain opset an ONNX file was written at (its graph is not loaded)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -24,7 +24,7 @@ from bench.power import TegrastatsLog, window_figures
 from bench.remote.agent import _flags
 from bench.remote.boards import board_of, tools_plan
 from bench.remote.bundle import Bundle
-from bench.remote.probe import clocks_state, parse_probe
+from bench.remote.probe import clocks_text_state, parse_probe
 from bench.remote.ssh import Address, ConnectionLost, RemoteError, Ssh
 from bench.runs import RunRequest
 from runtimes.tensorrt_build import TrtVersion
@@ -101,9 +101,9 @@ def test_a_probe_of_a_plain_linux_box() -> None:
 
 
 def test_jetson_clocks_is_on_when_every_minimum_is_its_maximum() -> None:
-    assert clocks_state("cpu 5 5\ncpu 7 7\ngpu 9 9")["on"] is True
-    assert clocks_state("cpu 5 5\ngpu 1 9")["on"] is False
-    assert clocks_state("cpu 5 5")["on"] is None  # no GPU clocks read: unknown
+    assert clocks_text_state("cpu 5 5\ncpu 7 7\ngpu 9 9")["on"] is True
+    assert clocks_text_state("cpu 5 5\ngpu 1 9")["on"] is False
+    assert clocks_text_state("cpu 5 5")["on"] is None  # no GPU clocks read: unknown
 
 
 @pytest.mark.parametrize(

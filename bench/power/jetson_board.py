@@ -14,7 +14,9 @@ from bench.power.jetson import l4t_release
 _MODE = re.compile(r"NV Power Mode:\s*(\S+)")
 _CONF_MODE = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+?)\s*>")
 _STATUS = re.compile(r"pmode:(\d+)")
-_GPU_DEVFREQ = re.compile(r"gpu|gv11b|ga10b|gp10b|gm20b", re.IGNORECASE)
+GPU_DEVFREQ = ("gpu", "gv11b", "ga10b", "gp10b", "gm20b")
+"""What a Jetson GPU's devfreq folder is named after (``17000000.ga10b``, ``gpu.0``)."""
+_GPU_DEVFREQ = re.compile("|".join(GPU_DEVFREQ), re.IGNORECASE)
 
 
 def is_jetson(root: Path = Path("/")) -> bool:
@@ -104,16 +106,24 @@ def jetson_clocks_state(root: Path = Path("/")) -> dict[str, Any]:
         for d in sorted(root.glob("sys/class/devfreq/*"))
         if _GPU_DEVFREQ.search(d.name)
     )
-    on = None if cpus is None or gpus is None else cpus and gpus
-    return {"on": on, "cpu_min_is_max": cpus, "gpu_min_is_max": gpus}
+    return clocks_state(cpus, gpus)
 
 
-def _pinned(pairs: Iterable[tuple[Path, Path]]) -> bool | None:
-    """True when every (min, max) file pair holds equal values; None with no readable pair."""
+def clocks_state(cpus: list[bool], gpus: list[bool]) -> dict[str, Any]:
+    """jetson_clocks' state from whether each CPU's and GPU's minimum clock is its
+    maximum (what it pins): on when all are, None where either list is empty (unread)."""
+    cpu = all(cpus) if cpus else None
+    gpu = all(gpus) if gpus else None
+    on = None if cpu is None or gpu is None else cpu and gpu
+    return {"on": on, "cpu_min_is_max": cpu, "gpu_min_is_max": gpu}
+
+
+def _pinned(pairs: Iterable[tuple[Path, Path]]) -> list[bool]:
+    """Whether each readable (min, max) file pair holds equal values."""
     results = []
     for minimum, maximum in pairs:
         try:
             results.append(minimum.read_text().strip() == maximum.read_text().strip())
         except OSError:
             continue
-    return all(results) if results else None
+    return results

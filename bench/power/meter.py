@@ -107,13 +107,8 @@ class CellPower:
         # A counter's edges are interpolated between readings, so its sampling interval
         # bounds the window's accuracy as much as its refresh does; so for power readings.
         period = max(self.source.resolution_s, self.interval_s)
-        notes = []
-        if window_s < FINE_PERIODS * period:
-            notes.append(
-                f"coarse: the window ({window_s:.2f} s) is under {FINE_PERIODS} "
-                f"refresh or sampling periods of the source ({period:g} s); measure longer "
-                "(measure.min_duration_s) for a firm figure"
-            )
+        coarse = coarse_note(window_s, period)
+        notes = [coarse] if coarse else []
         if self.settings.idle_s > 0 and self.idle is None:
             notes.append("the idle baseline could not be measured")
         elif self.idle is not None and self.idle.window_s < FINE_PERIODS * period:
@@ -122,6 +117,18 @@ class CellPower:
                 f"refresh or sampling periods ({period:g} s); raise suite.power_idle_s"
             )
         return notes
+
+
+def coarse_note(window_s: float, period_s: float) -> str | None:
+    """The note a window of ``window_s`` gets when it is shorter than ``FINE_PERIODS`` of
+    its source's refresh or sampling period ``period_s``: its figure is not firm."""
+    if window_s >= FINE_PERIODS * period_s:
+        return None
+    return (
+        f"coarse: the window ({window_s:.2f} s) is under {FINE_PERIODS} refresh or "
+        f"sampling periods of the source ({period_s:g} s); measure longer "
+        "(measure.min_duration_s) for a firm figure"
+    )
 
 
 def window_figures(

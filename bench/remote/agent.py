@@ -71,7 +71,7 @@ def agent_run(
         ]
         ssh.push(files, stage)
     command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
-    results = Path(request.overrides.get("suite", {}).get("results_dir") or _results_dir(request))
+    results = Path(_results_dir(request))
     remote_dir, code = _stream(ssh, host, command, console, results)
     if remote_dir is None:
         return None, code

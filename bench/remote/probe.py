@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.config import HostConfig
 from bench.power.jetson import l4t_release
-from bench.power.jetson_board import parse_nvpmodel_query
+from bench.power.jetson_board import GPU_DEVFREQ, clocks_state, parse_nvpmodel_query
 from bench.remote.ssh import Ssh
 from runtimes.trtexec_driver import JETPACK_TRTEXEC, parse_banner
 
@@ -38,7 +38,7 @@ section clocks; for f in "$R"/sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
   [ -r "$f/scaling_min_freq" ] &&
     echo "cpu $(cat "$f/scaling_min_freq") $(cat "$f/scaling_max_freq")"
 done; for f in "$R"/sys/class/devfreq/*; do case "$(basename "$f")" in
-  *gpu*|*gv11b*|*ga10b*|*gp10b*|*gm20b*) [ -r "$f/min_freq" ] &&
+  __GPU_DEVFREQ__) [ -r "$f/min_freq" ] &&
     echo "gpu $(cat "$f/min_freq") $(cat "$f/max_freq")";; esac; done
 section trtexec; T=__TRTEXEC_GIVEN__
 [ -n "$T" ] || T=$(command -v trtexec || { [ -x "$R__TRTEXEC__" ] && echo "$R__TRTEXEC__"; })
@@ -134,6 +134,7 @@ def probe(ssh: Ssh, host: HostConfig) -> Device:
         _SCRIPT.replace("__TRTEXEC_GIVEN__", host.trtexec or "")
         .replace("__BENCHMARK_APP_GIVEN__", host.benchmark_app or "")
         .replace("__TRTEXEC__", str(JETPACK_TRTEXEC))
+        .replace("__GPU_DEVFREQ__", "|".join(f"*{name}*" for name in GPU_DEVFREQ))
         .replace("__WORKDIR__", _shell_word(host.workdir))
         .replace("__DEPLOYBENCH__", shlex.quote(host.deploybench))
     )
@@ -173,7 +174,7 @@ def parse_probe(name: str, text: str) -> Device:
             "model": model,
             "release": release,
             "nvpmodel": _nvpmodel(parts.get("nvpmodel", "")),
-            "jetson_clocks": clocks_state(parts.get("clocks", "")),
+            "jetson_clocks": clocks_text_state(parts.get("clocks", "")),
         }
     trtexec, tensorrt = _trtexec(parts.get("trtexec", ""))
     memory = re.search(r"(\d+)", parts.get("memory", ""))
@@ -208,18 +209,15 @@ def _nvpmodel(text: str) -> dict[str, Any] | None:
     return {**mode, "from": "nvpmodel -q"} if mode else None
 
 
-def clocks_state(text: str) -> dict[str, Any]:
-    """Whether jetson_clocks is on, from ``cpu MIN MAX`` / ``gpu MIN MAX`` lines: as
-    bench.power.jetson_board.jetson_clocks_state decides it on the board itself."""
+def clocks_text_state(text: str) -> dict[str, Any]:
+    """Whether jetson_clocks is on, from the probe's ``cpu MIN MAX`` / ``gpu MIN MAX``
+    lines, decided as on the board itself (bench.power.jetson_board.clocks_state)."""
     pinned: dict[str, list[bool]] = {"cpu": [], "gpu": []}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0] in pinned:
             pinned[parts[0]].append(parts[1] == parts[2])
-    cpus = all(pinned["cpu"]) if pinned["cpu"] else None
-    gpus = all(pinned["gpu"]) if pinned["gpu"] else None
-    on = None if cpus is None or gpus is None else cpus and gpus
-    return {"on": on, "cpu_min_is_max": cpus, "gpu_min_is_max": gpus}
+    return clocks_state(pinned["cpu"], pinned["gpu"])
 
 
 def _trtexec(text: str) -> tuple[str | None, str | None]:

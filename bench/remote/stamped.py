@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.power import TegrastatsLog, window_figures
-from bench.power.meter import FINE_PERIODS
+from bench.power.meter import coarse_note
 from bench.remote.device import DeviceWork
 from runtimes.trtexec_driver import trace_window_ms
 
@@ -96,10 +96,5 @@ def power_figures(
     if "unavailable" in figures:
         return figures
     notes = ["window placed on the device's clock by trtexec's 'Starting inference' line"]
-    if figures["window_s"] < FINE_PERIODS * source.resolution_s:
-        notes.append(
-            f"coarse: the window ({figures['window_s']:.2f} s) is under {FINE_PERIODS} "
-            f"tegrastats intervals ({source.resolution_s:g} s); measure longer "
-            "(measure.min_duration_s) for a firm figure"
-        )
-    return {**figures, "notes": notes}
+    coarse = coarse_note(figures["window_s"], source.resolution_s)
+    return {**figures, "notes": [*notes, coarse] if coarse else notes}
