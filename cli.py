@@ -46,6 +46,19 @@ def _devices(text: str) -> list[str]:
     return devices
 
 
+class _Version(argparse.Action):
+    """``--version``, its package metadata read only when asked (not on every start)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, **kwargs
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"deploybench {_version()}")
+        parser.exit(0)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -61,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark models across inference runtimes: latency, throughput, "
         "cold start and memory, each cell in its own worker process.",
     )
-    parser.add_argument("--version", action="version", version=f"deploybench {_version()}")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser(
