@@ -192,4 +192,3 @@ def export_onnx(
         return [f"exported by torch.onnx ({name})"]
     path.unlink(missing_ok=True)
     raise ExportError(f"ONNX export failed at opset {opset}: {'; '.join(failures)}")
-
