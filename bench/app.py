@@ -85,6 +85,21 @@ def execute(
             shutil.rmtree(run.run_dir.path)
         raise
     power_changes, noise = end_state(run.run_dir.path / ENVIRONMENT_FILE)
+    return finish(run, console, hw_dirs, power_changes, noise)
+
+
+def finish(
+    run: Run,
+    console: Console,
+    hw_dirs: tuple[Path, ...] = (),
+    power_changes: list[str] | None = None,
+    noise: list[str] | None = None,
+    show: bool = True,
+) -> int:
+    """Write a run folder's speedups.json, report.md and report.html from its records,
+    with how the machine's power state changed and why it was not quiet; print its
+    summary (``show``). Exit code: 0 when no cell failed, crashed or timed out, else 1."""
+    power_changes, noise = power_changes or [], noise or []
     all_records = run.run_dir.records()
     records = merged(all_records)
     rows = speedups(records, seed=run.config.suite.seed)
@@ -108,6 +123,9 @@ def execute(
     warnings += [f"the machine was not quiet: {w}" for w in noise]
     page = run_page(title, records, rows, environment, hw, warnings)
     (run.run_dir.path / HTML_REPORT_FILE).write_text(page, encoding="utf-8")
+    code = 1 if any(r.failed for r in all_records) else 0
+    if not show:
+        return code
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
     if rows:
         console.print(speedup_table(rows))
@@ -117,7 +135,7 @@ def execute(
         console.print("power state changed during the run: " + "; ".join(power_changes))
     for warning in noise:
         console.print(f"not quiet: {warning}", markup=False)
-    return 1 if any(r.failed for r in all_records) else 0
+    return code
 
 
 def show_roofline(run_dir: Path, hw_dirs: list[Path], console: Console) -> None:

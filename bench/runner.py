@@ -101,7 +101,7 @@ def run_suite(
     prepared: dict[str, PreparedModel | ExportFailed] = {}
     with _progress(console, len(todo), show_progress) as advance:
         for rep, item in todo:
-            cell, label = item.cell, _label(item.cell, rep, repeat)
+            cell, label = item.cell, repetition_label(item.cell, rep, repeat)
             if item.skip_reason is None and cell.model not in prepared:
                 advance(f"{cell.model}: preparing", step=0)
                 try:
@@ -110,29 +110,36 @@ def run_suite(
                     prepared[cell.model] = failure
             model = prepared.get(cell.model)
             advance(label, step=0)
-            if item.skip_reason is not None:
-                record = CellRecord.new(
-                    run_dir.run_id, cell, "skipped", item.skip_reason, repetition=rep
-                )
-            elif isinstance(model, ExportFailed):
-                record = CellRecord.new(
-                    run_dir.run_id,
-                    cell,
-                    model.status,
-                    model.reason,
-                    repetition=rep,
-                    phase=model.phase,
-                )
-            elif cell.precision == "int8" and (
-                why := quantized_for(model, cell, config, cache_dir)
-            ):
-                record = CellRecord.new(
-                    run_dir.run_id, cell, "failed", why, repetition=rep, phase="quantize"
-                )
-            else:
+            record = ended_early(item, model, rep, config, cache_dir, run_dir.run_id)
+            if record is None:  # prepared: ended_early said why not otherwise
                 record = (measurer or measure)(cell, model, config, cache_dir, run_dir.run_id, rep)
             run_dir.append(record)
             advance(f"{label}: {record.status}")
+
+
+def ended_early(
+    item: PlannedCell,
+    model: PreparedModel | ExportFailed | None,
+    rep: int,
+    config: BenchConfig,
+    cache_dir: Path,
+    run_id: str,
+) -> CellRecord | None:
+    """The record of a cell that ends before it is measured: skipped, its model's export
+    failed, or its int8 copy could not be made (made here, once per model and scheme).
+    None when the cell is to be measured."""
+    cell = item.cell
+    if item.skip_reason is not None:
+        return CellRecord.new(run_id, cell, "skipped", item.skip_reason, repetition=rep)
+    if isinstance(model, ExportFailed):
+        return CellRecord.new(
+            run_id, cell, model.status, model.reason, repetition=rep, phase=model.phase
+        )
+    if model is not None and cell.precision == "int8":
+        why = quantized_for(model, cell, config, cache_dir)
+        if why:
+            return CellRecord.new(run_id, cell, "failed", why, repetition=rep, phase="quantize")
+    return None
 
 
 def quantized_for(
@@ -167,7 +174,8 @@ def quantized_for(
     return why
 
 
-def _label(cell: Cell, rep: int, repeat: int) -> str:
+def repetition_label(cell: Cell, rep: int, repeat: int) -> str:
+    """A cell as progress names it: its key, and which repetition when repeated."""
     return cell.key if repeat == 1 else f"{cell.key} (run {rep + 1}/{repeat})"
 
 
