@@ -181,6 +181,26 @@ def machine_id(environment: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:12]
 
 
+def fleet_node(environment: dict[str, Any]) -> str | None:
+    """The node of a fleet run's machine column (``run --cluster --fleet compare``), else
+    None: nodes alike in hardware are still each a column of their own."""
+    fleet = environment.get("fleet")
+    node = fleet.get("node") if isinstance(fleet, dict) else None
+    return str(node) if node else None
+
+
+def machine_label(environment: dict[str, Any]) -> str:
+    """A machine as a reader names it: its first GPU (and how many), else its CPU, and
+    a Jetson's power mode."""
+    mode = jetson_mode(environment)
+    gpus = [str(g.get("name")) for g in environment.get("gpus") or []]
+    if gpus:
+        label = gpus[0] + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+    else:
+        label = str((environment.get("cpu") or {}).get("model") or "unknown machine")
+    return f"{label} ({mode})" if mode else label
+
+
 def jetson_mode(environment: dict[str, Any]) -> str | None:
     """``MAXN, jetson_clocks on``: a Jetson's power mode as the run recorded it at its
     start; None for other machines."""

@@ -13,14 +13,14 @@ from rich.table import Table
 
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
-from bench.environment import jetson_mode, machine_id, read_environment
+from bench.environment import fleet_node, machine_id, machine_label, read_environment
 from bench.hw.records import HW_FILE, HwRecord, best_of, read_hw
 from bench.hw.sheet import gpu_sheet
 from bench.published import Beside
 from bench.repetitions import merged
 from bench.report import markdown_table, markdown_text
 from bench.reproduce import reproduction
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, read_records
+from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, fleet_columns, read_records
 from bench.speedup import speedups
 
 ABSENT = "—"
@@ -56,7 +56,7 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
     order first seen. A cell measured in several directories keeps its latest ok record.
     UserError when a directory is neither kind."""
     machines: dict[str, Machine] = {}
-    for path in dirs:
+    for path in [column for given in dirs for column in fleet_columns(given)]:
         if not (path / ENVIRONMENT_FILE).is_file():
             raise UserError(f"{path} has no {ENVIRONMENT_FILE}: pass run or hw directories")
         if not (path / RESULTS_FILE).is_file() and not (path / HW_FILE).is_file():
@@ -64,6 +64,8 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
         try:
             environment = read_environment(path / ENVIRONMENT_FILE, "pass run or hw directories")
             key = machine_id(environment)
+            node = fleet_node(environment)
+            key += f"@{node}" if node else ""  # fleet nodes alike in hardware stay apart
             hw = read_hw(path)
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -77,7 +79,9 @@ def load_machines(dirs: list[Path]) -> list[Machine]:
                 machine.cells[record.key] = record
     labels: dict[str, int] = {}
     for machine in machines.values():
-        base = _label(machine.environment)
+        base = machine_label(machine.environment)
+        node = fleet_node(machine.environment)
+        base += f" on {node}" if node else ""
         labels[base] = labels.get(base, 0) + 1
         machine.label = base if labels[base] == 1 else f"{base} #{labels[base]}"
     return list(machines.values())
@@ -88,16 +92,6 @@ def beside_published(machine: Machine) -> list[Beside]:
     and the GPU sheet beside its ``hw`` figures."""
     tables = reproduction(list(machine.cells.values()))
     return tables + [gpu_sheet(machine.hw)] if machine.hw else tables
-
-
-def _label(environment: dict[str, Any]) -> str:
-    mode = jetson_mode(environment)
-    gpus = [str(g.get("name")) for g in environment.get("gpus") or []]
-    if gpus:
-        label = gpus[0] + (f" x{len(gpus)}" if len(gpus) > 1 else "")
-    else:
-        label = str((environment.get("cpu") or {}).get("model") or "unknown machine")
-    return f"{label} ({mode})" if mode else label
 
 
 @dataclass
@@ -164,7 +158,7 @@ def _device_name(machine: Machine) -> str:
     for record in machine.hw:
         if record.device == machine.primary and record.details.get("device_name"):
             return str(record.details["device_name"])
-    return _label(machine.environment) if machine.primary != "cpu" else "CPU"
+    return machine_label(machine.environment) if machine.primary != "cpu" else "CPU"
 
 
 def _hw_text(record: HwRecord | None, names: tuple, machine: Machine, kind: str) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ SUITE_FILE = "suite.toml"
 SPEEDUP_FILE = "speedups.json"
 REPORT_FILE = "report.md"
 HTML_REPORT_FILE = "report.html"
+FLEET_FILE = "fleet.json"
+"""A fleet run's folder holds this instead of results: its plan, its nodes, and its
+columns, each an ordinary run folder inside it (see ``fleet_columns``)."""
 WRITTEN_FILES = (
     RESULTS_FILE,
     RUN_FILE,
@@ -105,6 +109,41 @@ class RunDir:
     def records(self) -> list[CellRecord]:
         """Every complete record; a torn last line (a crash mid-write) is left out."""
         return read_records(self.path / RESULTS_FILE)
+
+    def drop(self, keys: set[tuple[str, int]]) -> None:
+        """Remove the records of these (cell key, repetition) pairs, rewriting
+        results.jsonl whole (a copy moved into place), so that they run again."""
+        records = self.records()
+        kept = [r for r in records if (r.key, r.repetition) not in keys]
+        if len(kept) == len(records):
+            return
+        handle, fresh = tempfile.mkstemp(prefix=f".{RESULTS_FILE}-", dir=self.path)
+        with open(handle, "w", encoding="utf-8") as file:
+            file.writelines(json.dumps(r.to_dict(), default=str) + "\n" for r in kept)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(fresh, self.path / RESULTS_FILE)
+
+
+def fleet_columns(path: Path) -> list[Path]:
+    """The run folders of a fleet run (one per machine column), or ``[path]`` for any
+    other folder. UserError when its fleet.json is damaged or names a folder outside."""
+    file = path / FLEET_FILE
+    if not file.is_file():
+        return [path]
+    fleet = read_json_object(file, "give a run's results directory")
+    columns = fleet.get("columns")
+    if not isinstance(columns, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("folder"), str) for c in columns
+    ):
+        raise UserError(f"{file} lists no columns: give a run's results directory")
+    folders = []
+    for column in columns:
+        folder = path / column["folder"]
+        if folder.parent != path or folder.name in ("", ".", "..") or folder.is_symlink():
+            raise UserError(f"{file} names a folder outside the run: start a new run")
+        folders.append(folder)
+    return folders
 
 
 def read_records(path: Path) -> list[CellRecord]:

@@ -183,6 +183,12 @@ def resumed_run(request: ResumeRequest) -> Run:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # pydantic: ValueError
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path / RUN_FILE} is unreadable ({reason}): start a new run") from None
+    column = stored.get("fleet")
+    if isinstance(column, dict):
+        raise UserError(
+            f"{path} is one machine of the fleet run {path.parent}: finish that with "
+            f"python cli.py run --resume {path.parent}"
+        )
     for model in models:
         _check_named_again(model, request, path / RUN_FILE)
     for name in config.suite.runtimes:

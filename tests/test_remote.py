@@ -18,7 +18,7 @@ from bench.config import config_from_dict
 from bench.core.cell import Cell
 from bench.core.errors import UserError
 from bench.environment import machine_id
-from bench.machines import _label
+from bench.environment import machine_label as _label
 from bench.plan import PlannedCell
 from bench.power import TegrastatsLog, window_figures
 from bench.remote.agent import _flags

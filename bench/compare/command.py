@@ -13,10 +13,12 @@ from bench.compare import output
 from bench.compare.gate import compare
 from bench.compare.html import comparison_page
 from bench.compare.metrics import Thresholds
-from bench.compare.sides import baseline_document, load_side
+from bench.compare.sides import Side, baseline_document, load_side
 from bench.config import CompareConfig, load_config
 from bench.core.errors import UserError
-from bench.results import check_output_folders, write_output
+from bench.environment import fleet_node, machine_id, machine_label
+from bench.report import markdown_text
+from bench.results import check_output_folders, fleet_columns, write_output
 
 DEFAULT_SUITE = Path("bench.toml")
 
@@ -49,7 +51,12 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     check_output_folders(
         request.markdown, request.json, request.junit, request.html, request.github_benchmark
     )
-    baseline, current = load_side(request.baseline), load_side(request.current)
+    pairs, alone = machine_pairs(request.baseline, request.current)
+    for machine in alone:
+        console.print(f"not compared: {machine}", markup=False)
+    if len(pairs) > 1:
+        return _compare_machines(request, pairs, thresholds, alpha, console)
+    baseline, current = pairs[0]
     comparison = compare(baseline, current, thresholds, alpha, request.allow_different_hardware)
     console.print(output.terminal(comparison))
     if request.markdown:
@@ -66,6 +73,89 @@ def run_compare(request: CompareRequest, console: Console) -> int:
         entries = output.github_benchmark(current)
         write_output(request.github_benchmark, json.dumps(entries, indent=2) + "\n")
     return 1 if comparison.failed else 0
+
+
+def machine_pairs(baseline: Path, current: Path) -> tuple[list[tuple[Side, Side]], list[str]]:
+    """The sides to compare: the two paths themselves, or, where one is a fleet run of
+    several machines, each machine's folder with the other side's folder of the same
+    machine (hardware fingerprint and node; else the one folder of that hardware); and
+    the machines found on one side only. UserError when no machine is on both sides."""
+    folders = [fleet_columns(path) if path.is_dir() else [path] for path in (baseline, current)]
+    sides = [[load_side(folder) for folder in paths] for paths in folders]
+    if len(sides[0]) == 1 and len(sides[1]) == 1:
+        return [(sides[0][0], sides[1][0])], []
+    pairs = []
+    for side in sides[0]:
+        hardware = machine_id(side.environment)
+        alike = [s for s in sides[1] if machine_id(s.environment) == hardware]
+        same = [s for s in alike if fleet_node(s.environment) == fleet_node(side.environment)]
+        if same or len(alike) == 1:
+            pairs.append((side, (same or alike)[0]))
+    if not pairs:
+        raise UserError(
+            f"{baseline} and {current} share no machine (hardware fingerprint): compare fleet "
+            "runs of the same nodes, or give one machine's folder of each"
+        )
+    paired = {id(side) for pair in pairs for side in pair}
+    alone = [
+        f"{_machine_name(side.environment)} ({where} only)"
+        for where, group in (("baseline", sides[0]), ("current", sides[1]))
+        for side in group
+        if id(side) not in paired
+    ]
+    return pairs, alone
+
+
+def _compare_machines(
+    request: CompareRequest,
+    pairs: list[tuple[Side, Side]],
+    thresholds: Thresholds,
+    alpha: float,
+    console: Console,
+) -> int:
+    """Each machine of a fleet run against the same machine on the other side: one gate
+    per machine, printed and written one after another; 1 when any fails."""
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--junit", request.junit),
+            ("--html", request.html),
+            ("--github-benchmark", request.github_benchmark),
+        )
+        if given
+    ]
+    if unsupported:
+        raise UserError(
+            f"{', '.join(unsupported)} writes one machine's comparison, and these runs hold "
+            f"{len(pairs)}: give one machine's folder of each (e.g. {pairs[0][1].label})"
+        )
+    comparisons = []
+    for base, current in pairs:
+        comparison = compare(base, current, thresholds, alpha, request.allow_different_hardware)
+        console.rule(_machine_name(comparison.current.environment))
+        console.print(output.terminal(comparison))
+        comparisons.append(comparison)
+    if request.markdown:
+        text = "".join(
+            f"## {markdown_text(_machine_name(c.current.environment))}\n\n{output.markdown(c)}\n"
+            for c in comparisons
+        )
+        write_output(request.markdown, text)
+    if request.json:
+        document = {
+            "gate": "fail" if any(c.failed for c in comparisons) else "pass",
+            "machines": [
+                {"machine": _machine_name(c.current.environment), **c.to_dict()}
+                for c in comparisons
+            ],
+        }
+        write_output(request.json, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return 1 if any(c.failed for c in comparisons) else 0
+
+
+def _machine_name(environment: dict) -> str:
+    node = fleet_node(environment)
+    return machine_label(environment) + (f" on {node}" if node else "")
 
 
 def save_baseline(run_dir: Path, destination: Path) -> int:

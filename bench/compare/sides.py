@@ -23,6 +23,7 @@ from bench.results import (
     RESULTS_FILE,
     RUN_FILE,
     RunDir,
+    fleet_columns,
     read_json,
     read_json_object,
 )
@@ -61,7 +62,13 @@ class Side:
 def load_side(path: Path) -> Side:
     """The side at ``path``: a results directory (with results.jsonl) or a baseline file."""
     if path.is_dir():
-        return _from_run_dir(path)
+        columns = fleet_columns(path)
+        if len(columns) > 1:
+            raise UserError(
+                f"{path} is a fleet run of {len(columns)} machines: give one machine's folder "
+                f"(e.g. {columns[0]})"
+            )
+        return _from_run_dir(columns[0])
     if path.is_file():
         return _from_baseline(path)
     raise UserError(f"{path} does not exist: give a results directory or a baseline file")

@@ -306,6 +306,9 @@ class CellRecord(Measured):
     finished_at: float | None = None
     repetition: int = 0
     repetitions: list[RepetitionSummary] | None = None
+    node: dict[str, Any] | None = None
+    """Where a fleet run measured the cell: the Ray node's name, id and address, and the
+    GPUs Ray gave it."""
 
     @classmethod
     def new(
