@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--name", help="the suite's name (names the run folder)")
     _add_edge_flags(run)
+    _add_fleet_flags(run)
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser(
@@ -243,6 +244,31 @@ def _add_edge_flags(run: argparse.ArgumentParser) -> None:
         type=_csv(_on_off),
         metavar="on,off",
         help="run the suite with jetson_clocks on and/or off, then restore the clocks",
+    )
+
+
+def _add_fleet_flags(run: argparse.ArgumentParser) -> None:
+    fleet = run.add_argument_group("a fleet of machines on Ray (pip install 'deploybench[fleet]')")
+    fleet.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on this Ray cluster: auto (the one this machine joined), HOST:PORT of its "
+        "head, or ray://HOST:PORT (default: [cluster] address of the suite file)",
+    )
+    fleet.add_argument(
+        "--fleet",
+        choices=["compare", "shard"],
+        help="compare (default): the suite on every node, one machine per column; shard: one "
+        "suite's cells spread over nodes of one hardware fingerprint",
+    )
+    fleet.add_argument(
+        "--nodes", type=_csv(str), metavar="NAME,NAME", help="these nodes only (name, address)"
+    )
+    fleet.add_argument(
+        "--per-gpu",
+        action="store_true",
+        default=None,
+        help="on multi-GPU nodes, one CUDA cell per GPU at once (default: one cell per node)",
     )
 
 
@@ -444,10 +470,14 @@ _QUANTIZE_FLAGS = {
 }
 """``run`` flags that override ``[quantize]`` keys."""
 
+_CLUSTER_FLAGS = {"cluster": "address", "fleet": "plan", "nodes": "nodes", "per_gpu": "per_gpu"}
+"""``run`` flags that override ``[cluster]`` keys."""
+
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {}
-    for table, names in (("suite", _SUITE_FLAGS), ("quantize", _QUANTIZE_FLAGS)):
+    tables = (("suite", _SUITE_FLAGS), ("quantize", _QUANTIZE_FLAGS), ("cluster", _CLUSTER_FLAGS))
+    for table, names in tables:
         given = {
             key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None
         }
@@ -456,7 +486,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _check_resume_flags(args: argparse.Namespace, config_allowed: bool = False) -> None:
+def _check_resume_flags(
+    args: argparse.Namespace, config_allowed: bool = False, nodes_allowed: bool = False
+) -> None:
     """``--resume`` finishes a run as it was set up: a flag that would change it is an
     error, not silently dropped (``--config`` may name the ``[hosts]`` of ``--host``)."""
     from bench.core.errors import UserError
@@ -472,6 +504,9 @@ def _check_resume_flags(args: argparse.Namespace, config_allowed: bool = False) 
             ("--profile", args.profile),
             ("--shape", args.shape),
             ("--input-range", args.input_range),
+            ("--fleet", args.fleet),
+            ("--nodes", None if nodes_allowed else args.nodes),
+            ("--per-gpu", args.per_gpu),
         )
         if value
     ]
@@ -496,16 +531,28 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 def _run(args: argparse.Namespace) -> int:
     from bench import app, runs
     from bench.core.errors import UserError
+    from bench.fleet import run as fleet_run
     from bench.roofline import check_hw_dirs
 
     console = _console()
     check_hw_dirs(args.hw)
     if args.host:
+        if args.cluster or args.fleet or args.nodes or args.per_gpu:
+            raise UserError("--host runs on one device over SSH: drop the --cluster flags")
         return _run_on_host(args, console)
     for flag in ("remote_mode", "power_modes", "jetson_clocks"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} needs --host (a device over SSH)")
+    if args.resume and fleet_run.is_fleet_run(args.resume):
+        return _resume_fleet(args, console)
+    if not args.resume and fleet_run.cluster_settings(_run_request(args)).address:
+        return _run_on_cluster(args, console)
+    for flag in ("fleet", "nodes", "per_gpu"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"--{flag.replace('_', '-')} needs --cluster (a Ray cluster)")
     if args.resume:
+        if args.cluster:
+            raise UserError(f"{args.resume} was not run on a cluster: drop --cluster")
         _check_resume_flags(args)
         run = runs.resumed_run(
             runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
@@ -538,6 +585,29 @@ def _run_request(args: argparse.Namespace) -> Any:
         inputs=args.inputs,
         cache_dir=args.cache_dir,
     )
+
+
+def _run_on_cluster(args: argparse.Namespace, console: Any) -> int:
+    from bench.fleet.run import FleetRequest, fleet_run
+
+    request = FleetRequest(_run_request(args), not args.no_progress, tuple(args.hw))
+    try:
+        return fleet_run(request, console)
+    except KeyboardInterrupt:  # what was kept, and how to go on, is said where it happened
+        return 130
+
+
+def _resume_fleet(args: argparse.Namespace, console: Any) -> int:
+    from bench import runs
+    from bench.fleet.run import fleet_resume
+
+    _check_resume_flags(args, nodes_allowed=True)
+    request = runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
+    progress, hw = not args.no_progress, tuple(args.hw)
+    try:
+        return fleet_resume(request, args.cluster, args.nodes or [], console, progress, hw)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _run_on_host(args: argparse.Namespace, console: Any) -> int:

@@ -155,6 +155,25 @@ class HostConfig(Strict):
         return value
 
 
+class ClusterConfig(Strict):
+    """``[cluster]``: a Ray cluster to run the suite on (``run --cluster``).
+
+    ``address`` is ``auto`` (the cluster this machine belongs to, as ``ray start`` left
+    it), ``HOST:PORT`` (its head's GCS port, 6379 unless changed) or ``ray://HOST:PORT``
+    (Ray Client); set here, ``run`` goes to the cluster without ``--cluster``. ``plan``:
+    ``compare`` runs the suite on every chosen node, one machine per column; ``shard``
+    spreads one suite's cells over nodes of one hardware fingerprint. ``nodes`` chooses
+    nodes by name, address or node-id prefix (default: every node that offers Ray a
+    CPU). ``per_gpu`` lets a multi-GPU node measure one cell per GPU at once (default:
+    one cell per node at a time)."""
+
+    address: str | None = Field(None, min_length=1)
+    plan: Literal["compare", "shard"] = "compare"
+    nodes: list[str] = Field(default_factory=list)
+    per_gpu: bool = False
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+
+
 class BenchConfig(Strict):
     """A whole ``bench.toml`` after a profile has been applied."""
 
@@ -164,6 +183,7 @@ class BenchConfig(Strict):
     compare: CompareConfig = CompareConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
+    cluster: ClusterConfig = ClusterConfig()
 
 
 def load_config(
