@@ -334,7 +334,19 @@ def _progress(console: Console, total: int, enabled: bool) -> Iterator[Any]:
 
         yield line
         return
-    progress = Progress(
+    progress = progress_bar(console, enabled)
+    with progress:
+        task = progress.add_task("starting", total=total)
+
+        def advance(label: str, step: int = 1) -> None:
+            progress.update(task, description=label, advance=step)
+
+        yield advance
+
+
+def progress_bar(console: Console, enabled: bool = True) -> Progress:
+    """The bar a run shows in a terminal: what it does now, done of total, elapsed, eta."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -345,10 +357,3 @@ def _progress(console: Console, total: int, enabled: bool) -> Iterator[Any]:
         disable=not enabled,
         transient=False,
     )
-    with progress:
-        task = progress.add_task("starting", total=total)
-
-        def advance(label: str, step: int = 1) -> None:
-            progress.update(task, description=label, advance=step)
-
-        yield advance

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from local_agreement import print_agreement  # noqa: E402
+
 from bench.remote.ssh import Address, Ssh  # noqa: E402
 from bench.results import read_records  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
@@ -96,31 +98,7 @@ def main() -> None:
                 calls.append((time.perf_counter() - start) * 1e3)
             ssh.close()
 
-    cells = sorted(set(runs["local 1"]) & set(runs["over SSH"]) & set(runs["local 2"]))
-    if not cells:
-        raise SystemExit("no cell ran in all three runs")
-    print(f"{'cell':<48} {'local 1':>9} {'local 2':>9} {'over SSH':>9} {'SSH/local':>9}")
-    noise, ratios = [], []
-    for key in cells:
-        one, two, remote = runs["local 1"][key], runs["local 2"][key], runs["over SSH"][key]
-        local = (one + two) / 2
-        noise.append(abs(one - two) / local)
-        ratios.append(remote / local)
-        print(f"{key:<48} {one:9.4f} {two:9.4f} {remote:9.4f} {remote / local:9.3f}")
-    local_wall = (walls["local 1"] + walls["local 2"]) / 2
-    per_cell = (walls["over SSH"] - local_wall) / len(cells)
-    print(
-        f"wall: local {walls['local 1']:.1f} s / {walls['local 2']:.1f} s, over SSH "
-        f"{walls['over SSH']:.1f} s -> {per_cell:+.2f} s per cell ({len(cells)} cells)"
-    )
-    spread = statistics.median(noise)
-    deviation = statistics.median(abs(r - 1) for r in ratios)
-    verdict = "PASS" if deviation <= max(spread, 0.02) * 2 else "MISS"
-    print(
-        f"medians: SSH/local {statistics.median(ratios):.3f} (median |SSH/local - 1| "
-        f"{deviation:.3f}); local vs local spread {spread:.3f} -> {verdict} "
-        "(target: within twice the local spread, at least 2%)"
-    )
+    print_agreement(runs, walls, "over SSH", "SSH")
     calls.sort()
     print(
         f"tools mode: one guarded command over the master connection: median "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.onnx_models import dynamic_relu
+from fixtures.ray_cluster import require_ray
 from fixtures.scripts import run_script
 
 TINY_SUITE = """[suite]
@@ -43,6 +44,10 @@ SCRIPTS = {
         ["--config", "{tiny}", "--calls", "3"],
         r"s per cell \(1 cells\)(.|\n)*one guarded command over the master connection",
     ),
+    "fleet_overhead": (  # local Ray clusters: the run on Ray, then sharded over 1 and 2 nodes
+        ["--config", "{tiny}", "--nodes", "2"],
+        r"s per cell \(1 cells\)(.|\n)*sharded over 2 nodes",
+    ),
     "quantizer_choice": (
         ["--models", "lenet5", "--samples", "4", "--eval", "2", "--runs", "5"]
         + ["--quantizers", "onnxruntime"],
@@ -55,6 +60,8 @@ SCRIPTS = {
 def test_a_figure_script_runs_at_tiny_settings(
     script: str, tmp_path: Path, cache_dir: Path
 ) -> None:
+    if script == "fleet_overhead":
+        require_ray()
     tiny = tmp_path / "tiny.toml"
     tiny.write_text(TINY_SUITE)
     files = {"tiny": tiny, "relu": dynamic_relu(tmp_path / "relu.onnx")}

@@ -8,15 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TaskID
+
+from bench.runner import progress_bar
 
 
 class FleetProgress:
@@ -60,14 +54,6 @@ def fleet_progress(
     if not console.is_terminal:
         yield FleetProgress(console, None, totals)
         return
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    progress = progress_bar(console)
     with progress:
         yield FleetProgress(console, progress, totals)
