@@ -262,7 +262,11 @@ def _add_fleet_flags(run: argparse.ArgumentParser) -> None:
         "suite's cells spread over nodes of one hardware fingerprint",
     )
     fleet.add_argument(
-        "--nodes", type=_csv(str), metavar="NAME,NAME", help="these nodes only (name, address)"
+        "--nodes",
+        type=_csv(str),
+        metavar="NAME,NAME",
+        help="these nodes only (name, address or node-id prefix); with --resume, the nodes "
+        "that may finish it",
     )
     fleet.add_argument(
         "--per-gpu",
@@ -551,12 +555,12 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} needs --cluster (a Ray cluster)")
     if args.resume:
-        if args.cluster:
-            raise UserError(f"{args.resume} was not run on a cluster: drop --cluster")
         _check_resume_flags(args)
         run = runs.resumed_run(
             runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
         )
+        if args.cluster:
+            raise UserError(f"{args.resume} was not run on a cluster: drop --cluster")
     else:
         run = runs.new_run(_run_request(args))
     try:

@@ -187,7 +187,7 @@ def resumed_run(request: ResumeRequest) -> Run:
     if isinstance(column, dict):
         raise UserError(
             f"{path} is one machine of the fleet run {path.parent}: finish that with "
-            f"python cli.py run --resume {path.parent}"
+            f"python cli.py run --resume {path.parent} --cluster ADDRESS"
         )
     for model in models:
         _check_named_again(model, request, path / RUN_FILE)

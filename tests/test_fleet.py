@@ -169,6 +169,16 @@ def test_report_compare_and_baseline_read_a_fleet_run(
     )
 
 
+def test_resuming_a_finished_fleet_run_needs_no_cluster(compared, cache_dir: Path) -> None:
+    root, _ = compared
+    before = {p: records_of(root / p) for p in ("alpha", "beta")}
+    (root / "report.md").unlink()
+    done = cli("run", "--resume", root, "--no-progress", cache_dir=cache_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (root / "report.md").is_file()  # the machines side by side, written again
+    assert {p: records_of(root / p) for p in ("alpha", "beta")} == before
+
+
 def test_shard_plan_spreads_one_suite_over_the_nodes(
     fleet: LocalFleet, tmp_path: Path, cache_dir: Path
 ) -> None:

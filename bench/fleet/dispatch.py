@@ -130,10 +130,6 @@ class Dispatch:
                 ray.cancel(ref, force=True)
             raise
 
-    def left(self) -> int:
-        """How many cells did not run (their nodes were lost)."""
-        return sum(len(column.todo) for column in self.columns)
-
     def _fill(self, flights: dict[Any, Flight]) -> None:
         for column in self.columns:
             for node in column.nodes:

@@ -127,11 +127,16 @@ def fleet_run(request: FleetRequest, console: Console) -> int:
             shutil.rmtree(run.run_dir.path)  # nothing was measured: leave no folder behind
             raise
         console.print(f"fleet run directory: {run.run_dir.path}")
-        with _interrupt_hint(run, address, console):
-            return _measure(
-                run, columns, lineups, cluster.per_gpu, console, request.show_progress,
-                request.hw_dirs, address,
-            )  # fmt: skip
+        try:
+            with _interrupt_hint(run, address, console):
+                return _measure(
+                    run, columns, lineups, cluster.per_gpu, console, request.show_progress,
+                    request.hw_dirs, address,
+                )  # fmt: skip
+        except UserError:  # a model that cannot be made: before any cell, as a local run
+            if not any(column.run_dir.records() for column in columns):
+                shutil.rmtree(run.run_dir.path)
+            raise
     finally:
         leave()
 
@@ -339,16 +344,25 @@ def _measure(
         if item.skip_reason is None
     }
     models = _prepared(run, wanted)
+    made: dict[tuple[str, str], Any] = {}  # each int8 copy as first made, with its cost
     for column in columns:
+        costed: set[tuple[str, str]] = set()  # each machine's first int8 cell carries it
         for rep, item, runners in missing[id(column)]:
             model = models.get(item.cell.model)
-            schemes = dict(model.quantized) if isinstance(model, PreparedModel) else {}
+            before = dict(model.quantized) if isinstance(model, PreparedModel) else {}
             record = ended_early(item, model, rep, config, run.cache_dir, run.run_dir.run_id)
             if record is not None:
                 column.run_dir.append(record)
                 continue
-            fresh = isinstance(model, PreparedModel) and model.quantized != schemes
-            own = replace(model, quantized=dict(model.quantized)) if fresh else None
+            own = None
+            for scheme, copy in model.quantized.items():
+                if before.get(scheme) is copy:
+                    continue  # not this cell's copy
+                key = (model.name, scheme)
+                made.setdefault(key, copy)
+                if key not in costed:
+                    costed.add(key)
+                    own = replace(model, quantized={**model.quantized, scheme: made[key]})
             column.todo.append(Pending(item.cell, rep, runners, own))
     units = {
         name: ship(model, ray_module().put)
@@ -442,26 +456,32 @@ def _report(
     hw_dirs: tuple,
     address: str,
 ) -> int:
-    """Each column's end state, report.md and report.html; the machines side by side in
-    the fleet folder's own report files; what is left to resume. The exit code."""
-    codes = []
+    """Each measured column's end state, report.md and report.html, then the whole
+    fleet's (``_whole_fleet``). The exit code."""
     for column in columns:
         changes, noise = _end_state(column, dispatch.lost)
         column_run = Run(column.run_dir, run.config, run.models, run.planned, run.cache_dir)
-        codes.append(finish(column_run, console, hw_dirs, changes, noise, len(columns) == 1))
-    if len(columns) > 1:
-        root = run.run_dir.path
+        finish(column_run, console, hw_dirs, changes, noise, len(columns) == 1)
+    return _whole_fleet(run, console, address)
+
+
+def _whole_fleet(run: Run, console: Console, address: str) -> int:
+    """The machines side by side (a fleet of several), what is left to run in every
+    column, and the exit code over every column: 1 when a cell failed or is left."""
+    root = run.run_dir.path
+    folders = fleet_columns(root)
+    if len(folders) > 1:
         report_command([root], [], root / REPORT_FILE, console, root / HTML_REPORT_FILE)
-    again = sum(run_again(r) for column in columns for r in column.run_dir.records())
-    left = dispatch.left()
-    if left or again:
+    records = [r for folder in folders for r in RunDir(folder).records()]
+    again = sum(run_again(r) for r in records)
+    left = sum(_unfinished(run, RunDir(folder)) for folder in folders)
+    if left:
         console.print(
-            f"{left + again} cells are to run again ({left} did not start, {again} lost their "
-            f"node or Ray worker): finish with: python cli.py run --resume {run.run_dir.path} "
-            f"--cluster {address}",
+            f"{left} of {len(folders)} machines have cells to run ({again} lost their node or "
+            f"Ray worker): finish with: python cli.py run --resume {root} --cluster {address}",
             soft_wrap=True,
         )
-    return 1 if left or any(codes) else 0
+    return 1 if left or any(r.failed for r in records) else 0
 
 
 def _end_state(column: Column, lost: set[str]) -> tuple[list[str], list[str]]:
@@ -498,6 +518,13 @@ def fleet_resume(
     folders = fleet_columns(run.run_dir.path)
     fleet = run.run_dir.read_json(FLEET_FILE)
     stored = fleet.get("address")
+    if not any(_unfinished(run, RunDir.existing(folder)) for folder in folders):
+        for folder in folders:  # nothing to measure: the reports again, as a local resume
+            column = Run(
+                RunDir.existing(folder), run.config, run.models, run.planned, run.cache_dir
+            )
+            finish(column, console, hw_dirs, show=len(folders) == 1)
+        return _whole_fleet(run, console, str(address or stored))
     if not address:
         raise UserError(
             f"{run.run_dir.path} was run on the Ray cluster at {stored}: resume joins no cluster "
@@ -559,7 +586,7 @@ def _seats(
     used: set[str] = set()
     for exact in (True, False):
         for spec, folder in open_columns:
-            if folder in seats:
+            if folder in seats and (exact or fleet.get("plan") != "shard"):
                 continue
             same = [
                 n
@@ -571,7 +598,7 @@ def _seats(
             if fleet.get("plan") != "shard":
                 same = same[:1]
             if same:
-                seats[folder] = same
+                seats[folder] = seats.get(folder, []) + same
                 used.update(n.id for n in same)
     return seats
 
@@ -580,7 +607,8 @@ def _unfinished(run: Run, column_dir: RunDir) -> bool:
     """Whether the column has cells to run: missing, or lost with their node."""
     records = column_dir.records()
     done = {(r.key, r.repetition) for r in records if not run_again(r)}
-    skipped = {r.key for r in records if r.status == "skipped"}  # recorded once, not repeated
+    # a skip the probe foresaw is recorded here once (no node), not per repetition
+    skipped = {r.key for r in records if r.status == "skipped" and r.node is None}
     repeats = range(run.config.suite.repeat)
     return any(
         (p.cell.key, rep) not in done

@@ -92,6 +92,8 @@ def materialize(model: Any, units: list[Unit], contents: list[dict], root: Path)
                 scratch.rename(folder)
             except OSError:  # written meanwhile by another worker on this disk
                 shutil.rmtree(scratch, ignore_errors=True)
+                if not folder.is_dir():
+                    raise
         here.update({origin: folder / name for name, origin in unit.origins.items()})
     quantized = {
         scheme: replace(q, path=here[str(q.path)]) for scheme, q in model.quantized.items()
