@@ -134,17 +134,17 @@ class Dispatch:
         for column in self.columns:
             for node in column.nodes:
                 while node.id not in self.lost and (pick := self._next(column, node, flights)):
-                    pending, asked = pick
+                    pending, asked, whole = pick
                     column.todo.remove(pending)
                     self.on_start(column, pending, node)
                     ref = self.submit(pending, column, node, asked)
-                    whole = asked["num_gpus"] == node.gpus
                     flights[ref] = Flight(column, node, pending, whole)
 
     def _next(
         self, column: Column, node: Node, flights: dict[Any, Flight]
-    ) -> tuple[Pending, dict[str, float]] | None:
-        """The column's first cell this node can run and has room for now."""
+    ) -> tuple[Pending, dict[str, float], bool] | None:
+        """The column's first cell this node can run and has room for now, the resources
+        it asks, and whether they are the whole node."""
         here = [f for f in flights.values() if f.node.id == node.id]
         if any(f.whole_node for f in here):
             return None
@@ -154,7 +154,7 @@ class Dispatch:
             asked = resources(node, pending.cell, self.per_gpu)
             whole = asked["num_gpus"] == node.gpus
             if (whole and not here) or (not whole and len(here) < int(node.gpus)):
-                return pending, asked
+                return pending, asked, whole
         return None
 
     def _outcome(self, ref: Any, flight: Flight) -> CellRecord:

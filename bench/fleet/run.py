@@ -472,9 +472,10 @@ def _whole_fleet(run: Run, console: Console, address: str) -> int:
     folders = fleet_columns(root)
     if len(folders) > 1:
         report_command([root], [], root / REPORT_FILE, console, root / HTML_REPORT_FILE)
-    records = [r for folder in folders for r in RunDir(folder).records()]
+    each = [RunDir(folder).records() for folder in folders]
+    records = [r for column in each for r in column]
     again = sum(run_again(r) for r in records)
-    left = sum(_unfinished(run, RunDir(folder)) for folder in folders)
+    left = sum(_unfinished(run, column) for column in each)
     if left:
         console.print(
             f"{left} of {len(folders)} machines have cells to run ({again} lost their node or "
@@ -518,7 +519,8 @@ def fleet_resume(
     folders = fleet_columns(run.run_dir.path)
     fleet = run.run_dir.read_json(FLEET_FILE)
     stored = fleet.get("address")
-    if not any(_unfinished(run, RunDir.existing(folder)) for folder in folders):
+    unfinished = {folder: _unfinished(run, RunDir.existing(folder).records()) for folder in folders}
+    if not any(unfinished.values()):
         for folder in folders:  # nothing to measure: the reports again, as a local resume
             column = Run(
                 RunDir.existing(folder), run.config, run.models, run.planned, run.cache_dir
@@ -536,13 +538,13 @@ def fleet_resume(
         nodes = chosen_nodes(live_nodes(), wanted, address)
         probed = probe(nodes, run.config, run.models)
         reports = {n.id: report for n, report in zip(nodes, probed, strict=True)}
-        seats = _seats(run, fleet, specs, folders, nodes, reports)
+        seats = _seats(fleet, specs, folders, unfinished, nodes, reports)
         columns, lineups = [], []
         for spec, folder in zip(specs, folders, strict=True):
             column_dir = RunDir.existing(folder)
             seated = seats.get(folder)
             if seated is None:
-                if _unfinished(run, column_dir):
+                if unfinished[folder]:
                     console.print(
                         f"{spec.get('name')}: no node of that machine is in the cluster now; "
                         "its missing cells stay missing"
@@ -566,10 +568,10 @@ def fleet_resume(
 
 
 def _seats(
-    run: Run,
     fleet: dict[str, Any],
     specs: list[dict],
     folders: list[Path],
+    unfinished: dict[Path, bool],
     nodes: list[Node],
     reports: dict[str, on_node.NodeReport],
 ) -> dict[Path, list[Node]]:
@@ -578,9 +580,7 @@ def _seats(
     the same hardware (every such node, for a shard)."""
     hardware = {n.id: machine_id(reports[n.id].environment) for n in nodes}
     open_columns = [
-        (spec, folder)
-        for spec, folder in zip(specs, folders, strict=True)
-        if _unfinished(run, RunDir.existing(folder))
+        (spec, folder) for spec, folder in zip(specs, folders, strict=True) if unfinished[folder]
     ]
     seats: dict[Path, list[Node]] = {}
     used: set[str] = set()
@@ -603,9 +603,9 @@ def _seats(
     return seats
 
 
-def _unfinished(run: Run, column_dir: RunDir) -> bool:
-    """Whether the column has cells to run: missing, or lost with their node."""
-    records = column_dir.records()
+def _unfinished(run: Run, records: list[CellRecord]) -> bool:
+    """Whether a column with these records has cells to run: missing, or lost with their
+    node."""
     done = {(r.key, r.repetition) for r in records if not run_again(r)}
     # a skip the probe foresaw is recorded here once (no node), not per repetition
     skipped = {r.key for r in records if r.status == "skipped" and r.node is None}
