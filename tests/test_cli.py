@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fixtures.onnx_models import dynamic_relu, embedding_model, two_input_model
+from fixtures.processes import start_cli
 
 from bench.config import BenchConfig
 from bench.core.devices import cuda_device_count
@@ -265,28 +266,8 @@ def test_interrupt_keeps_finished_cells_and_resume_finishes(
         scenarios=["latency", "throughput"],
     )
     results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "cli.py",
-            "run",
-            "--config",
-            str(config),
-            "--results-dir",
-            str(results),
-            "--cache-dir",
-            str(cache_dir),
-            "--no-progress",
-        ],
-        cwd=REPO_ROOT,
-        env=_env(cache_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # as in a terminal: a test run started in the background (no job control) would
-        # hand the run SIGINT ignored, and Python then keeps ignoring it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    args = ["run", "--config", config, "--results-dir", results, "--cache-dir", cache_dir]
+    proc = start_cli([*args, "--no-progress"], _env(cache_dir))
     try:
         run_dir = _wait_for_lines(results, proc, 1, timeout=120)
         proc.send_signal(signal.SIGINT)

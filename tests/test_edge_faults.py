@@ -23,8 +23,8 @@ import cli
 from bench.results import ENVIRONMENT_FILE, RESULTS_FILE
 from tests.fixtures.edge.devices import device_path, make_device
 from tests.fixtures.edge.host import MEASURE, EdgeHost, start_edge_host
+from tests.fixtures.processes import start_cli
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = 'models = ["mlp"]\nruntimes = ["tensorrt"]\ndevices = ["cuda:0"]\n'
 GPU_CELL = "mlp/tensorrt/cuda:0/{}/b1/latency"
 LONG_MEASURE = MEASURE.replace("min_duration_s = 0.3", "min_duration_s = 1.5")
@@ -119,16 +119,8 @@ def _wait_for(
 def _cli_process(edge: EdgeHost, cache_dir: Path, *extra: str) -> Iterator[subprocess.Popen]:
     """``cli.py run --host jetson`` in a process group of its own, as a terminal's
     foreground job (SIGINT at its default, so Python turns it into KeyboardInterrupt)."""
-    proc = subprocess.Popen(
-        [sys.executable, "cli.py", *_argv(edge, cache_dir, *extra)],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = start_cli(_argv(edge, cache_dir, *extra), env, start_new_session=True)
     try:
         yield proc
     finally:

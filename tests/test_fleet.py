@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from fixtures.processes import start_cli
 from fixtures.ray_cluster import LocalFleet, require_ray
 from test_cli import REPO_ROOT, _env, cli, records_of, write_suite
 
@@ -334,16 +335,8 @@ def _popen(fleet: LocalFleet, tmp: Path, cache_dir: Path, *args: str, **suite) -
     gives it (whatever this process's own SIGINT handling), and a traceback on SIGABRT."""
     results = tmp / "results"
     config = write_suite(tmp / "bench.toml", results_dir=str(results), **{**SUITE, **suite})
-    command = [sys.executable, "-X", "faulthandler", "cli.py", "run", "--config", str(config)]
-    process = subprocess.Popen(
-        [*command, "--cluster", fleet.address, *args],
-        cwd=REPO_ROOT,
-        env=_env(cache_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    command = ["run", "--config", config, "--cluster", fleet.address, *args]
+    process = start_cli(command, _env(cache_dir), "-X", "faulthandler")
     return process, results
 
 
