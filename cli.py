@@ -7,6 +7,7 @@ this module, and must not pay for anything they do not use.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -712,12 +713,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, force=True)
     args = build_parser().parse_args(argv)
     from bench.core.errors import UserError
+    from bench.core.lifetime import stop_on_terminate, terminated
 
     try:
-        return args.handler(args)
+        with stop_on_terminate():  # SIGTERM stops a run as Ctrl-C does
+            code = args.handler(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a verb with nothing to keep: no traceback, just stop
+        code = 130
+    return 128 + signal.SIGTERM if code == 130 and terminated() else code
 
 
 if __name__ == "__main__":

@@ -1,30 +1,53 @@
-"""Running one job in its own spawned process, so that a crash, hang or out-of-memory
-kill stays there and becomes a status instead of ending the run.
+"""Running one job in its own process, so that a crash, hang or out-of-memory kill stays
+there and becomes a status instead of ending the run.
+
+A worker is a fresh interpreter (``python -c``) whose every step before the job is this
+module's, so that a signal at any moment of its start leaves it silent:
+
+- it is born with SIGINT and SIGTERM blocked (the parent blocks them while it starts the
+  process, and the mask is inherited through exec), then ignores SIGINT: Ctrl-C is the
+  parent's to handle, which kills the worker and keeps what was measured;
+- it dies with the parent: on Linux the kernel kills it (``PR_SET_PDEATHSIG``, set before
+  exec), elsewhere a thread ends it when its stdin, which the parent holds open, closes;
+- a job the parent stopped handing over (interrupted, or killed) ends it without a word.
 
 The worker tells the parent which phase it is in (``enter_phase``), so that a timeout or
-a crash names it; and it never outlives the parent: on Linux the kernel kills it when the
-parent dies (``PR_SET_PDEATHSIG``), elsewhere a watchdog thread ends it.
+a crash names it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
-from typing import Any
+from multiprocessing.connection import Connection, Pipe, wait
+from typing import Any, BinaryIO
 
 from bench.core.errors import Unavailable, UserError
-from bench.core.lifetime import kill_me_with_parent
+from bench.core.lifetime import KERNEL_ENDS_ORPHANS, tool_options
 
-_CONTEXT = multiprocessing.get_context("spawn")
 FIRST_PHASE = "worker start"
-"""The phase of a worker until it names one: spawning, unpickling the job, imports."""
+"""The phase of a worker until it names one: starting, reading the job, imports."""
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+# The worker's first lines: the parent's import path, then this module. A parent that
+# stopped before it handed the path over leaves the worker an empty stdin.
+_BOOTSTRAP = """\
+import os, pickle, sys
+try:
+    sys.path[:] = pickle.load(sys.stdin.buffer)
+except EOFError:
+    os._exit(1)
+from bench.isolation import serve_job
+serve_job({fd})
+"""
 _sender: Connection | None = None
 
 
@@ -50,44 +73,83 @@ def enter_phase(name: str) -> None:
 
 
 def run_in_worker(func: Callable[[Any], Any], job: Any, timeout_s: float) -> WorkerOutcome:
-    """Call ``func(job)`` in a fresh spawned process and wait at most ``timeout_s`` for
-    all of it, every phase included.
+    """Call ``func(job)`` in a fresh process and wait at most ``timeout_s`` for all of
+    it, every phase included.
 
     ``func`` must be a module-level function, and ``job`` and what ``func`` returns must
     pickle (the typed jobs and results do); a failure's traceback comes back as text. The
-    parent blocks on the pipe and the process sentinel together; it never polls. On
-    KeyboardInterrupt the worker is killed and the interrupt goes on to the caller.
+    parent blocks on the worker's answer pipe, which closes when the worker dies; it never
+    polls. On KeyboardInterrupt the worker is killed and the interrupt goes on to the
+    caller.
     """
-    receiver, sender = _CONTEXT.Pipe(duplex=False)
-    process = _CONTEXT.Process(target=_child, args=(sender, func, job, os.getpid()), daemon=True)
-    process.start()
-    sender.close()
+    receiver, sender = Pipe(duplex=False)
+    with _stops_held():  # until `process` is assigned, so the finally below can end it
+        process = subprocess.Popen(
+            [sys.executable, *_interpreter_flags(), "-c", _BOOTSTRAP.format(fd=sender.fileno())],
+            stdin=subprocess.PIPE,
+            bufsize=0,
+            pass_fds=(sender.fileno(),),
+            **tool_options(),
+        )
+    assert process.stdin is not None
+    handing: threading.Thread | None = None
     deadline = time.monotonic() + timeout_s
     phase = FIRST_PHASE
     try:
+        sender.close()
+        data = pickle.dumps(sys.path) + pickle.dumps((func, job))
+        # A thread hands the job over, so that a worker that never reads it still times out.
+        handing = threading.Thread(target=_hand_over, args=(process.stdin, data), daemon=True)
+        handing.start()
         while True:
             remaining = deadline - time.monotonic()
-            ready = wait([receiver, process.sentinel], timeout=max(0.0, remaining))
-            if not ready:
+            if not wait([receiver], timeout=max(0.0, remaining)):
                 reason = f"stopped in {phase}: the worker did not finish within {timeout_s:g} s"
                 return WorkerOutcome("timeout", reason=reason, phase=phase)
-            message = _receive(receiver) if receiver in ready else None
+            message = _receive(receiver)
             if message is None:  # died without answering
                 phase = _last_phase(receiver, phase)
-                process.join()
-                reason = f"{_death_reason(process.exitcode)} in {phase}"
+                process.wait()
+                reason = f"{_death_reason(process.returncode)} in {phase}"
                 return WorkerOutcome("crashed", reason=reason, phase=phase)
             if message[0] == "phase":
                 phase = message[1]
                 continue
             status, payload, reason, trace = message
-            process.join(timeout=30)
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
             return WorkerOutcome(status, payload, reason, trace, phase)
     finally:
-        if process.is_alive():
+        if process.poll() is None:
             process.kill()
-            process.join()
+            process.wait()
+        if handing is not None:
+            handing.join()  # its worker is gone: a write still waiting has failed
+        process.stdin.close()
         receiver.close()
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back from this thread while the block runs, and from a
+    process started in it until it lets them through."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _interpreter_flags() -> list[str]:
+    """This interpreter's flags (-X, -W, -I …), for a worker started as it was."""
+    return subprocess._args_from_interpreter_flags()  # multiprocessing's own source
+
+
+def _hand_over(pipe: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    with suppress(BrokenPipeError):  # the worker died first: its answer pipe says how
+        while view:
+            view = view[pipe.write(view) :]
 
 
 def _receive(receiver: Connection) -> tuple | None:
@@ -108,13 +170,19 @@ def _last_phase(receiver: Connection, phase: str) -> str:
     return phase
 
 
-def _child(sender: Connection, func: Callable[[Any], Any], job: Any, parent_pid: int) -> None:
+def serve_job(fd: int) -> None:
+    """In a worker that ``run_in_worker`` started: read the job from stdin, run it, and
+    send its outcome through the pipe ``fd``."""
     global _sender
-    _die_with_parent(parent_pid)
-    # Ctrl-C is the parent's to handle: it kills this worker and keeps what was measured.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _sender = sender
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # a SIGTERM waiting ends us here
+    os.set_inheritable(fd, False)  # the tools this job starts do not hold the answer pipe
+    sender = Connection(fd, readable=False)
     try:
+        func, job = _read_job()
+        if not KERNEL_ENDS_ORPHANS:
+            _watch_parent()
+        _sender = sender
         message = ("ok", func(job), None, None)
     except UserError as exc:
         message = ("error", None, str(exc), None)
@@ -130,19 +198,20 @@ def _child(sender: Connection, func: Callable[[Any], Any], job: Any, parent_pid:
         os._exit(1)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """End this worker when the run that started it ends, however it ends: the kernel's
-    parent-death signal on Linux, else a thread that waits on the parent's sentinel."""
-    if kill_me_with_parent():
-        if os.getppid() != parent_pid:  # the parent died before the signal was set
-            os._exit(1)
-        return
-    parent = multiprocessing.parent_process()
-    if parent is None or os.getppid() != parent_pid:
+def _read_job() -> tuple[Callable[[Any], Any], Any]:
+    """The function and job the parent handed over; the worker ends quietly where the
+    parent stopped before the end of it."""
+    try:
+        return pickle.load(sys.stdin.buffer)
+    except (EOFError, pickle.UnpicklingError):  # cut short
         os._exit(1)
 
+
+def _watch_parent() -> None:
+    """End this worker when its stdin, held open by the parent, closes: the parent died."""
+
     def watch() -> None:
-        wait([parent.sentinel])
+        sys.stdin.buffer.read()
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()

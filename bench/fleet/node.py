@@ -7,11 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import sys
 import tempfile
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,24 +105,9 @@ def run_cell(task: CellTask, *contents: dict) -> dict[str, Any]:
     if task.threads:
         suite = config.suite.model_copy(update={"threads": task.threads})
         config = config.model_copy(update={"suite": suite})
-    with _bare_main():
-        record = measure(task.cell, model, config, cache_dir, task.run_id, task.repetition)
+    record = measure(task.cell, model, config, cache_dir, task.run_id, task.repetition)
     record.node = {**task.node, "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
     return record.to_dict()
-
-
-@contextmanager
-def _bare_main() -> Iterator[None]:
-    """While a cell's worker is spawned here: an empty ``__main__``. A spawned process
-    imports its parent's main module first, and a Ray worker's is Ray's own
-    (default_worker.py, which imports ray: about 0.4 s more per cell than a local run,
-    whose main module, cli.py, imports nothing heavy)."""
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
 
 
 def end_state(environment: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
