@@ -68,7 +68,6 @@ def execute(
     result beside the run), print the summary. ``end_state`` says how the measured
     machine's power state changed and why it was not quiet. Exit code: 0 when no cell
     failed, crashed or timed out, else 1."""
-    console.print(f"run directory: {run.run_dir.path}")
     try:
         run_suite(
             run.config,

@@ -87,7 +87,9 @@ def run_suite(
     the machine (heat, other load) touches every cell alike. Each model is prepared once.
     ``measurer`` measures a cell (default: ``measure``, in a worker on this machine).
     Results are appended as each cell ends; KeyboardInterrupt propagates after the current
-    worker is killed, and everything appended before it stays.
+    worker is killed, and everything appended before it stays. The run directory is named
+    once the first cell begins, past the bad input (a ``--shape`` the model lacks, a
+    calibration file that does not fit) that leaves no folder behind.
     """
     done = {(r.key, r.repetition) for r in run_dir.records()}
     repeat = config.suite.repeat
@@ -99,6 +101,10 @@ def run_suite(
     ]
     by_model = {m.name: m for m in models}
     prepared: dict[str, PreparedModel | ExportFailed] = {}
+    named = f"run directory: {run_dir.path}"
+    started = not todo
+    if started:  # a finished run resumed
+        console.print(named)
     with _progress(console, len(todo), show_progress) as advance:
         for rep, item in todo:
             cell, label = item.cell, repetition_label(item.cell, rep, repeat)
@@ -111,6 +117,9 @@ def run_suite(
             model = prepared.get(cell.model)
             advance(label, step=0)
             record = ended_early(item, model, rep, config, cache_dir, run_dir.run_id)
+            if not started:
+                console.print(named)
+                started = True
             if record is None:  # prepared: ended_early said why not otherwise
                 record = (measurer or measure)(cell, model, config, cache_dir, run_dir.run_id, rep)
             run_dir.append(record)

@@ -599,6 +599,18 @@ BAD_INPUTS: list[tuple[str, Callable[[dict[str, Path]], list[str | Path]], str]]
         ],
         "cannot import 'no_such_module_xyz'",
     ),
+    (
+        "a --shape name the factory lacks",  # found in the export's worker
+        lambda f: [
+            "--config",
+            f["good"],
+            "--model",
+            "fixtures.factories:linear_with_example",
+            "--shape",
+            "tokens=1x8",
+        ],
+        "--shape names tokens but the factory's inputs are input",
+    ),
     ("negative seed", lambda f: ["--config", f["negative_seed"]], "seed"),
     ("batch size true", lambda f: ["--config", f["batch_true"]], "batch_sizes.*integer"),
     ("endless warm-up", lambda f: ["--config", f["endless_warmup"]], "warmup_s.*finite"),
@@ -800,6 +812,7 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert lines[0].startswith("error: ")
     assert re.search(expected, lines[0]), lines[0]
     assert run_dirs(results) == []  # bad input leaves no run directory behind
+    assert "run directory" not in captured.out  # nor names one
 
 
 # --- (f) a user ONNX file with two inputs --------------------------------------------
