@@ -1,7 +1,7 @@
 """deploybench command line: parse, call into ``bench``, print, exit code.
 
-Imports stay inside the command functions: worker processes are spawned and re-import
-this module, and must not pay for anything they do not use.
+Imports stay inside the command functions, so that a command pays only for what it
+uses.
 """
 
 from __future__ import annotations

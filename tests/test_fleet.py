@@ -323,7 +323,7 @@ def _cell_workers() -> list[psutil.Process]:
             if raylet.name() != "raylet":
                 continue
             for child in raylet.children(recursive=True):
-                if "spawn_main" in " ".join(child.cmdline()):
+                if "serve_job" in " ".join(child.cmdline()):
                     found.append(child)
         except psutil.Error:
             continue
