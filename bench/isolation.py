@@ -43,7 +43,7 @@ _BOOTSTRAP = """\
 import os, pickle, sys
 try:
     sys.path[:] = pickle.load(sys.stdin.buffer)
-except EOFError:
+except (EOFError, pickle.UnpicklingError):
     os._exit(1)
 from bench.isolation import serve_job
 serve_job({fd})
@@ -180,8 +180,7 @@ def serve_job(fd: int) -> None:
     sender = Connection(fd, readable=False)
     try:
         func, job = _read_job()
-        if not KERNEL_ENDS_ORPHANS:
-            _watch_parent()
+        _watch_parent(_stdin_to_devnull())
         _sender = sender
         message = ("ok", func(job), None, None)
     except UserError as exc:
@@ -207,11 +206,26 @@ def _read_job() -> tuple[Callable[[Any], Any], Any]:
         os._exit(1)
 
 
-def _watch_parent() -> None:
-    """End this worker when its stdin, held open by the parent, closes: the parent died."""
+def _stdin_to_devnull() -> int:
+    """Point stdin at /dev/null for the job and the tools it starts, as a worker's stdin
+    was before; the job pipe's own descriptor, which the parent holds open, is returned."""
+    pipe = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return pipe
+
+
+def _watch_parent(pipe: int) -> None:
+    """Where the kernel does not end an orphan: end this worker when ``pipe``, its end of
+    the job pipe, closes (the parent died)."""
+    if KERNEL_ENDS_ORPHANS:
+        os.close(pipe)
+        return
 
     def watch() -> None:
-        sys.stdin.buffer.read()
+        while os.read(pipe, 4096):
+            pass
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()

@@ -67,6 +67,13 @@ def test_a_hung_worker_times_out_and_is_gone(tmp_path: Path) -> None:
     assert not psutil.pid_exists(pid)  # killed and reaped, not left running
 
 
+def test_the_job_and_its_tools_read_an_empty_stdin() -> None:
+    """The job came through the worker's stdin; what it runs reads /dev/null there."""
+    outcome = run_in_worker(workers.read_stdin, {}, timeout_s=60)
+    assert outcome.status == "ok", outcome
+    assert outcome.payload == {"job": "", "tool": ""}
+
+
 def test_a_failed_worker_does_not_affect_the_next() -> None:
     assert run_in_worker(workers.abort, {}, timeout_s=60).status == "crashed"
     assert run_in_worker(workers.echo, {"value": 1}, timeout_s=60).payload["doubled"] == 2
