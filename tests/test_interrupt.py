@@ -58,25 +58,34 @@ def _start_run() -> subprocess.Popen:
     )
 
 
+def _signalled(run: subprocess.Popen, mode: str, delay: float) -> tuple[str, str, str]:
+    """Send ``run`` the signal of ``mode`` ``delay`` s after its first line; that line,
+    then the rest of its output and its error output, which end only when every process
+    holding its pipes (each worker) is gone."""
+    signum, to_group, _ = MODES[mode]
+    try:
+        assert run.stdout is not None
+        first = run.stdout.readline()
+        time.sleep(delay)
+        if to_group:
+            os.killpg(run.pid, signum)
+        else:
+            run.send_signal(signum)
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    return first, stdout, stderr
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_signal_while_a_worker_starts_leaves_no_traceback(mode: str) -> None:
-    signum, to_group, code = MODES[mode]
+    code = MODES[mode][2]
     for delay in DELAYS_S:
         run = _start_run()
-        try:
-            assert run.stdout is not None
-            assert run.stdout.readline() == "starting\n"
-            time.sleep(delay)
-            if to_group:
-                os.killpg(run.pid, signum)
-            else:
-                run.send_signal(signum)
-            # The pipes close only when every process holding them (each worker) is gone.
-            stdout, stderr = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
-                run.wait()
+        first, stdout, stderr = _signalled(run, mode, delay)
+        assert first == "starting\n"
         assert stderr == "", f"{mode} at {delay} s into a worker's start:\n{stderr}"
         assert run.returncode == code, f"{mode} at {delay} s: {run.returncode}\n{stdout}"
         if code > 0:
@@ -89,7 +98,6 @@ def test_a_run_signalled_while_its_first_cell_starts_says_how_to_resume(
 ) -> None:
     """``cli.py run`` itself, signalled as its first cell's worker starts (the run
     directory is named just before): its one line with the resume command, no traceback."""
-    signum, to_group, code = MODES[mode]
     model = dynamic_relu(tmp_path / "relu.onnx")
     config = write_suite(tmp_path / "bench.toml", runtimes=["onnxruntime"])
     results = tmp_path / "results"
@@ -101,21 +109,9 @@ def test_a_run_signalled_while_its_first_cell_starts_says_how_to_resume(
     }
     for delay in (0.0, SLOW_START_S / 2):
         run = start_cli(argv, env, start_new_session=True)
-        try:
-            assert run.stdout is not None
-            line = run.stdout.readline()
-            assert line.startswith("run directory: "), line
-            time.sleep(delay)
-            if to_group:
-                os.killpg(run.pid, signum)
-            else:
-                run.send_signal(signum)
-            stdout, stderr = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
-                run.wait()
+        first, stdout, stderr = _signalled(run, mode, delay)
+        assert first.startswith("run directory: "), first
         assert "Traceback" not in stderr, f"{mode} at {delay} s:\n{stderr}"
-        assert run.returncode == code, f"{mode} at {delay} s: {run.returncode}\n{stderr}"
-        run_dir = line.removeprefix("run directory: ").strip()
+        assert run.returncode == MODES[mode][2], f"{mode} at {delay} s: {run.returncode}\n{stderr}"
+        run_dir = first.removeprefix("run directory: ").strip()
         assert f"--resume {run_dir}" in " ".join(stdout.split()), stdout
