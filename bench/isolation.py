@@ -207,8 +207,8 @@ def _read_job() -> tuple[Callable[[Any], Any], Any]:
 
 
 def _stdin_to_devnull() -> int:
-    """Point stdin at /dev/null for the job and the tools it starts, as a worker's stdin
-    was before; the job pipe's own descriptor, which the parent holds open, is returned."""
+    """Point stdin at /dev/null, so that the job and the tools it starts read nothing
+    there; the job pipe's own descriptor, which the parent holds open, is returned."""
     pipe = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
