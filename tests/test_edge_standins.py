@@ -205,17 +205,38 @@ def test_trtexec_82_refuses_flags_it_does_not_have(
     assert dla.returncode == 1 and "Cannot create DLA engine, 0 not available" in dla.stderr
 
 
-def read_watts(process: subprocess.Popen[str], count: int) -> list[float]:
-    """board_total watts of the next ``count`` lines tegrastats prints."""
-    assert process.stdout is not None
-    watts = []
-    for _ in range(count):
-        ready, _, _ = select.select([process.stdout], [], [], 5)
-        assert ready, "tegrastats printed nothing"
-        rails = parse_rails(process.stdout.readline())
+class TegrastatsLines:
+    """The lines a running tegrastats prints, read from its pipe as they come."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.fd = process.stdout.fileno()
+        self.buffer = b""
+
+    def _read(self, timeout_s: float) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], timeout_s)
+        if ready:
+            self.buffer += os.read(self.fd, 1 << 16)
+        return bool(ready)
+
+    def watts(self) -> float:
+        """board_total watts of the next line."""
+        while b"\n" not in self.buffer:
+            assert self._read(5), "tegrastats printed nothing"
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        rails = parse_rails(line.decode())
         assert rails
-        watts.append(board_total(rails).watts)
-    return watts
+        return board_total(rails).watts
+
+    def fresh_watts(self) -> float:
+        """board_total watts of a line tegrastats began after this call: every line it has
+        printed is dropped, and so is the one it may have been making, whatever the load
+        on the machine held them back for."""
+        while self._read(0):
+            pass
+        self.buffer = self.buffer[self.buffer.rfind(b"\n") + 1 :]  # keep a line half-read
+        self.watts()  # the line on its way
+        return self.watts()
 
 
 @pytest.mark.parametrize(
@@ -227,19 +248,15 @@ def test_tegrastats_power_follows_trtexec_and_power_mode(
     root = make_device(name, tmp_path / "devices")
     env = environment(root, tmp_path)
     process = subprocess.Popen(
-        [str(root / TOOLS["tegrastats"]), "--interval", "40"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
+        [str(root / TOOLS["tegrastats"]), "--interval", "40"], stdout=subprocess.PIPE, env=env
     )
     try:
-        idle = read_watts(process, 1)[0]
+        lines = TegrastatsLines(process)
+        idle = lines.fresh_watts()
         (root / "run/trtexec.busy").touch()
-        read_watts(process, 1)  # a line may have been on its way
-        busy_default = read_watts(process, 1)[0]
+        busy_default = lines.fresh_watts()
         assert tool(root, tmp_path, "nvpmodel", "-m", str(low_mode)).returncode == 0
-        read_watts(process, 1)
-        busy_low = read_watts(process, 1)[0]
+        busy_low = lines.fresh_watts()
     finally:
         process.terminate()
         process.wait(5)
@@ -258,9 +275,9 @@ def test_tegrastats_line_formats(tmp_path: Path) -> None:
         )
         try:
             assert started.returncode == 0 and (root / "run/tegrastats.pid").is_file()
-            for _ in range(100):
-                if log.is_file() and log.read_text().count("\n") >= 1:
-                    break
+            deadline = time.monotonic() + 60  # the first line, however loaded the machine
+            while not (log.is_file() and log.read_text().count("\n") >= 1):
+                assert time.monotonic() < deadline, "tegrastats wrote no line"
                 time.sleep(0.03)
         finally:
             assert tool(root, tmp_path, "tegrastats", "--stop").returncode == 0

@@ -315,15 +315,18 @@ def test_per_gpu_runs_one_cell_per_gpu_and_whole_node_cells_alone(fleet: LocalFl
         fleet.kill("gpus")
 
 
-def _cell_workers() -> list[psutil.Process]:
-    """The cell worker processes that nodes' raylets started (spawned by a Ray worker)."""
+def _cell_workers(cache: Path | None = None) -> list[psutil.Process]:
+    """The cell worker processes that nodes' raylets started (through a Ray worker); with
+    ``cache``, those of the node whose export cache it is (in their environment)."""
     found = []
     for raylet in psutil.Process().children(recursive=True):
         try:
             if raylet.name() != "raylet":
                 continue
             for child in raylet.children(recursive=True):
-                if "serve_job" in " ".join(child.cmdline()):
+                if "serve_job" not in " ".join(child.cmdline()):
+                    continue
+                if cache is None or child.environ().get("DEPLOYBENCH_CACHE_DIR") == str(cache):
                     found.append(child)
         except psutil.Error:
             continue
@@ -406,7 +409,7 @@ def test_a_node_lost_mid_cell_is_crashed_and_resume_finishes(
                 and lost().stat().st_size > 0
             )
         )
-        time.sleep(0.8)  # the next cell is measuring
+        _wait_for(lambda: _cell_workers(fleet.cache("epsilon")))  # its next cell is in flight
         fleet.kill("epsilon")
         out, err = _finish(process, 180)
     finally:
