@@ -60,6 +60,15 @@ def _workers(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def _is_worker(process: psutil.Process) -> bool:
+    """Whether ``process`` is a worker of the run; not one that has just ended (a zombie
+    has no command line) or gone."""
+    try:
+        return "serve_job" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 def test_no_worker_outlives_a_killed_run(tmp_path: Path, cache_dir: Path) -> None:
     """kill -9 of the run while its cell hangs: its worker goes too."""
     config = write_suite(tmp_path / "bench.toml", runtimes=["pytorch"], cell_timeout_s=600)
@@ -77,7 +86,7 @@ def test_no_worker_outlives_a_killed_run(tmp_path: Path, cache_dir: Path) -> Non
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the export's worker, then the cell's, hanging
         for child in _workers(root):
-            if "serve_job" in " ".join(child.cmdline()):
+            if _is_worker(child):
                 seen.setdefault(child.pid, time.monotonic())
         cell_worker = sorted(seen, key=seen.get)[1:2]
         if cell_worker and time.monotonic() - seen[cell_worker[0]] > 8:
