@@ -81,24 +81,25 @@ def test_no_worker_outlives_a_killed_run(tmp_path: Path, cache_dir: Path) -> Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    root = psutil.Process(run.pid)
-    seen: dict[int, float] = {}  # worker pid -> first seen
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the export's worker, then the cell's, hanging
-        for child in _workers(root):
-            if _is_worker(child):
-                seen.setdefault(child.pid, time.monotonic())
-        cell_worker = sorted(seen, key=seen.get)[1:2]
-        if cell_worker and time.monotonic() - seen[cell_worker[0]] > 8:
-            break
-        time.sleep(0.2)
-    else:
-        run.kill()
-        pytest.fail("the cell's worker never started")
-    descendants = _workers(root)
-    assert [p.pid for p in descendants] == cell_worker
-    os.kill(run.pid, signal.SIGKILL)
-    run.wait()
+    try:
+        root = psutil.Process(run.pid)
+        seen: dict[int, float] = {}  # worker pid -> first seen
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the export's worker, then the cell's, hanging
+            for child in _workers(root):
+                if _is_worker(child):
+                    seen.setdefault(child.pid, time.monotonic())
+            cell_worker = sorted(seen, key=seen.get)[1:2]
+            if cell_worker and time.monotonic() - seen[cell_worker[0]] > 8:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the cell's worker never started")
+        descendants = _workers(root)
+        assert [p.pid for p in descendants] == cell_worker
+    finally:  # the run is killed whatever happened above; a hung one would stay
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
     _, alive = psutil.wait_procs(descendants, timeout=15)
     assert alive == [], [p.cmdline() for p in alive]
 
