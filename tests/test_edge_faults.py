@@ -328,8 +328,11 @@ def test_a_hung_cell_is_stopped_at_the_cell_timeout_with_its_processes(
         deadline = time.monotonic() + 60
         while not hung.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
-        seen.extend(_device_processes(edge.root))
+        while hung.exists() and time.monotonic() < deadline:  # until both are seen
+            seen[:] = _device_processes(edge.root)
+            if any("tegrastats" in p for p in seen) and any("time.sleep(3600)" in p for p in seen):
+                break
+            time.sleep(0.05)
 
     watcher = threading.Thread(target=look_while_it_hangs, daemon=True)
     watcher.start()
