@@ -310,7 +310,7 @@ def _add_export(commands: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from bench.export import ExportRequest, export_command
+    from bench.commands.export import ExportRequest, export_command
 
     request = ExportRequest(
         args.config,
@@ -534,10 +534,12 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench import app, runs
+    from bench.commands import run as run_command
     from bench.core.errors import UserError
-    from bench.fleet import run as fleet_run
-    from bench.roofline import check_hw_dirs
+    from bench.fleet import driver as fleet_driver
+    from bench.harness import start
+    from bench.views.roofline import check_hw_dirs
+    from bench.views.run_report import show_roofline
 
     console = _console()
     check_hw_dirs(args.hw)
@@ -548,38 +550,38 @@ def _run(args: argparse.Namespace) -> int:
     for flag in ("remote_mode", "power_modes", "jetson_clocks"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} needs --host (a device over SSH)")
-    if args.resume and fleet_run.is_fleet_run(args.resume):
+    if args.resume and fleet_driver.is_fleet_run(args.resume):
         return _resume_fleet(args, console)
-    if not args.resume and fleet_run.cluster_settings(_run_request(args)).address:
+    if not args.resume and fleet_driver.cluster_settings(_run_request(args)).address:
         return _run_on_cluster(args, console)
     for flag in ("fleet", "nodes", "per_gpu"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} needs --cluster (a Ray cluster)")
     if args.resume:
         _check_resume_flags(args)
-        run = runs.resumed_run(
-            runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
+        run = start.resumed_run(
+            start.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
         )
         if args.cluster:
             raise UserError(f"{args.resume} was not run on a cluster: drop --cluster")
     else:
-        run = runs.new_run(_run_request(args))
+        run = start.new_run(_run_request(args))
     try:
-        code = app.execute(run, console, not args.no_progress, tuple(args.hw))
+        code = run_command.execute(run, console, not args.no_progress, tuple(args.hw))
     except KeyboardInterrupt:
         console.print(
             f"\ninterrupted: every finished cell is kept in {run.run_dir.path}; "
             f"finish with: python cli.py run --resume {run.run_dir.path}"
         )
         return 130
-    app.show_roofline(run.run_dir.path, args.hw, console)
+    show_roofline(run.run_dir.path, args.hw, console)
     return code
 
 
 def _run_request(args: argparse.Namespace) -> Any:
-    from bench import runs
+    from bench.harness import start
 
-    return runs.RunRequest(
+    return start.RunRequest(
         config_path=args.config,
         profile=args.profile,
         overrides=_overrides(args),
@@ -593,7 +595,7 @@ def _run_request(args: argparse.Namespace) -> Any:
 
 
 def _run_on_cluster(args: argparse.Namespace, console: Any) -> int:
-    from bench.fleet.run import FleetRequest, fleet_run
+    from bench.fleet.driver import FleetRequest, fleet_run
 
     request = FleetRequest(_run_request(args), not args.no_progress, tuple(args.hw))
     try:
@@ -603,11 +605,11 @@ def _run_on_cluster(args: argparse.Namespace, console: Any) -> int:
 
 
 def _resume_fleet(args: argparse.Namespace, console: Any) -> int:
-    from bench import runs
-    from bench.fleet.run import fleet_resume
+    from bench.fleet.driver import fleet_resume
+    from bench.harness import start
 
     _check_resume_flags(args, nodes_allowed=True)
-    request = runs.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
+    request = start.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
     progress, hw = not args.no_progress, tuple(args.hw)
     try:
         return fleet_resume(request, args.cluster, args.nodes or [], console, progress, hw)
@@ -616,8 +618,9 @@ def _resume_fleet(args: argparse.Namespace, console: Any) -> int:
 
 
 def _run_on_host(args: argparse.Namespace, console: Any) -> int:
-    from bench import edge, runs
+    from bench.commands import edge
     from bench.core.errors import UserError
+    from bench.harness import start
     from bench.remote.hosts import resolve_host
 
     host = resolve_host(args.host, args.config, args.remote_mode)
@@ -625,7 +628,7 @@ def _run_on_host(args: argparse.Namespace, console: Any) -> int:
         if args.power_modes or args.jetson_clocks:
             raise UserError("--resume finishes one run: drop --power-modes and --jetson-clocks")
         _check_resume_flags(args, config_allowed=True)  # --config names the hosts
-        request = runs.ResumeRequest(
+        request = start.ResumeRequest(
             args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
         )
         try:
@@ -649,7 +652,7 @@ def _run_on_host(args: argparse.Namespace, console: Any) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from bench import catalog
+    from bench.views import catalog
 
     console = _console()
     console.print(catalog.models_table())
@@ -659,7 +662,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from bench.compare.command import CompareRequest, run_compare
+    from bench.commands.compare import CompareRequest, run_compare
 
     request = CompareRequest(
         baseline=args.baseline,
@@ -678,13 +681,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _baseline_save(args: argparse.Namespace) -> int:
-    from bench.compare.command import save_baseline
+    from bench.commands.compare import save_baseline
 
     return save_baseline(args.run_dir, args.file)
 
 
 def _hw(args: argparse.Namespace) -> int:
-    from bench.hw.command import hw_command
+    from bench.commands.hw import hw_command
     from bench.hw.suite import hw_options
 
     mode = "quick" if args.quick else "thorough" if args.thorough else "default"
@@ -693,15 +696,15 @@ def _hw(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from bench.app import report_command
+    from bench.views.machines_report import machines_report
 
-    return report_command(args.dirs, args.hw, args.markdown, _console(), args.html)
+    return machines_report(args.dirs, args.hw, args.markdown, _console(), args.html)
 
 
 def _env(args: argparse.Namespace) -> int:
     import json
 
-    from bench.environment import fingerprint
+    from bench.harness.environment import fingerprint
 
     print(json.dumps(fingerprint(), indent=2))
     return 0

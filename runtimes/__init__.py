@@ -10,7 +10,7 @@ from runtimes.base import Runtime
 from runtimes.onnxruntime_rt import OnnxRuntime
 from runtimes.openvino_rt import OpenVinoRuntime
 from runtimes.pytorch_rt import PyTorchRuntime
-from runtimes.tensorrt_rt import TensorRTRuntime
+from runtimes.tensorrt.runtime import TensorRTRuntime
 
 RUNTIMES: dict[str, type[Runtime]] = {
     runtime.name: runtime

@@ -171,7 +171,7 @@ class Runtime(ABC):
     def quantized(
         cls, model: PreparedModel, target: Target, settings: RuntimeSettings
     ) -> Quantized:
-        """The QDQ copy an int8 cell runs (``bench.runner`` made it before the cell)."""
+        """The QDQ copy an int8 cell runs (``bench.harness.runner`` made it before the cell)."""
         scheme = cls.quantization_scheme(target, settings)
         if scheme not in model.quantized:
             why = model.not_quantized.get(scheme, "not made")

@@ -20,7 +20,7 @@ from bench.core.spec import BATCH, PreparedModel
 from runtimes import provider_libraries
 from runtimes.base import Built, LoadOptions, Runtime, Session
 from runtimes.provider_libraries import PROVIDER_FILES
-from runtimes.tensorrt_build import profile_shapes
+from runtimes.tensorrt.build import profile_shapes
 
 GPU_INSTALL = (
     "pip uninstall -y onnxruntime && pip install onnxruntime-gpu "

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from local_agreement import print_agreement  # noqa: E402
 
+from bench.harness.results import read_records  # noqa: E402
 from bench.remote.ssh import Address, Ssh  # noqa: E402
-from bench.results import read_records  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 from tests.fixtures.sshd import SshServer  # noqa: E402
 

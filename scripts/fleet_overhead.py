@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from local_agreement import print_agreement  # noqa: E402
 
-from bench.results import fleet_columns, read_records  # noqa: E402
+from bench.harness.results import fleet_columns, read_records  # noqa: E402
 
 
 def run_suite(args: list[str], results: Path, cluster: str | None) -> tuple[float, str]:

@@ -9,7 +9,7 @@ rounds (each round in a shuffled order) so that the machine's drift touches ever
 alike: two pools with no slowdown
 (the A/A pairs draw one side from each) and one per slowdown. A pair of N repetitions a
 side is then drawn from two pools (without replacement within a pool) and assessed by the
-gate's own statistics (``bench.compare.stats.assess`` on the per-repetition medians), many
+gate's own statistics (``bench.compare.significance.assess`` on the per-repetition medians), many
 times over: a resampling estimate of each rate from the pools' repetitions.
 
     python scripts/gate_curve.py                       # 30 repetitions a condition
@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compare.stats import REGRESSED, assess  # noqa: E402
-from bench.results import read_records  # noqa: E402
+from bench.compare.significance import REGRESSED, assess  # noqa: E402
+from bench.harness.results import read_records  # noqa: E402
 
 SLOWDOWN_FIXTURE = ROOT / "tests" / "fixtures" / "slowdown"
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.core.devices import cuda_device_count, cuda_unavailable_reason  # noqa: E402
 from bench.core.record import DeviceMetrics, ExecutedFigures, Power  # noqa: E402
-from bench.results import read_records  # noqa: E402
+from bench.harness.results import read_records  # noqa: E402
 
 MEASURE = (
     "[measure]\nwarmup_s = 0.5\nwarmup_min_iters = 10\nmin_duration_s = 1.5\n"
@@ -211,7 +211,7 @@ def trtexec_exports(out: Path, cache: Path) -> None:
     """trtexec's own run of ResNet-50 fp16 at batch 8, its exports kept (real captures of
     the files tests/fixtures/tensorrt imitates)."""
     from exporters.onnx_export import prepare_zoo_model
-    from runtimes.trtexec_driver import find_trtexec
+    from runtimes.tensorrt.trtexec_driver import find_trtexec
 
     trtexec = find_trtexec()
     if trtexec is None:
@@ -274,7 +274,7 @@ def main() -> int:
         return 2
     out = args.out or ROOT / "results" / "device" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    from runtimes.tensorrt_stack import gpu_stack
+    from runtimes.tensorrt.stack import gpu_stack
 
     items = gpu_stack()
     (out / "stack.json").write_text(json.dumps([asdict(i) for i in items], indent=2))

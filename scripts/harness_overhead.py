@@ -32,7 +32,7 @@ from ort_session import staged_session  # noqa: E402
 
 from bench.core.settings import MeasureConfig  # noqa: E402
 from bench.core.timing import time_latency  # noqa: E402
-from bench.results import read_records  # noqa: E402
+from bench.harness.results import read_records  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from bench.compare.gate import compare  # noqa: E402
 
 TRIED = (0.03, 0.05, 0.10, 0.15, 0.25)
-from bench.compare.metrics import Thresholds  # noqa: E402
 from bench.compare.sides import load_side  # noqa: E402
+from bench.compare.thresholds import Thresholds  # noqa: E402
 
 
 def main() -> int:

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import read_records  # noqa: E402
+from bench.harness.results import read_records  # noqa: E402
 from exporters.cache import default_cache_dir  # noqa: E402
 from exporters.onnx_file import inspect_onnx, parse_shape_args  # noqa: E402
 

@@ -23,8 +23,8 @@ import pytest
 from fixtures.onnx_models import dynamic_relu, embedding_model, two_input_model
 from fixtures.processes import start_cli
 
-from bench.config import BenchConfig
 from bench.core.devices import cuda_device_count
+from bench.harness.config import BenchConfig
 from exporters.zoo import ZOO
 from runtimes import RUNTIMES
 

@@ -18,7 +18,7 @@ from fixtures.records import cell, ended, timed
 from bench.compare import output
 from bench.compare.gate import FAILED, FIXED, MISSING, NEW, SKIPPED, STILL_FAILING, compare
 from bench.compare.sides import load_side, side_from_records
-from bench.compare.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED
+from bench.compare.significance import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED
 from bench.core.errors import UserError
 from bench.core.record import Accuracy, CellRecord, Memory
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.compare.metrics import DEFAULT_PER_METRIC, DEFAULT_THRESHOLD, Thresholds, parse_fraction
-from bench.compare.stats import (
+from bench.compare.significance import (
     IMPROVED,
     INCONCLUSIVE,
     REGRESSED,
@@ -16,6 +15,12 @@ from bench.compare.stats import (
     enough_repetitions,
     ratio_interval,
     smallest_p_value,
+)
+from bench.compare.thresholds import (
+    DEFAULT_PER_METRIC,
+    DEFAULT_THRESHOLD,
+    Thresholds,
+    parse_fraction,
 )
 from bench.core.errors import UserError
 from bench.core.metrics import METRICS
@@ -179,7 +184,7 @@ def test_the_stated_detectable_change_is_detected_about_four_times_in_five(n: in
     """Simulated: repetitions with a 5% spread; a shift of the detectable change the gate
     states is found significant at alpha 0.05 in about 80% of pairs (the exact test's
     coarse p-values keep it a little lower at small n)."""
-    from bench.compare.stats import _shift, detectable_change
+    from bench.compare.significance import _shift, detectable_change
 
     rng = np.random.default_rng(n)
     sigma = 0.05
@@ -195,7 +200,7 @@ def test_the_stated_detectable_change_is_detected_about_four_times_in_five(n: in
 
 
 def test_too_few_repetitions_detect_nothing_and_say_how_many_would() -> None:
-    from bench.compare.stats import detectable_change, repetitions_needed
+    from bench.compare.significance import detectable_change, repetitions_needed
 
     three = np.array([1.0, 1.05, 0.97])
     assert detectable_change(three, three * 1.01, 0.05) is None

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import DEVICE_FORMS, BenchConfig, config_from_dict, load_config, profile_names
 from bench.core.errors import UserError
+from bench.harness.config import (
+    DEVICE_FORMS,
+    BenchConfig,
+    config_from_dict,
+    load_config,
+    profile_names,
+)
 from exporters.zoo import ZOO
 from runtimes import RUNTIMES
 

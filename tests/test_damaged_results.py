@@ -13,8 +13,8 @@ import pytest
 from fixtures.records import cell, ended, timed
 
 import cli
-from bench.config import BenchConfig
-from bench.plan import ModelRequest
+from bench.harness.config import BenchConfig
+from bench.harness.plan import ModelRequest
 
 RECORD = timed(cell("mlp"), [1.0, 1.1, 0.9, 1.0, 1.2]).to_dict()
 GOOD_LINE = json.dumps(RECORD).encode()

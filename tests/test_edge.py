@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import cli
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE
+from bench.harness.results import ENVIRONMENT_FILE, RESULTS_FILE, RUN_FILE
 from tests.fixtures.edge.devices import device_path
 from tests.fixtures.edge.host import start_edge_host
 from tests.fixtures.edge.myriad import BENCHMARK_APP

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import cli
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE
+from bench.harness.results import ENVIRONMENT_FILE, RESULTS_FILE
 from tests.fixtures.edge.devices import device_path, make_device
 from tests.fixtures.edge.host import MEASURE, EdgeHost, start_edge_host
 from tests.fixtures.processes import start_cli

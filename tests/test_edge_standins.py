@@ -26,9 +26,9 @@ from bench.power.jetson import l4t_release
 from bench.power.jetson_board import jetson_clocks_state, parse_nvpmodel_files, parse_nvpmodel_query
 from bench.power.source import board_total
 from bench.power.tegrastats import parse_rails
-from runtimes.tensorrt_build import BuildPlan, TrtVersion
-from runtimes.tensorrt_inspect import executed_precision, layer_precisions
-from runtimes.trtexec_driver import (
+from runtimes.tensorrt.build import BuildPlan, TrtVersion
+from runtimes.tensorrt.inspector import executed_precision, layer_precisions
+from runtimes.tensorrt.trtexec_driver import (
     RunSettings,
     build_flags,
     input_files,

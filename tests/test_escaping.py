@@ -17,10 +17,10 @@ from bench.compare import output
 from bench.compare.gate import compare
 from bench.compare.sides import side_from_records
 from bench.core.record import CellRecord
-from bench.machines import Machine, Row, machines_markdown
-from bench.report import markdown_text, summary_markdown
-from bench.roofline import COLUMNS as ROOFLINE_COLUMNS
-from bench.roofline import RooflineRow, roofline_markdown
+from bench.views.machines import Machine, Row, machines_markdown
+from bench.views.report import markdown_text, summary_markdown
+from bench.views.roofline import COLUMNS as ROOFLINE_COLUMNS
+from bench.views.roofline import RooflineRow, roofline_markdown
 
 HOSTILE_MODEL = "<img src=x onerror=alert(1)>|x"
 HOSTILE_REASON = "boom\n```\n| injected | row |"
@@ -89,7 +89,7 @@ def test_the_rendered_table_shows_the_text_as_written() -> None:
 
 def test_the_report_heading_is_one_line_of_text() -> None:
     name = f"{HOSTILE_SUITE}\nsecond"
-    heading = f"# {markdown_text(f'{name} ({HOSTILE_REASON})')}"  # as bench.app writes it
+    heading = f"# {markdown_text(f'{name} ({HOSTILE_REASON})')}"  # as bench.commands.run writes it
     assert len(heading.splitlines()) == 1
     assert_inert(heading)
     rendered = RENDER.render(heading)

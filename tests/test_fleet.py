@@ -23,7 +23,7 @@ from bench.core.cell import Cell
 from bench.core.errors import UserError
 from bench.fleet.cluster import Node
 from bench.fleet.dispatch import NODE_LOST, resources
-from bench.results import FLEET_FILE, fleet_columns
+from bench.harness.results import FLEET_FILE, fleet_columns
 
 SUITE = {
     "models": ["mlp"],
@@ -263,7 +263,7 @@ def test_per_gpu_runs_one_cell_per_gpu_and_whole_node_cells_alone(fleet: LocalFl
     from bench.core.record import CellRecord
     from bench.fleet.cluster import live_nodes
     from bench.fleet.dispatch import Column, Dispatch, Pending
-    from bench.results import RunDir
+    from bench.harness.results import RunDir
 
     fleet.add("gpus", num_cpus=2, num_gpus=2)
     ray.init(address=fleet.address, log_to_driver=False, logging_level="ERROR")

@@ -92,7 +92,7 @@ def test_pytorch_cuda_device_metrics(lenet: PreparedModel, extra: dict) -> None:
 @needs_cuda
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_python_on_cuda(lenet: PreparedModel, tmp_path: Path, precision: str) -> None:
-    from runtimes.tensorrt_rt import TensorRTRuntime
+    from runtimes.tensorrt.runtime import TensorRTRuntime
 
     target = Target("cuda:0", precision)
     if reason := TensorRTRuntime.unavailable_reason(target, lenet.source):
@@ -122,7 +122,7 @@ def _gpu_check() -> types.ModuleType:
 
 
 def test_gpu_check_suites_are_valid(tmp_path: Path) -> None:
-    from bench.config import load_config
+    from bench.harness.config import load_config
 
     def config(text: str) -> Any:
         path = tmp_path / "suite.toml"

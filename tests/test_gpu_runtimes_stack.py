@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtimes import tensorrt_stack
-from runtimes.tensorrt_stack import ORT_GPU, gpu_stack
+from runtimes.tensorrt import stack as tensorrt_stack
+from runtimes.tensorrt.stack import ORT_GPU, gpu_stack
 
 
 def by_name() -> dict[str, tensorrt_stack.StackItem]:

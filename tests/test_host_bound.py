@@ -8,9 +8,9 @@ from fixtures.records import cell, timed
 
 from bench.core.record import DeviceMetrics
 from bench.core.timing import LoopRecord
-from bench.machines import _speedup_text
-from bench.report import summary_rows
-from bench.speedup import speedups
+from bench.views.machines import _speedup_text
+from bench.views.report import summary_rows
+from bench.views.speedup import speedups
 
 MS = 1_000_000  # ns
 

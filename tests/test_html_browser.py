@@ -18,9 +18,9 @@ from fixtures.browser import SCRIPT, require_browser
 from fixtures.onnx_models import dynamic_relu
 
 import cli
-from bench.repetitions import merged
-from bench.results import read_records
-from bench.speedup import speedups
+from bench.harness.repetitions import merged
+from bench.harness.results import read_records
+from bench.views.speedup import speedups
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

@@ -19,11 +19,11 @@ from bench.compare.gate import compare
 from bench.compare.html import comparison_page
 from bench.compare.sides import side_from_records
 from bench.core.record import CellRecord, ModelInfo
-from bench.html.machines import machines_page
-from bench.html.run import run_page, scaling_series
 from bench.hw.records import HwRecord
-from bench.machines import Machine, Row
-from bench.speedup import speedups
+from bench.views.html.machines_page import machines_page
+from bench.views.html.run_page import run_page, scaling_series
+from bench.views.machines import Machine, Row
+from bench.views.speedup import speedups
 
 HOSTILE = (
     "<img src=x onerror=alert(1)>",
@@ -232,7 +232,7 @@ def test_no_two_elements_share_an_id() -> None:
 
 
 def test_an_infinite_interval_draws_no_whisker_and_no_text_is_rewritten() -> None:
-    from bench.html import charts
+    from bench.views.html import charts
 
     label = 'm id="x" url(#y)'
     marks = [

@@ -173,7 +173,7 @@ def test_calibration_data_that_does_not_fit_is_one_line(
 def test_the_summary_says_how_many_compute_layers_ran_in_int8() -> None:
     from fixtures.records import cell, timed
 
-    from bench.report import summary_rows
+    from bench.views.report import summary_rows
 
     times = [1.0, 1.1, 1.2]
     mixed = timed(cell("resnet18", precision="int8"), times)
@@ -195,9 +195,9 @@ def test_a_model_the_quantizer_cannot_handle_fails_its_int8_cells(
 ) -> None:
     from dataclasses import replace
 
-    from bench.config import config_from_dict
     from bench.core.cell import Cell
-    from bench.runner import quantized_for
+    from bench.harness.config import config_from_dict
+    from bench.harness.runner import quantized_for
     from exporters.quantize import QuantizeFailed
 
     broken = tmp_path / "broken.onnx"

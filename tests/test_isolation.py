@@ -12,7 +12,7 @@ import psutil
 import pytest
 from fixtures import workers
 
-from bench.isolation import run_in_worker
+from bench.harness.isolation import run_in_worker
 
 
 def test_ok_returns_the_payload_from_another_process() -> None:

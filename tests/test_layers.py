@@ -44,9 +44,13 @@ def test_the_project_keeps_its_layers() -> None:
     ("module", "line", "broken"),
     [
         ("bench/core/errors.py", "from runtimes import RUNTIMES", "bench.core is not allowed"),
-        ("runtimes/base.py", "from bench.config import BenchConfig", "runtimes is not allowed"),
+        (
+            "runtimes/base.py",
+            "from bench.harness.config import BenchConfig",
+            "runtimes is not allowed",
+        ),
         ("exporters/zoo.py", "import runtimes.base", "exporters is not allowed"),
-        ("bench/train.py", "import bench.worker", "No cycles between the modules"),
+        ("bench/harness/train.py", "import bench.harness.worker", "No cycles between the modules"),
     ],
 )
 def test_an_import_against_the_layers_breaks_the_contracts(
@@ -67,7 +71,7 @@ def test_a_worker_imports_no_framework_before_its_runtime_asks() -> None:
     imports only what its cell measures): the worker, the registry and the record do not
     import it, nor does the module loader until it is called."""
     code = (
-        "import sys, bench.worker, bench.train, runtimes, bench.core.record; "
+        "import sys, bench.harness.worker, bench.harness.train, runtimes, bench.core.record; "
         "from exporters.source import module_loader; module_loader('zoo:mlp', 0); "
         "sys.exit(sorted({'torch', 'onnxruntime', 'openvino'} & set(sys.modules)) or None)"
     )

@@ -14,11 +14,11 @@ import pytest
 
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
-from bench.environment import machine_id
+from bench.harness.environment import machine_id
+from bench.harness.results import read_records
 from bench.hw.records import read_hw
-from bench.machines import ABSENT, load_machines, machine_rows, machines_table
-from bench.results import read_records
-from bench.roofline import find_hw, roofline_rows
+from bench.views.machines import ABSENT, load_machines, machine_rows, machines_table
+from bench.views.roofline import find_hw, roofline_rows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "machines"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import config_from_dict
 from bench.core.cell import Cell
 from bench.core.devices import cuda_device_count
 from bench.core.errors import UserError
-from bench.plan import ModelRequest, expand
+from bench.harness.config import config_from_dict
+from bench.harness.plan import ModelRequest, expand
 
 
 def _zoo(*names: str) -> list[ModelRequest]:

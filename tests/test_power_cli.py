@@ -12,7 +12,7 @@ from test_cli import cli, explain, only_run_dir, records_of, write_suite
 
 from bench.core.record import CellRecord
 from bench.power import available_sources
-from bench.report import summary_markdown
+from bench.views.report import summary_markdown
 
 HERE = available_sources()
 

@@ -11,10 +11,10 @@ import pytest
 from fixtures.records import cell, ended, timed
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.accuracy import TOLERANCES, compare_outputs
 from bench.core.cell import Target
 from bench.core.record import Accuracy, CellRecord
-from bench.speedup import ratio_interval, speedups
+from bench.harness.accuracy import TOLERANCES, compare_outputs
+from bench.views.speedup import ratio_interval, speedups
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
 from exporters.source import module_loader
@@ -246,7 +246,7 @@ def test_speedup_intervals_come_from_repetitions_when_there_are_three() -> None:
     the iterations of one run misses that; resampling repetitions does not."""
     from fixtures.records import cell, timed
 
-    from bench.repetitions import merged
+    from bench.harness.repetitions import merged
 
     rng = np.random.default_rng(0)
     records = []

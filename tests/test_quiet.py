@@ -12,7 +12,7 @@ from fixtures.records import cell, timed
 from bench.compare.gate import compare
 from bench.compare.output import context_lines
 from bench.compare.sides import side_from_records
-from bench.quiet import busy_processes, noise_warnings, system_state
+from bench.harness.quiet import busy_processes, noise_warnings, system_state
 
 QUIET = {
     "cpu_model": "EPYC",

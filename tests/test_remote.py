@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 
 import cli
-from bench.config import config_from_dict
 from bench.core.cell import Cell
 from bench.core.errors import UserError
-from bench.environment import machine_id
-from bench.environment import machine_label as _label
-from bench.plan import PlannedCell
+from bench.harness.config import config_from_dict
+from bench.harness.environment import machine_id
+from bench.harness.environment import machine_label as _label
+from bench.harness.plan import PlannedCell
+from bench.harness.start import RunRequest
 from bench.power import TegrastatsLog, window_figures
 from bench.remote.agent import _flags
 from bench.remote.boards import board_of, tools_plan
 from bench.remote.bundle import Bundle
 from bench.remote.probe import clocks_text_state, parse_probe
 from bench.remote.ssh import Address, ConnectionLost, RemoteError, Ssh
-from bench.runs import RunRequest
-from runtimes.tensorrt_build import TrtVersion
-from runtimes.trtexec_driver import max_onnx_opset, read_outputs
+from runtimes.tensorrt.build import TrtVersion
+from runtimes.tensorrt.trtexec_driver import max_onnx_opset, read_outputs
 from tests.fixtures.edge.devices import device_path, make_device
 
 ORIN = """@@uname

@@ -1,4 +1,4 @@
-"""Merging a cell's repetitions for the tables (bench.repetitions)."""
+"""Merging a cell's repetitions for the tables (bench.harness.repetitions)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from fixtures.records import cell, ended, timed
 
 from bench.core.record import CellRecord
-from bench.repetitions import by_key, merged, status_of
+from bench.harness.repetitions import by_key, merged, status_of
 
 CELL = cell("m", "onnxruntime")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fixtures.records import cell, ended, timed
 
 from bench.core.record import Accuracy, CellRecord
-from bench.report import COLUMNS, summary_markdown, summary_rows
+from bench.views.report import COLUMNS, summary_markdown, summary_rows
 
 TIMES = [9.12, 9.0, 9.3, 8.9, 11.0]
 

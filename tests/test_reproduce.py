@@ -8,11 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.app import report_command
-from bench.config import load_config
+from bench.harness.config import load_config
+from bench.harness.results import ENVIRONMENT_FILE, RESULTS_FILE
 from bench.hw.records import HW_FILE, HwRecord
-from bench.reproduce import lambda_rows, u39kun_differences, u39kun_rows
-from bench.results import ENVIRONMENT_FILE, RESULTS_FILE
+from bench.views.machines_report import machines_report
+from bench.views.reproduce import lambda_rows, u39kun_differences, u39kun_rows
 from tests.fixtures.records import cell, timed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def test_report_shows_the_reproduction_rows_and_the_gpu_sheet(tmp_path: Path) ->
     (hw / HW_FILE).write_text(json.dumps({"schema_version": 1, "records": [triad.to_dict()]}))
     console = Console(record=True, width=250)
     markdown, html = tmp_path / "report.md", tmp_path / "report.html"
-    assert report_command([run, hw], [], markdown, console, html) == 0
+    assert machines_report([run, hw], [], markdown, console, html) == 0
     shown = console.export_text()
     assert "u39kun: per-batch mean ms at batch 16: Test CPU" in shown
     assert "The GPU sheet beside ours: Test CPU" in shown

@@ -13,7 +13,7 @@ from fixtures.records import ended, timed
 from bench.core.cell import Cell
 from bench.core.errors import UserError
 from bench.core.record import SCHEMA_VERSION, CellRecord
-from bench.results import RESULTS_FILE, RUN_FILE, RunDir, read_records
+from bench.harness.results import RESULTS_FILE, RUN_FILE, RunDir, read_records
 
 CELL = Cell("mlp", "onnxruntime", "cpu", "fp32", 1, "latency")
 

@@ -1,12 +1,12 @@
-"""Threads and requests in flight per cell (bench.runner.workload)."""
+"""Threads and requests in flight per cell (bench.harness.runner.workload)."""
 
 from __future__ import annotations
 
 import psutil
 
-from bench.config import config_from_dict
 from bench.core.cell import Cell
-from bench.runner import GPU_IN_FLIGHT, Workload, workload
+from bench.harness.config import config_from_dict
+from bench.harness.runner import GPU_IN_FLIGHT, Workload, workload
 
 
 def cell(device: str, scenario: str) -> Cell:

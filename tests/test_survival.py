@@ -32,12 +32,12 @@ from test_cli import (
     write_suite,
 )
 
-from bench.config import config_from_dict
 from bench.core.cell import Cell
 from bench.core.record import Executed, Measured
 from bench.core.spec import PreparedModel
 from bench.core.timing import LoopRecord
-from bench.isolation import WorkerOutcome
+from bench.harness.config import config_from_dict
+from bench.harness.isolation import WorkerOutcome
 
 
 def test_a_hanging_export_ends_at_the_export_timeout(tmp_path: Path, cache_dir: Path) -> None:
@@ -199,7 +199,7 @@ def test_a_file_already_in_fp16_runs_as_given(tmp_path: Path, cache_dir: Path) -
 
 def test_a_cell_that_ran_on_another_device_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     """ONNX Runtime falls back to its CPU provider when CUDA's fails to load."""
-    from bench import runner
+    from bench.harness import runner
 
     ran = Executed("fp32", "cpu", provider="CPUExecutionProvider")
     loop = LoopRecord([1_000_000] * 5, 5_000_000, 5, 2)

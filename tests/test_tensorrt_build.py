@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import config_from_dict
 from bench.core.cell import Target
 from bench.core.errors import Unavailable, UserError
 from bench.core.spec import BATCH, PreparedModel, TensorSpec
+from bench.harness.config import config_from_dict
 from exporters.onnx_export import prepare_zoo_model
 from runtimes.base import LoadOptions
-from runtimes.tensorrt_build import (
+from runtimes.tensorrt.build import (
     BuildPlan,
     TrtVersion,
     TypingSupport,
@@ -27,8 +27,8 @@ from runtimes.tensorrt_build import (
     resolve_typing,
     timed_build,
 )
-from runtimes.tensorrt_inspect import datatype, executed_precision, layer_precisions
-from runtimes.tensorrt_rt import TensorRTOptions, TensorRTRuntime
+from runtimes.tensorrt.inspector import datatype, executed_precision, layer_precisions
+from runtimes.tensorrt.runtime import TensorRTOptions, TensorRTRuntime
 from tests.fixtures.tensorrt.fake_tensorrt import make_tensorrt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tensorrt"
@@ -260,13 +260,13 @@ def test_runtime_builds_through_the_python_api_and_caches(
 ) -> None:
     trt = make_tensorrt("10.3.0")
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr("runtimes.tensorrt_rt.cuda_python_installed", lambda: True)
+    monkeypatch.setattr("runtimes.tensorrt.runtime.cuda_python_installed", lambda: True)
     runtime, target = TensorRTRuntime(), Target("cuda:0", "fp16")
     options = LoadOptions(settings={"driver": "python", "typing": "strong"}, batch=2)
     with pytest.raises(Unavailable, match="no CUDA device .*: TensorRT cannot start"):
         runtime.build(lenet, target, options, tmp_path)  # the driver sees no GPU here
     assert trt.calls == []  # checked before any TensorRT object was made
-    monkeypatch.setattr("runtimes.tensorrt_cuda.cuda_unavailable_reason", lambda index: None)
+    monkeypatch.setattr("runtimes.tensorrt.cuda.cuda_unavailable_reason", lambda index: None)
     first = runtime.build(lenet, target, options, tmp_path)
     engine = first.artifact
     assert not first.cache_hit and first.build_s > 0 and engine.path.is_file()
@@ -287,7 +287,7 @@ def test_importing_and_asking_the_runtime_imports_no_framework() -> None:
     import subprocess
 
     code = (
-        "import sys; from runtimes.tensorrt_rt import TensorRTRuntime as R; "
+        "import sys; from runtimes.tensorrt.runtime import TensorRTRuntime as R; "
         "from bench.core.cell import Target; R.unavailable_reason(Target('cuda:0', 'fp16'), 'x'); "
         "print(sorted(m for m in ('tensorrt', 'torch', 'onnxruntime', 'cuda.bindings') "
         "if m in sys.modules))"
@@ -310,8 +310,8 @@ def test_an_int8_engine_builds_from_the_symmetric_qdq_copy(
 
     trt = make_tensorrt("10.3.0")
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr("runtimes.tensorrt_rt.cuda_python_installed", lambda: True)
-    monkeypatch.setattr("runtimes.tensorrt_cuda.cuda_unavailable_reason", lambda index: None)
+    monkeypatch.setattr("runtimes.tensorrt.runtime.cuda_python_installed", lambda: True)
+    monkeypatch.setattr("runtimes.tensorrt.cuda.cuda_unavailable_reason", lambda index: None)
     model = replace(lenet, quantized={})
     model.quantized["s8s8"] = quantize(
         model, "s8s8", QuantizeConfig(calibration_samples=2), None, tmp_path

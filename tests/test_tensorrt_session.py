@@ -20,9 +20,9 @@ from bench.core.spec import PreparedModel
 from bench.core.timing import StopRule
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
-from runtimes import tensorrt_cuda
-from runtimes.tensorrt_build import BuildPlan, EngineFile
-from runtimes.tensorrt_session import TensorRTSession
+from runtimes.tensorrt import cuda as tensorrt_cuda
+from runtimes.tensorrt.build import BuildPlan, EngineFile
+from runtimes.tensorrt.session import TensorRTSession
 from tests.fixtures.tensorrt.fake_runtime import FakeCudart, make_runtime_tensorrt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tensorrt"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from bench.config import config_from_dict
 from bench.core.cell import Cell, Target
 from bench.core.errors import Unavailable
 from bench.core.spec import PreparedModel
-from bench.plan import ModelRequest, expand
-from bench.runner import workload
+from bench.harness.config import config_from_dict
+from bench.harness.plan import ModelRequest, expand
+from bench.harness.runner import workload
 from exporters.source import build_module
 from exporters.zoo import ZOO
 from runtimes.pytorch_train import TrainSession, make_targets

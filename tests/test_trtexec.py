@@ -18,9 +18,9 @@ from bench.core.timing import StopRule
 from exporters.onnx_export import prepare_zoo_model
 from exporters.reference import load_reference
 from runtimes.base import LoadOptions
-from runtimes.tensorrt_build import BuildPlan, TrtVersion
-from runtimes.tensorrt_rt import TensorRTRuntime, choose_driver
-from runtimes.trtexec_driver import (
+from runtimes.tensorrt.build import BuildPlan, TrtVersion
+from runtimes.tensorrt.runtime import TensorRTRuntime, choose_driver
+from runtimes.tensorrt.trtexec_driver import (
     RunSettings,
     build_flags,
     parse_banner,
@@ -30,7 +30,7 @@ from runtimes.trtexec_driver import (
     trace_record,
     warmup_queries,
 )
-from runtimes.trtexec_session import TrtexecSession
+from runtimes.tensorrt.trtexec_session import TrtexecSession
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tensorrt"
 SHAPES = {"input": ((1, 1, 32, 32), (2, 1, 32, 32), (8, 1, 32, 32))}
@@ -235,9 +235,9 @@ def test_trtexec_errors_are_one_line(
 
 def test_driver_choice(fake_trtexec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.core.errors import Unavailable
-    from runtimes.tensorrt_rt import TensorRTOptions
+    from runtimes.tensorrt.runtime import TensorRTOptions
 
-    monkeypatch.setattr("runtimes.tensorrt_rt._bindings_installed", lambda: False)
+    monkeypatch.setattr("runtimes.tensorrt.runtime._bindings_installed", lambda: False)
     assert choose_driver(TensorRTOptions(trtexec_path=str(fake_trtexec))) == (
         "trtexec",
         fake_trtexec,

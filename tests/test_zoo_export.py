@@ -19,9 +19,9 @@ import torch
 import torchvision
 from torch import nn
 
-from bench.accuracy import compare_outputs
 from bench.core.cell import Target
 from bench.core.spec import BATCH, PreparedModel, TensorSpec
+from bench.harness.accuracy import compare_outputs
 from exporters import models
 from exporters import yolo as yolo_module
 from exporters.bert import BertEncoder

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.compare.fingerprint import Difference, differences, setting_differences
-from bench.compare.metrics import ACCURACY, Thresholds
 from bench.compare.sides import CellRuns, Side
-from bench.compare.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, Change, assess
+from bench.compare.significance import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, Change, assess
+from bench.compare.thresholds import ACCURACY, Thresholds
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
 

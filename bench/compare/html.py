@@ -8,11 +8,11 @@ from collections import defaultdict
 
 from bench.compare import output
 from bench.compare.gate import GATE_FAILS, Comparison
-from bench.compare.metrics import ACCURACY
-from bench.compare.stats import Change
+from bench.compare.significance import Change
+from bench.compare.thresholds import ACCURACY
 from bench.core.metrics import METRICS
-from bench.html import charts
-from bench.html.page import Page
+from bench.views.html import charts
+from bench.views.html.page import Page
 
 KINDS = {"regressed": "regressed", "improved": "improved", "inconclusive": "inconclusive"}
 """A change's colour by its verdict; unchanged is grey."""

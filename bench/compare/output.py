@@ -15,12 +15,12 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.compare.gate import GATE_FAILS, CellComparison, Comparison
-from bench.compare.metrics import ACCURACY
 from bench.compare.sides import Side
-from bench.compare.stats import INCONCLUSIVE, UNCHANGED, Change
+from bench.compare.significance import INCONCLUSIVE, UNCHANGED, Change
+from bench.compare.thresholds import ACCURACY
 from bench.core.metrics import METRICS
-from bench.quiet import noise_warnings
-from bench.report import markdown_table, markdown_text
+from bench.harness.quiet import noise_warnings
+from bench.views.report import markdown_table, markdown_text
 
 COLUMNS = (
     "verdict",

@@ -16,9 +16,9 @@ from typing import Any
 from bench.core.errors import UserError
 from bench.core.metrics import read_metrics
 from bench.core.record import CellRecord
-from bench.environment import check_environment, read_environment
-from bench.repetitions import by_key, status_of
-from bench.results import (
+from bench.harness.environment import check_environment, read_environment
+from bench.harness.repetitions import by_key, status_of
+from bench.harness.results import (
     ENVIRONMENT_FILE,
     RESULTS_FILE,
     RUN_FILE,

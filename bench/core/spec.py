@@ -184,7 +184,7 @@ class PreparedModel:
     """The file's own precision: ``fp16`` when its floating weights are all FP16."""
     notes: list[str] = field(default_factory=list)
     quantized: dict[str, Quantized] = field(default_factory=dict)
-    """The QDQ copies made for int8 cells, by scheme (``bench.runner`` adds them)."""
+    """The QDQ copies made for int8 cells, by scheme (``bench.harness.runner`` adds them)."""
     not_quantized: dict[str, str] = field(default_factory=dict)
     """Why there is no QDQ copy in a scheme, where quantizing failed."""
 

@@ -19,7 +19,7 @@ from typing import Any
 from bench.core.cell import Cell
 from bench.core.record import CellRecord
 from bench.fleet.cluster import Node, first_line, ray_module
-from bench.results import RunDir
+from bench.harness.results import RunDir
 
 NODE_LOST = "node lost"
 """How a cell whose node left the cluster mid-cell begins its reason."""

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.app import local_end_state
-from bench.config import BenchConfig
 from bench.core.cell import Cell
 from bench.core.spec import PreparedModel
-from bench.environment import fingerprint
 from bench.fleet.shipping import Unit, materialize
-from bench.plan import ModelRequest, expand
-from bench.runner import measure
+from bench.harness.config import BenchConfig
+from bench.harness.environment import fingerprint, local_end_state
+from bench.harness.plan import ModelRequest, expand
+from bench.harness.runner import measure
 from exporters.cache import default_cache_dir
 
 PACKAGES = ("bench", "exporters", "runtimes")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
-from bench.runner import progress_bar
+from bench.harness.runner import progress_bar
 
 
 class FleetProgress:

@@ -4,5 +4,5 @@ throughput per dtype, STREAM memory bandwidth and host↔device copies, per devi
 ``records`` holds the result type and the FLOP/byte accounting (no torch); ``clock``
 times device work (CUDA events, host clock); ``matmul`` and ``stream`` (STREAM and pinned
 copies) measure with torch; ``suite`` runs them and writes a results directory; ``table``
-prints them; ``command`` holds the ``hw`` and ``report`` verbs.
+prints them. The ``hw`` verb is bench.commands.hw.
 """

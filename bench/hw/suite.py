@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 from bench.core.devices import cuda_device_count, cuda_unavailable_reason
 from bench.core.errors import UserError
-from bench.environment import cpu_model, fingerprint
+from bench.harness.environment import cpu_model, fingerprint
+from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.hw.matmul import MATMUL_DTYPES, MatmulLadder
 from bench.hw.records import HW_FILE, SCHEMA_VERSION, HwRecord
-from bench.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 

@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from bench.core.errors import UserError
+from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
+from bench.harness.start import RunRequest
 from bench.remote.hosts import Host
 from bench.remote.probe import Device
 from bench.remote.ssh import ConnectionLost, RemoteError, Ssh
-from bench.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
-from bench.runs import RunRequest
 
 SUITE_FLAGS = {
     "name": "--name",
@@ -138,7 +138,7 @@ def _copied(path: Path, files: Path, stage: str) -> str:
 
 
 def _results_dir(request: RunRequest) -> str:
-    from bench.config import load_config
+    from bench.harness.config import load_config
 
     return load_config(request.config_path, request.profile, request.overrides).suite.results_dir
 

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 
 from bench.core.cell import Cell
-from bench.plan import PlannedCell
+from bench.harness.plan import PlannedCell
 from bench.remote.probe import Device
-from runtimes.tensorrt_build import TrtVersion
+from runtimes.tensorrt.build import TrtVersion
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import numpy as np
 from bench.core.digest import file_digest
 from bench.core.spec import PreparedModel
 from exporters.reference import load_reference, reference_batches
-from runtimes.tensorrt_build import TrtVersion
-from runtimes.trtexec_driver import input_files, quoted_name
+from runtimes.tensorrt.build import TrtVersion
+from runtimes.tensorrt.trtexec_driver import input_files, quoted_name
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"

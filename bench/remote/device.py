@@ -9,13 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import BenchConfig, HostConfig
 from bench.core.cell import Cell
 from bench.core.spec import PreparedModel
+from bench.harness.config import BenchConfig, HostConfig
 from bench.remote.bundle import Bundle, write_bundle
 from bench.remote.probe import Device
 from bench.remote.ssh import RemoteError, Ssh, telling_line
-from runtimes.tensorrt_build import TrtVersion
+from runtimes.tensorrt.build import TrtVersion
 
 COPY_TIMEOUT_S = 3600.0
 

@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import HostConfig, load_config
+from bench.harness.config import HostConfig, load_config
 from bench.remote.ssh import Address
 
 

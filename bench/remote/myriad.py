@@ -14,7 +14,6 @@ import math
 import shlex
 from pathlib import Path
 
-from bench.config import BenchConfig
 from bench.core.cell import Cell
 from bench.core.record import (
     Accuracy,
@@ -26,6 +25,7 @@ from bench.core.record import (
 )
 from bench.core.spec import BATCH, PreparedModel
 from bench.core.stats import Summary
+from bench.harness.config import BenchConfig
 from bench.remote.bundle import MODEL_FILE
 from bench.remote.device import CellFailed, DeviceWork
 from runtimes.benchmark_app_report import benchmark_app_flags, parse_report

@@ -14,11 +14,11 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.config import HostConfig
+from bench.harness.config import HostConfig
 from bench.power.jetson import l4t_release
 from bench.power.jetson_board import GPU_DEVFREQ, clocks_state, parse_nvpmodel_query
 from bench.remote.ssh import Ssh
-from runtimes.trtexec_driver import JETPACK_TRTEXEC, parse_banner
+from runtimes.tensorrt.trtexec_driver import JETPACK_TRTEXEC, parse_banner
 
 PROBE_TIMEOUT_S = 60.0
 
@@ -96,7 +96,7 @@ class Device:
         return "" if self.root else "sudo -n "
 
     def environment(self) -> dict[str, Any]:
-        """The device's fingerprint, in environment.json's shape (bench.environment)."""
+        """The device's fingerprint, in environment.json's shape (bench.harness.environment)."""
         libraries = {"tensorrt": self.tensorrt, "openvino": self.openvino}
         gpus = []
         if self.jetson and self.tensorrt:

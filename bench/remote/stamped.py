@@ -18,7 +18,7 @@ from typing import Any
 from bench.power import TegrastatsLog, window_figures
 from bench.power.meter import coarse_note
 from bench.remote.device import DeviceWork
-from runtimes.trtexec_driver import trace_window_ms
+from runtimes.tensorrt.trtexec_driver import trace_window_ms
 
 STAMP = (
     'stamp() { while IFS= read -r l; do printf "%s %s\\n" "$(date +%s.%N)" "$l"; done; }\n'

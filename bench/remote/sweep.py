@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.config import HostConfig
+from bench.harness.config import HostConfig
 from bench.remote.probe import Device, probe
 from bench.remote.ssh import RemoteError, Ssh, telling_line
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.config import BenchConfig
 from bench.core.cell import Cell
 from bench.core.errors import Unavailable
 from bench.core.record import CellRecord
 from bench.core.spec import PreparedModel
+from bench.harness.config import BenchConfig
+from bench.harness.runner import cell_record
 from bench.remote.device import CellFailed, CellTimedOut, DeviceWork
 from bench.remote.myriad import measure_myriad
 from bench.remote.ssh import ConnectionLost, RemoteError
 from bench.remote.trtexec import measure_tensorrt
-from bench.runner import cell_record
 
 MEASURES = {"tensorrt": measure_tensorrt, "openvino": measure_myriad}
 """How each runtime's cells run on a device's own tools (which ones can:
@@ -24,7 +24,7 @@ bench.remote.boards)."""
 
 
 class ToolsMode(DeviceWork):
-    """Measures cells on the device with its own tools (a ``Measurer`` of bench.runner)."""
+    """Measures cells on the device with its own tools (a ``Measurer`` of bench.harness.runner)."""
 
     def measure(
         self,

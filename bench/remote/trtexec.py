@@ -20,18 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.accuracy import cell_accuracy
-from bench.config import BenchConfig
 from bench.core.cell import Cell
 from bench.core.errors import Unavailable
 from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured
 from bench.core.spec import PreparedModel
 from bench.core.timing import StopRule
+from bench.harness.accuracy import cell_accuracy
+from bench.harness.config import BenchConfig
 from bench.remote.bundle import MODEL_FILE, Bundle
 from bench.remote.device import COPY_TIMEOUT_S, CellFailed, DeviceWork
 from bench.remote.stamped import LOG, POWER_LOG, TRACE, power_figures, timed_script
 from exporters.reference import load_reference
-from runtimes.tensorrt_build import (
+from runtimes.tensorrt.build import (
     BuildPlan,
     EngineFile,
     TrtVersion,
@@ -40,10 +40,10 @@ from runtimes.tensorrt_build import (
     profile_shapes,
     resolve_typing,
 )
-from runtimes.tensorrt_inspect import layer_precisions
-from runtimes.tensorrt_rt import TensorRTOptions, TensorRTRuntime
-from runtimes.tensorrt_session import engine_executed, split_summary
-from runtimes.trtexec_driver import (
+from runtimes.tensorrt.inspector import layer_precisions
+from runtimes.tensorrt.runtime import TensorRTOptions, TensorRTRuntime
+from runtimes.tensorrt.session import engine_executed, split_summary
+from runtimes.tensorrt.trtexec_driver import (
     RunSettings,
     build_flags,
     layer_info_flags,

@@ -1,0 +1,105 @@
+"""Expanding a suite into cells: model × runtime × device × precision × batch × scenario."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.core.cell import Cell
+from bench.harness.config import BenchConfig
+from runtimes import get_runtime
+from runtimes.pytorch_train import train_unavailable_reason
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model to prepare: a zoo entry, a user factory or a user ONNX file.
+
+    ``shapes`` are the ``--shape`` sizes given for user models (input name → dims),
+    ``ranges`` the ``--input-range`` bounds, ``inputs_file`` the ``--inputs`` arrays.
+    """
+
+    name: str
+    kind: str  # "zoo" | "factory" | "onnx"
+    ref: str  # zoo name, "package.module:function" or the ONNX path
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    inputs_file: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The ``PreparedModel.source`` this request leads to (see bench.core.spec)."""
+        return "" if self.kind == "onnx" else f"{self.kind}:{self.ref}"
+
+    def to_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelRequest:
+        shapes = {str(k): tuple(int(d) for d in v) for k, v in data.get("shapes", {}).items()}
+        ranges = {str(k): (float(v[0]), float(v[1])) for k, v in data.get("ranges", {}).items()}
+        inputs_file = data.get("inputs_file")
+        return cls(
+            str(data["name"]),
+            str(data["kind"]),
+            str(data["ref"]),
+            shapes,
+            ranges,
+            str(inputs_file) if inputs_file is not None else None,
+        )
+
+    @classmethod
+    def user_onnx(
+        cls,
+        path: Path,
+        shapes: dict[str, tuple[int, ...]],
+        ranges: dict[str, tuple[float, float]] | None = None,
+        inputs_file: Path | None = None,
+    ) -> ModelRequest:
+        data = str(inputs_file.resolve()) if inputs_file else None
+        return cls(path.stem, "onnx", str(path.resolve()), shapes, ranges or {}, data)
+
+    @classmethod
+    def user_factory(
+        cls,
+        factory: str,
+        shapes: dict[str, tuple[int, ...]],
+        ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> ModelRequest:
+        return cls(factory.rsplit(":", 1)[-1], "factory", factory, shapes, ranges or {})
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell and, when it cannot run here, the one-line reason it is skipped."""
+
+    cell: Cell
+    skip_reason: str | None = None
+
+
+def expand(config: BenchConfig, models: list[ModelRequest]) -> list[PlannedCell]:
+    """Every cell of the suite, grouped by model, each checked against its runtime.
+
+    Unknown runtimes raise UserError; a runtime that cannot serve a cell here (not
+    installed, no such device, precision not supported) marks it skipped, never fails.
+    """
+    suite = config.suite
+    runtimes = {name: get_runtime(name) for name in suite.runtimes}
+    planned: list[PlannedCell] = []
+    for model in models:
+        for runtime_name, device, precision, batch, scenario in itertools.product(
+            suite.runtimes, suite.devices, suite.precisions, suite.batch_sizes, suite.scenarios
+        ):
+            cell = Cell(model.name, runtime_name, device, precision, batch, scenario)
+            reason = (
+                train_unavailable_reason(runtimes[runtime_name], cell.target, model.source)
+                if scenario == "train"
+                else runtimes[runtime_name].unavailable_reason(cell.target, model.source)
+            )
+            planned.append(PlannedCell(cell, reason))
+    return planned

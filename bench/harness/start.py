@@ -1,0 +1,253 @@
+"""Starting and resuming a run: everything the user gave is checked (one-line errors,
+before any cell runs), then the run directory and its files are made, or an earlier one
+is taken up again without trusting what it names."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from bench.core.errors import UserError
+from bench.core.spec import BATCH, TensorSpec
+from bench.harness.config import BenchConfig, load_config
+from bench.harness.environment import fingerprint
+from bench.harness.plan import ModelRequest, PlannedCell, expand
+from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, SUITE_FILE, RunDir
+from exporters.cache import default_cache_dir
+from exporters.onnx_file import (
+    inspect_onnx,
+    load_inputs_file,
+    parse_range_args,
+    parse_shape_args,
+)
+from exporters.zoo import get_entry
+from runtimes import RUNTIMES
+
+
+@dataclass
+class RunRequest:
+    """A ``run`` as the user asked for it (paths unresolved, overrides not yet applied)."""
+
+    config_path: Path
+    profile: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    onnx: Path | None = None
+    factory: str | None = None
+    shapes: list[str] = field(default_factory=list)
+    ranges: list[str] = field(default_factory=list)
+    inputs: Path | None = None
+    cache_dir: Path | None = None
+
+
+@dataclass
+class Run:
+    """A run ready to execute: its directory, its resolved suite and its cells."""
+
+    run_dir: RunDir
+    config: BenchConfig
+    models: list[ModelRequest]
+    planned: list[PlannedCell]
+    cache_dir: Path
+    resumed: bool = False
+
+
+def new_run(request: RunRequest) -> Run:
+    """Validate everything the user gave, then create the run directory and its files."""
+    overrides = {key: dict(value) for key, value in request.overrides.items()}
+    shapes = parse_shape_args(request.shapes)
+    ranges = parse_range_args(request.ranges)
+    _check_user_model_flags(request, overrides, bool(shapes), bool(ranges))
+    if request.onnx:
+        if "batch_sizes" in overrides.get("suite", {}):
+            raise UserError(
+                "--batch-sizes does not apply to --onnx: the batch is the first input's "
+                "leading size, given with --shape"
+            )
+        data = load_inputs_file(request.inputs) if request.inputs else None
+        model = ModelRequest.user_onnx(request.onnx, shapes, ranges, request.inputs)
+        overrides.setdefault("suite", {}).update(_onnx_suite(request.onnx, model, data))
+    elif request.factory:
+        model = ModelRequest.user_factory(request.factory, shapes, ranges)
+        overrides.setdefault("suite", {}).setdefault("name", model.name)
+    config = load_config(request.config_path, request.profile, overrides)
+    if config.quantize.calibration_data:  # read now: a bad file is one line before any cell
+        data = Path(config.quantize.calibration_data).resolve()  # --resume may run elsewhere
+        load_inputs_file(data, "--calibration-data")
+        quantize = config.quantize.model_copy(update={"calibration_data": str(data)})
+        config = config.model_copy(update={"quantize": quantize})
+    largest = {BATCH: max(config.suite.batch_sizes)}
+    if request.onnx or request.factory:
+        models = [model]
+        if request.factory and shapes:  # float32 unless the factory's examples say otherwise
+            specs = tuple(TensorSpec(n, (BATCH, *d[1:])) for n, d in shapes.items())
+            what = f"the --shape inputs at batch {largest[BATCH]}"
+            _check_fits(specs, largest, what, "give smaller --shape sizes")
+    else:
+        models = []
+        for name in config.suite.models:
+            entry = get_entry(name)
+            what, fix = f"{name}'s inputs at this batch", "give smaller --batch-sizes"
+            _check_fits(entry.inputs, largest, what, fix)
+            models.append(ModelRequest(entry.name, "zoo", name))
+    cache_dir = usable_cache_dir(
+        request.cache_dir or Path(config.suite.cache_dir or default_cache_dir())
+    )
+    planned = expand(config, models)
+
+    run_dir = RunDir.create(Path(config.suite.results_dir), config.suite.name)
+    run_dir.write_json(
+        RUN_FILE,
+        {
+            "run_id": run_dir.run_id,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "argv": sys.argv,
+            "profile": request.profile,
+            "config": config.model_dump(),
+            "models": [m.to_dict() for m in models],
+            "cache_dir": str(cache_dir),
+        },
+    )
+    if request.config_path.is_file():
+        shutil.copyfile(request.config_path, run_dir.path / SUITE_FILE)
+    run_dir.write_json(ENVIRONMENT_FILE, fingerprint())
+    return Run(run_dir, config, models, planned, cache_dir)
+
+
+def _check_user_model_flags(
+    request: RunRequest, overrides: dict[str, Any], shapes: bool, ranges: bool
+) -> None:
+    """The flags of a user model go with one of --onnx and --model, never with --models."""
+    if request.onnx and request.factory:
+        raise UserError("give either --onnx or --model, not both")
+    user_model = "--onnx" if request.onnx else "--model" if request.factory else None
+    if user_model and "models" in overrides.get("suite", {}):
+        raise UserError(f"give either --models or {user_model}, not both")
+    if request.inputs and not request.onnx:
+        raise UserError("--inputs applies to --onnx only: give the ONNX file with --onnx")
+    if not user_model and (shapes or ranges):
+        flag = "--shape" if shapes else "--input-range"
+        raise UserError(f"{flag} applies to --onnx or --model only")
+
+
+def usable_cache_dir(path: Path) -> Path:
+    """``path``, made if missing; UserError when it is a file or cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK | os.X_OK)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"cannot use {path} as the cache ({reason}): pass a writable folder with --cache-dir"
+        ) from None
+    if not writable:
+        raise UserError(
+            f"cannot write to the cache {path}: pass a writable folder with --cache-dir"
+        )
+    return path
+
+
+@dataclass
+class ResumeRequest:
+    """``run --resume``: the run folder, and what the user gives again on the command line."""
+
+    path: Path
+    onnx: Path | None = None
+    factory: str | None = None
+    cache_dir: Path | None = None
+    inputs: Path | None = None
+
+
+def resumed_run(request: ResumeRequest) -> Run:
+    """The run in ``request.path``, to finish the cells it has no result for.
+
+    A results folder is data, maybe someone else's: resuming imports no factory and reads
+    no file that its ``run.json`` names unless the user names the same one again
+    (``--model``, ``--onnx``, ``--inputs``), runs no program its options name, and writes
+    only to the run folder's own files and the current cache (``--cache-dir``, else the
+    default; never the stored one)."""
+    path = request.path
+    run_dir = RunDir.existing(path)
+    try:
+        stored = run_dir.read_json(RUN_FILE)
+        config = BenchConfig.model_validate(stored["config"])
+        models = [ModelRequest.from_dict(m) for m in stored["models"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # pydantic: ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path / RUN_FILE} is unreadable ({reason}): start a new run") from None
+    column = stored.get("fleet")
+    if isinstance(column, dict):
+        raise UserError(
+            f"{path} is one machine of the fleet run {path.parent}: finish that with "
+            f"python cli.py run --resume {path.parent} --cluster ADDRESS"
+        )
+    for model in models:
+        _check_named_again(model, request, path / RUN_FILE)
+    for name in config.suite.runtimes:
+        options = config.runtime.of(name) if name in RUNTIMES else None
+        for option in options.program_fields if options else ():
+            if getattr(options, option) is not None:
+                raise UserError(
+                    f"{path / RUN_FILE} sets runtime.{name}.{option}: resume runs no program "
+                    "a results folder names; start a new run from your suite file"
+                )
+    cache_dir = usable_cache_dir(request.cache_dir or default_cache_dir())
+    return Run(run_dir, config, models, expand(config, models), cache_dir, resumed=True)
+
+
+def _check_named_again(model: ModelRequest, request: ResumeRequest, source: Path) -> None:
+    """UserError unless the user model ``model`` is the one given again on the command
+    line; zoo models are the project's own and need nothing."""
+    if model.kind == "factory" and request.factory != model.ref:
+        raise UserError(
+            f"{source} names the factory {model.ref}: resume imports no code a results "
+            f"folder names; if you trust it, add --model {model.ref}"
+        )
+    if model.kind == "onnx":
+        given = request.onnx.resolve() if request.onnx else None
+        if given is None or str(given) != model.ref:
+            raise UserError(
+                f"{source} names the ONNX file {model.ref}: resume reads no file a results "
+                f"folder names; add --onnx {model.ref}"
+            )
+        given = request.inputs.resolve() if request.inputs else None
+        if model.inputs_file and (given is None or str(given) != model.inputs_file):
+            raise UserError(
+                f"{source} names the inputs {model.inputs_file}: resume reads no file a "
+                f"results folder names; add --inputs {model.inputs_file}"
+            )
+    if model.kind not in ("zoo", "factory", "onnx"):
+        raise UserError(f"{source} names a model of unknown kind '{model.kind}': start a new run")
+
+
+def _check_fits(specs: tuple[TensorSpec, ...], sizes: dict[str, int], what: str, fix: str) -> None:
+    """UserError when one request's inputs would not fit in this machine's memory (it
+    names a dynamic dimension with no size first, as ``--shape`` asks)."""
+    total = sum(
+        math.prod(spec.concrete_shape(sizes)) * np.dtype(spec.dtype).itemsize for spec in specs
+    )
+    memory = psutil.virtual_memory().total
+    if total > memory:
+        raise UserError(
+            f"{what} take {total / 2**30:,.1f} GiB a request, more than this machine's "
+            f"{memory / 2**30:,.1f} GiB: {fix}"
+        )
+
+
+def _onnx_suite(
+    path: Path, model: ModelRequest, data: dict[str, np.ndarray] | None
+) -> dict[str, Any]:
+    """Suite settings for a user ONNX file: every dynamic size must be given, the inputs
+    must fit in memory, and the batch of its cells is the first input's leading size."""
+    prepared = inspect_onnx(path, model.shapes, model.ranges, data)
+    _check_fits(prepared.inputs, {}, f"the inputs of {path.name}", "give smaller --shape sizes")
+    leading = prepared.inputs[0].shape[0] if prepared.inputs and prepared.inputs[0].shape else 1
+    return {"name": prepared.name, "batch_sizes": [int(leading)]}

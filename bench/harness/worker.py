@@ -1,0 +1,199 @@
+"""What runs inside a worker process: preparing a model, and measuring one cell.
+
+A cell's worker takes a typed ``CellJob`` and returns its ``Measured`` figures (see
+bench.harness.isolation). It imports only its own runtime: exports and reference outputs are
+files it reads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.core.cell import Cell
+from bench.core.job import CellJob
+from bench.core.memory import peak_rss_mb
+from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory
+from bench.core.settings import QuantizeConfig, RuntimeSettings
+from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
+from bench.harness.accuracy import cell_accuracy
+from bench.harness.isolation import enter_phase
+from bench.harness.plan import ModelRequest
+from bench.power import CellPower
+from exporters.reference import load_reference, reference_batches
+from exporters.source import module_loader
+from runtimes import get_runtime
+from runtimes.base import LoadOptions
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """A zoo or factory model to export (or find in the cache) for the suite's batch
+    sizes, with the suite's opset and seed."""
+
+    request: ModelRequest
+    batch_sizes: tuple[int, ...]
+    cache_dir: Path
+    opset: int
+    seed: int
+
+
+def prepare_model(job: ExportJob) -> PreparedModel:
+    """Export (or find in the cache) the zoo or factory model of ``job.request``."""
+    request = job.request
+    enter_phase("export")
+    if request.kind == "zoo":
+        from exporters.onnx_export import prepare_zoo_model
+
+        prepared = prepare_zoo_model(
+            request.ref, list(job.batch_sizes), job.cache_dir, opset=job.opset, seed=job.seed
+        )
+    else:
+        from exporters.onnx_export import prepare_factory_model
+
+        prepared = prepare_factory_model(
+            request.ref,
+            request.shapes,
+            list(job.batch_sizes),
+            job.cache_dir,
+            opset=job.opset,
+            seed=job.seed,
+            ranges=request.ranges,
+        )
+    prepared.name = request.name
+    return prepared
+
+
+@dataclass(frozen=True)
+class QuantizeJob:
+    """A prepared model to quantize into a QDQ copy in ``scheme``, calibrated as
+    ``settings`` say on ``data`` (the checked arrays of a calibration file) or generated
+    samples (``data`` None)."""
+
+    prepared: PreparedModel
+    scheme: str
+    settings: QuantizeConfig
+    data: dict[str, np.ndarray] | None
+    cache_dir: Path
+
+
+def quantize_model(job: QuantizeJob) -> Quantized:
+    """The QDQ copy of ``job.prepared`` (made, or found in the cache)."""
+    from exporters.quantize import quantize
+
+    enter_phase("quantize")
+    return quantize(job.prepared, job.scheme, job.settings, job.data, job.cache_dir)
+
+
+@dataclass(frozen=True)
+class ReferenceJob:
+    """A user ONNX file, as inspected, to make reference outputs for: ONNX Runtime on the
+    CPU, fed ``feeds`` (see exporters.onnx_reference)."""
+
+    prepared: PreparedModel
+    feeds: dict[str, np.ndarray]
+    cache_dir: Path
+
+
+def onnx_reference(job: ReferenceJob) -> PreparedModel:
+    """The file of ``job`` with its reference outputs (or the reason there are none)."""
+    from exporters.onnx_reference import with_ort_reference
+
+    enter_phase("reference")
+    return with_ort_reference(job.prepared, job.feeds, job.cache_dir)
+
+
+def measure_cell(job: CellJob) -> Measured:
+    """Build, load, check and time one cell."""
+    worker_start_s = time.time() - job.spawned_at
+    cell, model = job.cell, job.model
+    options = LoadOptions(
+        job.threads,
+        job.in_flight,
+        cell.scenario,
+        job.options,
+        cell.batch,
+        job.batch_sizes,
+        module_loader(model.source, model.seed),
+    )
+    runtime_class = get_runtime(cell.runtime)
+    enter_phase("import")
+    start = time.perf_counter()
+    runtime_class.import_framework()
+    import_s = time.perf_counter() - start
+    rss_after_import_mb = peak_rss_mb()
+    if cell.scenario == "train":
+        from bench.harness.train import measure_train
+
+        cold_start = ColdStart(worker_start_s=worker_start_s, import_s=import_s)
+        return measure_train(job, options, cold_start, rss_after_import_mb)
+    runtime = runtime_class()
+    enter_phase("build")
+    built = runtime.build(model, cell.target, options, job.cache_dir)
+    enter_phase("load")
+    start = time.perf_counter()
+    session = runtime.load(built, model, cell.target, options)
+    load_s = time.perf_counter() - start
+
+    feeds, reference = _inputs_and_reference(model, cell.batch)
+    enter_phase("first inference")
+    start = time.perf_counter()
+    outputs = session.infer(feeds)
+    first_inference_ms = (time.perf_counter() - start) * 1e3
+
+    warmup, measurement = job.measure.warmup_rule(), job.measure.measurement_rule()
+    enter_phase("timed loop")
+    with CellPower(job.power, cell.device) as power:
+        if cell.scenario == "latency":
+            loop = session.run_latency(feeds, warmup, measurement)
+        else:
+            loop = session.run_throughput(feeds, options.in_flight, warmup, measurement)
+    enter_phase("teardown")
+    device_metrics = session.device_metrics()
+    session.close()
+
+    return Measured.timed(
+        session.executed,
+        loop,
+        cell.batch,
+        job.measure.cv_threshold,
+        power.result(loop.start_ns, loop.end_ns, loop.completed, cell.batch),
+        memory=Memory(after_import_mb=rss_after_import_mb, peak_rss_mb=peak_rss_mb()),
+        cold_start=ColdStart(
+            worker_start_s=worker_start_s,
+            import_s=import_s,
+            export_s=model.export_s,
+            export_cache_hit=model.cache_hit,
+            build_s=built.build_s,
+            build_cache_hit=built.cache_hit,
+            load_s=load_s,
+            first_inference_ms=first_inference_ms,
+            **_calibration(model, cell, job.options),
+        ),
+        device_metrics=DeviceMetrics.of(device_metrics, loop),
+        accuracy=cell_accuracy(model, outputs, reference, cell.precision),
+        notes=[*model.notes, *built.notes],
+    )
+
+
+def _inputs_and_reference(
+    model: PreparedModel, batch: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """The stored inputs for ``batch`` and the reference outputs on them (None where the
+    file holds inputs alone); without a stored batch, seeded inputs and no reference."""
+    if model.reference is not None and batch in reference_batches(model.reference):
+        feeds, reference = load_reference(model.reference, batch)
+        return feeds, reference or None
+    sizes = {BATCH: batch} if model.source else {}
+    return make_inputs(model.inputs, sizes, model.seed), None
+
+
+def _calibration(model: PreparedModel, cell: Cell, options: RuntimeSettings) -> dict:
+    """An int8 cell's calibration cost (what quantizing adds to a cold run)."""
+    if cell.precision != "int8":
+        return {}
+    quantized = get_runtime(cell.runtime).quantized(model, cell.target, options)  # it ran
+    return {"calibrate_s": quantized.calibrate_s, "calibrate_cache_hit": quantized.cache_hit}
