@@ -449,59 +449,18 @@ def _add_report(commands: Any) -> None:
     report.set_defaults(handler=_report)
 
 
-_SUITE_FLAGS = {
-    "models": "models",
-    "runtimes": "runtimes",
-    "devices": "devices",
-    "precisions": "precisions",
-    "batch_sizes": "batch_sizes",
-    "scenarios": "scenarios",
-    "threads": "threads",
-    "in_flight": "in_flight",
-    "cell_timeout": "cell_timeout_s",
-    "export_timeout": "export_timeout_s",
-    "power": "power",
-    "repeat": "repeat",
-    "results_dir": "results_dir",
-    "name": "name",
-}
-"""``run`` flags that override ``[suite]`` keys of the suite file."""
-
-
-_QUANTIZE_FLAGS = {
-    "calibration_data": "calibration_data",
-    "calibration_samples": "calibration_samples",
-    "quantize_method": "method",
-}
-"""``run`` flags that override ``[quantize]`` keys."""
-
-_CLUSTER_FLAGS = {"cluster": "address", "fleet": "plan", "nodes": "nodes", "per_gpu": "per_gpu"}
-"""``run`` flags that override ``[cluster]`` keys."""
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = {}
-    tables = (("suite", _SUITE_FLAGS), ("quantize", _QUANTIZE_FLAGS), ("cluster", _CLUSTER_FLAGS))
-    for table, names in tables:
-        given = {
-            key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None
-        }
-        if given:
-            overrides[table] = given
-    return overrides
-
-
 def _check_resume_flags(
     args: argparse.Namespace, config_allowed: bool = False, nodes_allowed: bool = False
 ) -> None:
     """``--resume`` finishes a run as it was set up: a flag that would change it is an
     error, not silently dropped (``--config`` may name the ``[hosts]`` of ``--host``)."""
     from bench.core.errors import UserError
+    from bench.harness.overrides import OVERRIDES
 
     given = [
-        f"--{name.replace('_', '-')}"
-        for name in (*_SUITE_FLAGS, *_QUANTIZE_FLAGS)
-        if getattr(args, name) is not None
+        override.flag
+        for override in OVERRIDES
+        if override.table != "cluster" and getattr(args, override.dest) is not None
     ]
     given += [
         flag
@@ -580,11 +539,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_request(args: argparse.Namespace) -> Any:
     from bench.harness import start
+    from bench.harness.overrides import overrides_from
 
     return start.RunRequest(
         config_path=args.config,
         profile=args.profile,
-        overrides=_overrides(args),
+        overrides=overrides_from(vars(args)),
         onnx=args.onnx,
         factory=args.factory,
         shapes=args.shape,

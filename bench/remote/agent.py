@@ -22,29 +22,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from bench.core.errors import UserError
+from bench.harness.overrides import flags_for
 from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.harness.start import RunRequest
 from bench.remote.hosts import Host
 from bench.remote.probe import Device
 from bench.remote.ssh import ConnectionLost, RemoteError, Ssh
 
-SUITE_FLAGS = {
-    "name": "--name",
-    "models": "--models",
-    "runtimes": "--runtimes",
-    "devices": "--devices",
-    "precisions": "--precisions",
-    "batch_sizes": "--batch-sizes",
-    "scenarios": "--scenarios",
-    "threads": "--threads",
-    "in_flight": "--in-flight",
-    "cell_timeout_s": "--cell-timeout",
-    "export_timeout_s": "--export-timeout",
-    "power": "--power",
-    "repeat": "--repeat",
-}
-"""``[suite]`` keys and the ``run`` flag that sets each on the device."""
-QUANTIZE_FLAGS = {"calibration_samples": "--calibration-samples", "method": "--quantize-method"}
+_HERE = ("suite.results_dir", "quantize.calibration_data")
+"""Keys whose value names a path on this machine: the device's run keeps its own results
+folder, and the calibration file is copied over."""
 _RUN_DIR = re.compile(r"^run directory: (\S.*)$")
 
 
@@ -104,15 +91,10 @@ def _flags(request: RunRequest, files: Path, stage: str) -> list[str]:
     """The ``run`` flags that reproduce ``request`` on the device (user files copied into
     ``files``, which lands in ``stage``)."""
     flags = ["--profile", request.profile] if request.profile else []
-    for key, value in request.overrides.get("suite", {}).items():
-        if key in SUITE_FLAGS:
-            text = ";".join(value) if key == "devices" else _text(value)
-            flags += [SUITE_FLAGS[key], text]
-    for key, value in request.overrides.get("quantize", {}).items():
-        if key in QUANTIZE_FLAGS:
-            flags += [QUANTIZE_FLAGS[key], _text(value)]
-        elif key == "calibration_data":
-            flags += ["--calibration-data", _copied(Path(value), files, stage)]
+    flags += flags_for({t: request.overrides.get(t, {}) for t in ("suite", "quantize")}, _HERE)
+    calibration = request.overrides.get("quantize", {}).get("calibration_data")
+    if calibration is not None:
+        flags += ["--calibration-data", _copied(Path(calibration), files, stage)]
     if request.onnx:
         flags += ["--onnx", _copied(request.onnx, files, stage)]
     if request.inputs:
@@ -124,10 +106,6 @@ def _flags(request: RunRequest, files: Path, stage: str) -> list[str]:
     for value_range in request.ranges:
         flags += ["--input-range", value_range]
     return flags
-
-
-def _text(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _copied(path: Path, files: Path, stage: str) -> str:
