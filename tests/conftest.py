@@ -3,6 +3,7 @@ real OpenSSH servers on 127.0.0.1 for the remote-device tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,8 +15,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An export cache shared by every test of the session (never the user's own cache)."""
-    return tmp_path_factory.mktemp("export-cache")
+    """An export cache shared by every test of the session (never the user's own cache),
+    and by every pytest-xdist worker of it: each cache entry is made under its own lock."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # <basetemp>/popen-gwN: share the parent
+        root = root.parent
+    path = root / "export-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture

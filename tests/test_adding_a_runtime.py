@@ -81,6 +81,7 @@ def test_the_registry_entry_is_the_only_change(checkout: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_a_new_runtime_runs_beside_the_others(checkout: Path, cache_dir: Path) -> None:
     proc = run(checkout, SUITE, cache_dir)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

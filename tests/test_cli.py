@@ -28,6 +28,8 @@ from bench.harness.config import BenchConfig
 from exporters.zoo import ZOO
 from runtimes import RUNTIMES
 
+pytestmark = pytest.mark.e2e
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from test_cli import FIXTURES, REPO_ROOT, _env, explain, records_of, run_dirs, write_suite
 
+pytestmark = pytest.mark.e2e
+
 REPEAT = 5
 MEASURE = {"warmup_s": 0.1, "warmup_min_iters": 5, "min_duration_s": 0.3, "min_iters": 20}
 SLOWDOWN = 1.0

@@ -17,6 +17,8 @@ from tests.fixtures.edge.devices import device_path
 from tests.fixtures.edge.host import start_edge_host
 from tests.fixtures.edge.myriad import BENCHMARK_APP
 
+pytestmark = pytest.mark.e2e
+
 
 def _records(results: Path) -> dict[str, dict]:
     (run,) = results.iterdir()

@@ -25,6 +25,8 @@ from tests.fixtures.edge.devices import device_path, make_device
 from tests.fixtures.edge.host import MEASURE, EdgeHost, start_edge_host
 from tests.fixtures.processes import start_cli
 
+pytestmark = pytest.mark.e2e
+
 TINY = 'models = ["mlp"]\nruntimes = ["tensorrt"]\ndevices = ["cuda:0"]\n'
 GPU_CELL = "mlp/tensorrt/cuda:0/{}/b1/latency"
 LONG_MEASURE = MEASURE.replace("min_duration_s = 0.3", "min_duration_s = 1.5")

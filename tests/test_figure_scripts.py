@@ -13,6 +13,8 @@ from fixtures.onnx_models import dynamic_relu
 from fixtures.ray_cluster import require_ray
 from fixtures.scripts import run_script
 
+pytestmark = pytest.mark.e2e
+
 TINY_SUITE = """[suite]
 name = "tiny"
 models = ["mlp"]
@@ -56,7 +58,12 @@ SCRIPTS = {
 }
 
 
-@pytest.mark.parametrize("script", list(SCRIPTS))
+RAY = pytest.mark.xdist_group("ray")  # one Ray test at a time under pytest -n
+
+
+@pytest.mark.parametrize(
+    "script", [pytest.param(s, marks=RAY) if s == "fleet_overhead" else s for s in SCRIPTS]
+)
 def test_a_figure_script_runs_at_tiny_settings(
     script: str, tmp_path: Path, cache_dir: Path
 ) -> None:

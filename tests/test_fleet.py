@@ -25,6 +25,8 @@ from bench.fleet.cluster import Node
 from bench.fleet.dispatch import NODE_LOST, resources
 from bench.harness.results import FLEET_FILE, fleet_columns
 
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ray")]  # one Ray test at a time
+
 SUITE = {
     "models": ["mlp"],
     "runtimes": ["onnxruntime"],

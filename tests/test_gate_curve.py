@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fixtures.scripts import run_script
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_script_measures_pools_and_prints_the_curve(tmp_path: Path, cache_dir: Path) -> None:

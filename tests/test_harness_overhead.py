@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "harness_overhead.py"
 
 

@@ -22,6 +22,8 @@ from bench.harness.repetitions import merged
 from bench.harness.results import read_records
 from bench.views.speedup import speedups
 
+pytestmark = pytest.mark.e2e
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 

@@ -128,6 +128,7 @@ def _hw(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_cli_hw_writes_a_results_directory(tmp_path: Path) -> None:
     proc = _hw(
         "--devices",
@@ -152,6 +153,7 @@ def test_cli_hw_writes_a_results_directory(tmp_path: Path) -> None:
     assert "STREAM" in proc.stdout and "TF32 is an NVIDIA" in proc.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(cuda_device_count() > 0, reason="this machine has a CUDA device")
 def test_cli_hw_on_an_absent_gpu_says_so_and_does_not_fail(tmp_path: Path) -> None:
     proc = _hw("--devices", "cuda", "--results-dir", tmp_path)

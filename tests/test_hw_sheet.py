@@ -138,6 +138,7 @@ def test_published_files_name_their_source() -> None:
     assert len(rows) == 30 and {r["model"] for r in rows} == {"vgg16", "resnet152", "densenet161"}
 
 
+@pytest.mark.e2e
 def test_cli_hw_in_a_pipe_prints_a_line_per_figure_and_records_a_capped_size(
     tmp_path: Path,
 ) -> None:

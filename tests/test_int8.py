@@ -114,6 +114,7 @@ def records(results: Path) -> dict[str, dict]:
     return {r["key"]: r for r in map(json.loads, lines)}
 
 
+@pytest.mark.e2e
 def test_int8_cells_run_the_qdq_copy_and_read_back_what_ran(
     tmp_path: Path, cache_dir: Path
 ) -> None:

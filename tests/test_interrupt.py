@@ -33,7 +33,10 @@ MODES = {  # name: (signal, to the whole process group, the run's exit code)
     "kill": (signal.SIGKILL, False, -signal.SIGKILL),
 }
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals"),
+]
 
 
 def _start_run() -> subprocess.Popen:

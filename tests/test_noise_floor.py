@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fixtures.scripts import run_script
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_script_compares_runs_of_one_build(tmp_path: Path, cache_dir: Path) -> None:

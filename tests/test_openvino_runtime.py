@@ -195,6 +195,7 @@ def test_importing_runtimes_does_not_import_openvino() -> None:
     assert out.stdout.decode().strip() == "False", out.stderr.decode()
 
 
+@pytest.mark.e2e
 def test_cli_runs_openvino_cells(tmp_path: Path, cache_dir: Path) -> None:
     config = tmp_path / "bench.toml"
     config.write_text(

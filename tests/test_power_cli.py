@@ -14,6 +14,8 @@ from bench.core.record import CellRecord
 from bench.power import available_sources
 from bench.views.report import summary_markdown
 
+pytestmark = pytest.mark.e2e
+
 HERE = available_sources()
 
 

@@ -280,6 +280,7 @@ def test_a_power_mode_is_another_machine() -> None:
     assert machine_id({"cpu": {"model": "x"}}) == machine_id({"cpu": {"model": "x"}, "power": {}})
 
 
+@pytest.mark.e2e
 def test_the_export_bundle_runs_on_tensorrt_8_2(tmp_path: Path, cache_dir: Path, capsys) -> None:
     """``cli.py export`` for TensorRT 8.2: opset 13, and its commands.sh runs as written
     under the stand-in trtexec of JetPack 4.6 (which refuses what 8.2 lacks), its

@@ -39,6 +39,8 @@ from bench.core.timing import LoopRecord
 from bench.harness.config import config_from_dict
 from bench.harness.isolation import WorkerOutcome
 
+pytestmark = pytest.mark.e2e
+
 
 def test_a_hanging_export_ends_at_the_export_timeout(tmp_path: Path, cache_dir: Path) -> None:
     start = time.monotonic()

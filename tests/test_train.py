@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.core.cell import Cell, Target
@@ -114,6 +115,7 @@ def test_a_train_cell_takes_one_step_at_a_time_with_every_thread() -> None:
     assert (load.threads, load.in_flight) == (4, 1)
 
 
+@pytest.mark.e2e
 def test_cli_runs_a_lenet5_train_cell(tmp_path: Path, cache_dir: Path) -> None:
     suite = tmp_path / "suite.toml"
     suite.write_text(
