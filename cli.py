@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hw result for the roofline (default: a matching one in the results dir)",
     )
     run.add_argument("--name", help="the suite's name (names the run folder)")
+    run.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="where the cells are measured, by its registry name (default: local; --host "
+        "and --cluster choose theirs)",
+    )
     _add_edge_flags(run)
     _add_fleet_flags(run)
     run.set_defaults(handler=_run)
@@ -493,48 +499,48 @@ def _console():  # noqa: ANN202 - rich is imported only when a command prints
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.commands import run as run_command
+    from bench.commands.run import Display, resume_command, run_command
     from bench.core.errors import UserError
-    from bench.fleet import driver as fleet_driver
     from bench.harness import start
+    from bench.harness.executor import Target
     from bench.views.roofline import check_hw_dirs
-    from bench.views.run_report import show_roofline
 
     console = _console()
     check_hw_dirs(args.hw)
-    if args.host:
-        if args.cluster or args.fleet or args.nodes or args.per_gpu:
-            raise UserError("--host runs on one device over SSH: drop the --cluster flags")
-        return _run_on_host(args, console)
+    cluster_flags = [
+        f"--{f.replace('_', '-')}" for f in ("fleet", "nodes", "per_gpu") if getattr(args, f)
+    ]
+    if args.host and (args.cluster or cluster_flags or args.executor):
+        raise UserError("--host runs on one device over SSH: drop the --cluster flags")
     for flag in ("remote_mode", "power_modes", "jetson_clocks"):
-        if getattr(args, flag) is not None:
+        if getattr(args, flag) is not None and not args.host:
             raise UserError(f"--{flag.replace('_', '-')} needs --host (a device over SSH)")
-    if args.resume and fleet_driver.is_fleet_run(args.resume):
-        return _resume_fleet(args, console)
-    if not args.resume and fleet_driver.cluster_settings(_run_request(args)).address:
-        return _run_on_cluster(args, console)
-    for flag in ("fleet", "nodes", "per_gpu"):
-        if getattr(args, flag) is not None:
-            raise UserError(f"--{flag.replace('_', '-')} needs --cluster (a Ray cluster)")
-    if args.resume:
-        _check_resume_flags(args)
-        run = start.resumed_run(
-            start.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
-        )
-        if args.cluster:
-            raise UserError(f"{args.resume} was not run on a cluster: drop --cluster")
-    else:
-        run = start.new_run(_run_request(args))
+    target = Target(
+        executor=args.executor,
+        host=args.host,
+        remote_mode=args.remote_mode,
+        cluster=args.cluster,
+        nodes=tuple(args.nodes or ()),
+        config_path=args.config,
+        power_modes=tuple(str(mode) for mode in args.power_modes or ()),
+        clocks=tuple(args.jetson_clocks or ()),
+        cluster_flags=tuple(cluster_flags),
+    )
+    display = Display(not args.no_progress, tuple(args.hw))
     try:
-        code = run_command.execute(run, console, not args.no_progress, tuple(args.hw))
-    except KeyboardInterrupt:
-        console.print(
-            f"\ninterrupted: every finished cell is kept in {run.run_dir.path}; "
-            f"finish with: python cli.py run --resume {run.run_dir.path}"
-        )
+        if args.resume:
+            if args.host and (args.power_modes or args.jetson_clocks):
+                raise UserError("--resume finishes one run: drop --power-modes and --jetson-clocks")
+            _check_resume_flags(args, config_allowed=bool(args.host), nodes_allowed=True)
+            if args.nodes and start.executor_of(args.resume) != "ray":
+                _check_resume_flags(args, config_allowed=bool(args.host))
+            request = start.ResumeRequest(
+                args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
+            )
+            return resume_command(request, target, console, display)
+        return run_command(_run_request(args), target, console, display)
+    except KeyboardInterrupt:  # what was kept, and how to go on, is said where it happened
         return 130
-    show_roofline(run.run_dir.path, args.hw, console)
-    return code
 
 
 def _run_request(args: argparse.Namespace) -> Any:
@@ -552,63 +558,6 @@ def _run_request(args: argparse.Namespace) -> Any:
         inputs=args.inputs,
         cache_dir=args.cache_dir,
     )
-
-
-def _run_on_cluster(args: argparse.Namespace, console: Any) -> int:
-    from bench.fleet.driver import FleetRequest, fleet_run
-
-    request = FleetRequest(_run_request(args), not args.no_progress, tuple(args.hw))
-    try:
-        return fleet_run(request, console)
-    except KeyboardInterrupt:  # what was kept, and how to go on, is said where it happened
-        return 130
-
-
-def _resume_fleet(args: argparse.Namespace, console: Any) -> int:
-    from bench.fleet.driver import fleet_resume
-    from bench.harness import start
-
-    _check_resume_flags(args, nodes_allowed=True)
-    request = start.ResumeRequest(args.resume, args.onnx, args.factory, args.cache_dir, args.inputs)
-    progress, hw = not args.no_progress, tuple(args.hw)
-    try:
-        return fleet_resume(request, args.cluster, args.nodes or [], console, progress, hw)
-    except KeyboardInterrupt:
-        return 130
-
-
-def _run_on_host(args: argparse.Namespace, console: Any) -> int:
-    from bench.commands import edge
-    from bench.core.errors import UserError
-    from bench.harness import start
-    from bench.remote.hosts import resolve_host
-
-    host = resolve_host(args.host, args.config, args.remote_mode)
-    if args.resume:
-        if args.power_modes or args.jetson_clocks:
-            raise UserError("--resume finishes one run: drop --power-modes and --jetson-clocks")
-        _check_resume_flags(args, config_allowed=True)  # --config names the hosts
-        request = start.ResumeRequest(
-            args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
-        )
-        try:
-            return edge.edge_resume(request, host, console, not args.no_progress)
-        except KeyboardInterrupt:
-            console.print(f"interrupted: finish with: {host.resume_hint(args.resume)}")
-            return 130
-    edge_request = edge.EdgeRequest(
-        _run_request(args),
-        host,
-        [str(mode) for mode in args.power_modes or []],
-        args.jetson_clocks or [],
-        not args.no_progress,
-        tuple(args.hw),
-    )
-    try:
-        return edge.edge_run(edge_request, console)
-    except KeyboardInterrupt:  # what was kept, and how to go on, is said where it happened
-        console.print(f"interrupted: what ran on {host.name} was stopped")
-        return 130
 
 
 def _list(args: argparse.Namespace) -> int:

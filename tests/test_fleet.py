@@ -264,7 +264,8 @@ def test_per_gpu_runs_one_cell_per_gpu_and_whole_node_cells_alone(fleet: LocalFl
 
     from bench.core.record import CellRecord
     from bench.fleet.cluster import live_nodes
-    from bench.fleet.dispatch import Column, Dispatch, Pending
+    from bench.fleet.dispatch import Dispatch, Machine, Pending
+    from bench.harness.executor import Column
     from bench.harness.results import RunDir
 
     fleet.add("gpus", num_cpus=2, num_gpus=2)
@@ -279,7 +280,7 @@ def test_per_gpu_runs_one_cell_per_gpu_and_whole_node_cells_alone(fleet: LocalFl
             gpus = ",".join(str(g) for g in ray.get_gpu_ids())
             return CellRecord.new("r", cell, "ok", f"{start} {time.time()} {gpus}").to_dict()
 
-        def submit(pending, column, where, asked):  # noqa: ANN001, ANN202
+        def submit(pending, where, asked):  # noqa: ANN001, ANN202
             strategy = NodeAffinitySchedulingStrategy(where.id, soft=False)
             return body.options(scheduling_strategy=strategy, **asked).remote(pending.cell)
 
@@ -289,16 +290,13 @@ def test_per_gpu_runs_one_cell_per_gpu_and_whole_node_cells_alone(fleet: LocalFl
                 Cell("m", "pytorch", d, "fp32", b, "latency")
                 for d, b in (("cuda", 1), ("cuda", 2), ("cpu", 1))
             ]
-            column = Column(
-                "gpus", RunDir(folder), [node], [Pending(c, 0, frozenset({node.id})) for c in cells]
-            )
+            pending = [Pending(c, 0, frozenset({node.id})) for c in cells]
+            machine = Machine("gpus", Column(RunDir(folder), []), [node], pending)
             got: dict[str, tuple[float, float, str]] = {}
-
-            def ended(_column, record):  # noqa: ANN001, ANN202
+            dispatch = Dispatch("r", [machine], submit, per_gpu, lambda *a: None, lambda n: None)
+            for _column, record in dispatch.records():
                 start, end, gpus = (record.reason.split(" ") + [""])[:3]
                 got[f"{record.cell.device}/b{record.cell.batch}"] = (float(start), float(end), gpus)
-
-            Dispatch("r", [column], submit, per_gpu, lambda *a: None, ended, lambda n: None).run()
             return got
 
         def overlap(a: tuple, b: tuple) -> bool:

@@ -1,49 +1,49 @@
-"""``cli.py run`` on this machine: execute a started or resumed run (bench.harness.start),
-then write and print its report (bench.views.run_report)."""
+"""``cli.py run``: a suite measured by one executor (bench.commands.executors), then its
+report written and printed. ``--resume`` comes back to the executor run.json names: one
+path for every executor."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
-from pathlib import Path
-
 from rich.console import Console
 
-from bench.core.errors import UserError
-from bench.harness.environment import local_end_state
-from bench.harness.results import ENVIRONMENT_FILE
-from bench.harness.runner import Measurer, run_suite
-from bench.harness.start import Run
-from bench.views.run_report import finish
+from bench.commands.execution import Display, execute, measured
+from bench.commands.executors import get_executor
+from bench.harness.executor import Target
+from bench.harness.start import (
+    ResumeRequest,
+    RunRequest,
+    executor_of,
+    resumed_run,
+    settle,
+)
 
 
-def execute(
-    run: Run,
-    console: Console,
-    show_progress: bool = True,
-    hw_dirs: tuple[Path, ...] = (),
-    measurer: Measurer | None = None,
-    end_state: Callable[[Path], tuple[list[str], list[str]]] = local_end_state,
+def run_command(request: RunRequest, target: Target, console: Console, display: Display) -> int:
+    """Read the suite once, then measure it where ``target`` says; the exit code (0: no
+    cell failed, crashed or timed out; 1: some did)."""
+    setup = settle(request)
+    if target.host:  # a device over SSH: its mode is known once it answers
+        from bench.commands.edge import edge_run
+
+        return edge_run(setup, target, console, display)
+    name = target.executor or ("ray" if setup.config.cluster.address else "local")
+    executor_class = get_executor(name)
+    executor_class.check_target(target, None)
+    with executor_class.opened(target, setup.config, console) as executor:
+        return execute(setup, executor, console, display)[1]
+
+
+def resume_command(
+    request: ResumeRequest, target: Target, console: Console, display: Display
 ) -> int:
-    """Run the missing cells (each by ``measurer``, default: in a worker here), write
-    report.md and report.html (its roofline from ``hw_dirs``, else a matching ``hw``
-    result beside the run), print the summary. ``end_state`` says how the measured
-    machine's power state changed and why it was not quiet. Exit code: 0 when no cell
-    failed, crashed or timed out, else 1."""
-    try:
-        run_suite(
-            run.config,
-            run.models,
-            run.planned,
-            run.run_dir,
-            run.cache_dir,
-            console,
-            show_progress,
-            measurer,
-        )
-    except UserError:
-        if not run.resumed and not run.run_dir.records():  # leave no empty new run behind
-            shutil.rmtree(run.run_dir.path)
-        raise
-    power_changes, noise = end_state(run.run_dir.path / ENVIRONMENT_FILE)
-    return finish(run, console, hw_dirs, power_changes, noise)
+    """Finish the run in ``request.path`` on the executor that began it (its target
+    given again: resume connects to nothing a results folder names)."""
+    name = executor_of(request.path)
+    executor_class = get_executor(name)
+    executor_class.check_target(target, request.path)
+    if executor_class.hands_over:
+        with executor_class.opened(target, None, console) as executor:
+            return executor.hand_over_resume(request.path, console)
+    run = resumed_run(request)
+    with executor_class.opened(target, run.config, console) as executor:
+        return measured(run, executor, console, display)

@@ -12,14 +12,14 @@ slower, or lost, holds no queue of cells.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.core.cell import Cell
 from bench.core.record import CellRecord
 from bench.fleet.cluster import Node, first_line, ray_module
-from bench.harness.results import RunDir
+from bench.harness.executor import Column
 
 NODE_LOST = "node lost"
 """How a cell whose node left the cluster mid-cell begins its reason."""
@@ -45,17 +45,16 @@ class Pending:
     repetition: int
     nodes: frozenset[str]
     model: Any = None
-    """The prepared model as this cell must see it, where it differs from the run's (the
-    first int8 cell of a scheme carries what calibrating cost)."""
+    """The prepared model as this cell must see it (bench.harness.executor.Todo)."""
 
 
 @dataclass
-class Column:
-    """One column of the fleet run: a run folder of its own (one machine), the nodes
-    that measure its cells, and the cells left."""
+class Machine:
+    """One machine column of the fleet run: its column (a run folder of its own), the
+    nodes that measure its cells, and the cells left."""
 
     name: str
-    run_dir: RunDir
+    column: Column
     nodes: list[Node]
     todo: list[Pending] = field(default_factory=list)
 
@@ -64,7 +63,7 @@ class Column:
 class Flight:
     """A cell handed to a node, not ended yet."""
 
-    column: Column
+    machine: Machine
     node: Node
     pending: Pending
     whole_node: bool
@@ -84,37 +83,36 @@ def resources(node: Node, cell: Cell, per_gpu: bool) -> dict[str, float]:
     return {"num_cpus": node.cpus, "num_gpus": node.gpus}
 
 
-Submit = Callable[[Pending, Column, Node, dict[str, float]], Any]
+Submit = Callable[[Pending, Node, dict[str, float]], Any]
 """Start a cell on a node with these resources; its ObjectRef (of a record dict)."""
 
 
 class Dispatch:
-    """The loop: keep each node busy with its column's next cell, take each record back
-    as it ends (``on_record``), and say when a node is lost (``on_lost``)."""
+    """Keep each node busy with its machine's next cell, yield each record as it ends
+    (``records``), and say when a node is lost (``on_lost``)."""
 
     def __init__(
         self,
         run_id: str,
-        columns: list[Column],
+        machines: list[Machine],
         submit: Submit,
         per_gpu: bool,
-        on_start: Callable[[Column, Pending, Node], None],
-        on_record: Callable[[Column, CellRecord], None],
+        on_start: Callable[[Machine, Pending, Node], None],
         on_lost: Callable[[Node], None],
     ) -> None:
         self.run_id = run_id
-        self.columns = columns
+        self.machines = machines
         self.submit = submit
         self.per_gpu = per_gpu
         self.on_start = on_start
-        self.on_record = on_record
         self.on_lost = on_lost
         self.lost: set[str] = set()
 
-    def run(self) -> None:
-        """Until every cell has ended or has no live node left to run it. On
-        KeyboardInterrupt every cell in flight is cancelled (its Ray worker killed, and
-        with it the cell's own worker process) before the interrupt goes on."""
+    def records(self) -> Iterator[tuple[Column, CellRecord]]:
+        """Each cell's column and record as it ends, until every cell has ended or has no
+        live node left to run it. On KeyboardInterrupt every cell in flight is cancelled
+        (its Ray worker killed, and with it the cell's own worker process) before the
+        interrupt goes on."""
         ray = ray_module()
         flights: dict[Any, Flight] = {}
         try:
@@ -124,31 +122,31 @@ class Dispatch:
                     return
                 ready, _ = ray.wait(list(flights), num_returns=1)
                 flight = flights.pop(ready[0])
-                self.on_record(flight.column, self._outcome(ready[0], flight))
+                yield flight.machine.column, self._outcome(ready[0], flight)
         except KeyboardInterrupt:
             for ref in flights:
                 ray.cancel(ref, force=True)
             raise
 
     def _fill(self, flights: dict[Any, Flight]) -> None:
-        for column in self.columns:
-            for node in column.nodes:
-                while node.id not in self.lost and (pick := self._next(column, node, flights)):
+        for machine in self.machines:
+            for node in machine.nodes:
+                while node.id not in self.lost and (pick := self._next(machine, node, flights)):
                     pending, asked, whole = pick
-                    column.todo.remove(pending)
-                    self.on_start(column, pending, node)
-                    ref = self.submit(pending, column, node, asked)
-                    flights[ref] = Flight(column, node, pending, whole)
+                    machine.todo.remove(pending)
+                    self.on_start(machine, pending, node)
+                    ref = self.submit(pending, node, asked)
+                    flights[ref] = Flight(machine, node, pending, whole)
 
     def _next(
-        self, column: Column, node: Node, flights: dict[Any, Flight]
+        self, machine: Machine, node: Node, flights: dict[Any, Flight]
     ) -> tuple[Pending, dict[str, float], bool] | None:
-        """The column's first cell this node can run and has room for now, the resources
+        """The machine's first cell this node can run and has room for now, the resources
         it asks, and whether they are the whole node."""
         here = [f for f in flights.values() if f.node.id == node.id]
         if any(f.whole_node for f in here):
             return None
-        for pending in column.todo:
+        for pending in machine.todo:
             if node.id not in pending.nodes:
                 continue
             asked = resources(node, pending.cell, self.per_gpu)

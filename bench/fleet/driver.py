@@ -1,9 +1,11 @@
-"""``run --cluster``: one suite on a Ray cluster's nodes, written as one results folder.
+"""``run --cluster``: one suite on a Ray cluster's nodes, written as one results folder
+(the ``ray`` executor).
 
 The driver (this process) joins the cluster, probes each node (its fingerprint, its
 deploybench, which cells its runtimes serve), refuses a node that runs another
 deploybench, exports each model once and puts its files in Ray's object store, then hands
-cells to nodes (bench.fleet.dispatch) and appends each record as it comes back.
+cells to nodes (bench.fleet.dispatch); the one loop (bench.harness.runner) appends each
+record as it comes back.
 
 The folder: ``fleet.json`` (address, plan, nodes, columns), ``controller.json`` (this
 machine), ``nodes/<node>/environment.json`` (each node as probed), and one ordinary run
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
+import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,6 @@ from rich.console import Console
 
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
-from bench.core.spec import PreparedModel
 from bench.fleet import node as on_node
 from bench.fleet.cluster import (
     Node,
@@ -39,12 +40,13 @@ from bench.fleet.cluster import (
     pinned,
     ray_module,
 )
-from bench.fleet.dispatch import NODE_LOST, Column, Dispatch, Pending, on_one_gpu, run_again
-from bench.fleet.progress import fleet_progress
-from bench.fleet.shipping import Unit, ship
-from bench.harness.config import BenchConfig, ClusterConfig, load_config
+from bench.fleet.dispatch import NODE_LOST, Dispatch, Machine, Pending, on_one_gpu, run_again
+from bench.fleet.shipping import ship
+from bench.harness.config import BenchConfig, ClusterConfig
 from bench.harness.environment import fingerprint, machine_id, machine_label
+from bench.harness.executor import Column, Executor, Target, Todo
 from bench.harness.plan import ModelRequest, PlannedCell
+from bench.harness.progress import Progress
 from bench.harness.results import (
     ENVIRONMENT_FILE,
     FLEET_FILE,
@@ -55,10 +57,9 @@ from bench.harness.results import (
     RunDir,
     fleet_columns,
 )
-from bench.harness.runner import ExportFailed, ended_early, prepare, repetition_label
-from bench.harness.start import ResumeRequest, Run, RunRequest, new_run, resumed_run
+from bench.harness.runner import repetition_label
+from bench.harness.start import Run
 from bench.views.machines_report import machines_report
-from bench.views.run_report import finish
 
 PROBE_TIMEOUT_S = 300.0
 """How long a node may take to answer its probe (its first Ray worker starts and
@@ -66,23 +67,209 @@ imports deploybench)."""
 CONTROLLER_FILE = "controller.json"
 
 
-@dataclass
-class FleetRequest:
-    """``run --cluster`` (or a suite file's ``[cluster]``): the run as asked."""
+class RayExecutor(Executor):
+    """A Ray cluster's nodes, one machine column each (``--fleet compare``) or one
+    column of nodes alike (``--fleet shard``), many cells at once."""
 
-    run: RunRequest
-    show_progress: bool = True
-    hw_dirs: tuple[Path, ...] = ()
+    name = "ray"
+    stops = "the cells in flight were stopped on their nodes"
 
+    def __init__(self, target: Target, config: BenchConfig, console: Console) -> None:
+        self.given = target  # what --resume joins: only what the user gives again
+        self.address = target.cluster or config.cluster.address
+        self.wanted = list(target.nodes) or config.cluster.nodes
+        self.console = console
+        self.cluster = config.cluster
+        self.joined = False
+        self.machines: list[Machine] = []
+        self.runners: dict[tuple[str | None, str], frozenset[str]] = {}
+        self.lost: set[str] = set()
+        self.nodes: list[Node] = []
+        self.per_gpu = config.cluster.per_gpu
 
-def cluster_settings(request: RunRequest) -> ClusterConfig:
-    """The ``[cluster]`` settings of the run, with the command line's over the file's."""
-    return load_config(request.config_path, request.profile, request.overrides).cluster
+    @classmethod
+    def check_target(cls, target: Target, resumed: Path | None) -> None:
+        if target.host:
+            raise UserError("--host runs on one device over SSH: drop the --cluster flags")
 
+    @classmethod
+    @contextmanager
+    def opened(
+        cls, target: Target, config: BenchConfig | None, console: Console
+    ) -> Iterator[Executor]:
+        """The cluster at ``--cluster`` (else the suite's ``[cluster] address``), joined
+        once there are cells to measure, and left at the end."""
+        assert config is not None
+        executor = cls(target, config, console)
+        try:
+            yield executor
+        finally:
+            if executor.joined:
+                leave()
 
-def is_fleet_run(path: Path) -> bool:
-    """Whether ``path`` is a fleet run's folder (``--resume`` goes back to its cluster)."""
-    return (path / FLEET_FILE).is_file()
+    def _join(self) -> list[Node]:
+        if not self.address:
+            raise UserError("the ray executor needs a cluster: give --cluster ADDRESS")
+        join(str(self.address), self.cluster.connect_timeout_s)
+        self.joined = True
+        return chosen_nodes(live_nodes(), self.wanted, str(self.address))
+
+    def adjust(self, config: BenchConfig, models: list[ModelRequest]) -> BenchConfig:
+        """Join the cluster and choose its nodes before the run's folder is made."""
+        self.nodes = self._join()
+        return config
+
+    def columns(self, run: Run, console: Console) -> list[Column]:
+        if run.resumed:
+            return self._resumed_columns(run, console)
+        nodes = self.nodes
+        started = time.monotonic()
+        reports = probe(nodes, run.config, run.models)
+        console.print(
+            f"{self.address}: {len(nodes)} nodes probed in {time.monotonic() - started:.1f} s, "
+            f"deploybench {reports[0].version}; {self.cluster.plan} plan: "
+            + ", ".join(_describe(n, r) for n, r in zip(nodes, reports, strict=True))
+        )
+        lineups = _lineups(
+            self.cluster, nodes, reports, len(run.planned), str(self.address), console
+        )
+        _check_per_gpu(self.cluster, run, lineups)
+        folders = _write_folders(run, self.cluster, lineups)
+        return [
+            self._seat(run, lineup, folder) for lineup, folder in zip(lineups, folders, strict=True)
+        ]
+
+    def _seat(self, run: Run, lineup: Lineup, folder: RunDir) -> Column:
+        """The column ``lineup``'s nodes measure, planned as they can."""
+        planned = [
+            PlannedCell(p.cell, lineup.skip_reason(index)) for index, p in enumerate(run.planned)
+        ]
+        column = Column(folder, planned, lineup.name)
+        for index, p in enumerate(run.planned):
+            self.runners[(lineup.name, p.cell.key)] = lineup.runners(index)
+        self.machines.append(Machine(lineup.name, column, lineup.nodes))
+        return column
+
+    def _resumed_columns(self, run: Run, console: Console) -> list[Column]:
+        """Each column's missing cells (and those whose node or Ray worker was lost) go to
+        live nodes of the same machine: the node of the same name where it is back, else
+        one of the same hardware fingerprint (any of them, for a shard). Like every
+        resume, it joins no cluster the folder names: ``--cluster`` is given again."""
+        folders = fleet_columns(run.run_dir.path)
+        fleet = run.run_dir.read_json(FLEET_FILE)
+        self.address, self.wanted = self.given.cluster, list(self.given.nodes)
+        self.per_gpu = bool(fleet.get("per_gpu"))
+        specs = list(fleet["columns"])
+        unfinished = {f: _unfinished(run, RunDir.existing(f).records()) for f in folders}
+        if not any(unfinished.values()):  # nothing to measure: the reports again
+            self.address = self.address or fleet.get("address")
+            return [
+                Column(RunDir.existing(f), run.planned, str(spec.get("name")))
+                for spec, f in zip(specs, folders, strict=True)
+            ]
+        if not self.address:
+            raise UserError(
+                f"{run.run_dir.path} was run on the Ray cluster at {fleet.get('address')}: "
+                f"resume joins no cluster a results folder names; add --cluster "
+                f"{fleet.get('address')}"
+            )
+        nodes = self._join()
+        probed = probe(nodes, run.config, run.models)
+        reports = {n.id: report for n, report in zip(nodes, probed, strict=True)}
+        seats = _seats(fleet, specs, folders, unfinished, nodes, reports)
+        columns = []
+        for spec, folder in zip(specs, folders, strict=True):
+            seated = seats.get(folder)
+            if seated is None:
+                if unfinished[folder]:
+                    console.print(
+                        f"{spec.get('name')}: no node of that machine is in the cluster now; "
+                        "its missing cells stay missing"
+                    )
+                continue
+            column_dir = RunDir.existing(folder)
+            column_dir.drop({(r.key, r.repetition) for r in column_dir.records() if run_again(r)})
+            lineup = Lineup(str(spec.get("name")), seated, [reports[n.id] for n in seated])
+            columns.append(self._seat(run, lineup, column_dir))
+        if not columns:
+            raise UserError(
+                f"no node of the cluster at {self.address} is a machine of {run.run_dir.path} "
+                "with cells to run: start those nodes, then resume"
+            )
+        return columns
+
+    def measure(
+        self, run: Run, ready: Iterator[Todo], progress: Progress
+    ) -> Iterator[tuple[Column, CellRecord]]:
+        """Every ready cell first (each model exported once, here), then the models
+        their cells need shipped to the object store, then the cells dispatched to the
+        nodes, each record yielded as its cell ends."""
+        by_column = {id(m.column): m for m in self.machines}
+        for todo in ready:
+            runners = self.runners[(todo.column.name, todo.cell.key)]
+            machine = by_column[id(todo.column)]
+            machine.todo.append(Pending(todo.cell, todo.repetition, runners, todo.model))
+        needed = {p.cell.model: p.model for m in self.machines for p in m.todo}
+        units = {name: ship(model, ray_module().put) for name, model in needed.items()}
+        repeat = run.config.suite.repeat
+
+        def submit(pending: Pending, node: Node, asked: dict[str, float]) -> Any:
+            threads = run.config.suite.threads
+            if self.per_gpu and asked["num_gpus"] < node.gpus and not threads:
+                threads = max(1, int(asked["num_cpus"]))
+            shipped = units[pending.cell.model]
+            work = on_node.CellTask(
+                pending.cell,
+                pending.repetition,
+                pending.model,
+                [replace(unit, ref=None) for unit in shipped],
+                run.config,
+                run.run_dir.run_id,
+                node.stamp(),
+                threads,
+            )
+            return pinned(on_node.run_cell, node, **asked).remote(work, *(u.ref for u in shipped))
+
+        def started(machine: Machine, pending: Pending, node: Node) -> None:
+            label = repetition_label(pending.cell, pending.repetition, repeat)
+            progress.started(machine.name, label, node.name)
+
+        def lost(node: Node) -> None:
+            self.console.print(
+                f"{node.name} left the cluster: its cell in flight is recorded as crashed "
+                f"({NODE_LOST}); the other nodes go on"
+            )
+
+        dispatch = Dispatch(run.run_dir.run_id, self.machines, submit, self.per_gpu, started, lost)
+        try:
+            yield from dispatch.records()
+        finally:
+            self.lost |= dispatch.lost
+
+    def end_state(self, column: Column) -> tuple[list[str], list[str]]:
+        """The column's machine's power state and load at the end, read on its first live
+        node and written into its environment.json."""
+        machine = next((m for m in self.machines if m.column is column), None)
+        live = [n for n in machine.nodes if n.id not in self.lost] if machine else []
+        if not live:
+            return [], []
+        ray = ray_module()
+        environment = column.run_dir.read_json(ENVIRONMENT_FILE)
+        try:
+            updated, changes, noise = ray.get(
+                pinned(on_node.end_state, live[0]).remote(environment), timeout=60
+            )
+        except (ray.exceptions.RayError, TimeoutError):
+            return [], []
+        column.run_dir.write_json(ENVIRONMENT_FILE, updated)
+        return changes, noise
+
+    def resume_hint(self, path: Path) -> str:
+        quoted = shlex.quote(str(path))
+        return f"python cli.py run --resume {quoted} --cluster {self.address}"
+
+    def conclude(self, run: Run, codes: list[int], console: Console) -> int:
+        return _whole_fleet(run, console, str(self.address))
 
 
 @dataclass
@@ -103,59 +290,6 @@ class Lineup:
         return frozenset(
             n.id for n, r in zip(self.nodes, self.reports, strict=True) if not r.skip_reasons[index]
         )
-
-
-def fleet_run(request: FleetRequest, console: Console) -> int:
-    """Run the suite on the cluster; the exit code (0: no cell failed, 1: some did)."""
-    cluster = cluster_settings(request.run)
-    address = str(cluster.address)
-    join(address, cluster.connect_timeout_s)
-    try:
-        nodes = chosen_nodes(live_nodes(), cluster.nodes, address)
-        run = new_run(request.run)
-        try:
-            started = time.monotonic()
-            reports = probe(nodes, run.config, run.models)
-            console.print(
-                f"{address}: {len(nodes)} nodes probed in {time.monotonic() - started:.1f} s, "
-                f"deploybench {reports[0].version}; {cluster.plan} plan: "
-                + ", ".join(_describe(n, r) for n, r in zip(nodes, reports, strict=True))
-            )
-            lineups = _lineups(cluster, nodes, reports, len(run.planned), address, console)
-            _check_per_gpu(cluster, run, lineups)
-            columns = _write_folders(run, cluster, lineups)
-        except BaseException:
-            shutil.rmtree(run.run_dir.path)  # nothing was measured: leave no folder behind
-            raise
-        console.print(f"fleet run directory: {run.run_dir.path}")
-        try:
-            with _interrupt_hint(run, address, console):
-                return _measure(
-                    run, columns, lineups, cluster.per_gpu, console, request.show_progress,
-                    request.hw_dirs, address,
-                )  # fmt: skip
-        except UserError:  # a model that cannot be made: before any cell, as a local run
-            if not any(column.run_dir.records() for column in columns):
-                shutil.rmtree(run.run_dir.path)
-            raise
-    finally:
-        leave()
-
-
-@contextmanager
-def _interrupt_hint(run: Run, address: str, console: Console) -> Iterator[None]:
-    """On Ctrl-C (after the cells in flight were cancelled), say what is kept and how
-    to finish; the interrupt goes on (cli.py exits 130)."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        console.print(
-            f"\ninterrupted: the cells in flight were stopped on their nodes; every finished "
-            f"cell is kept in {run.run_dir.path}; finish with: python cli.py run --resume "
-            f"{run.run_dir.path} --cluster {address}",
-            soft_wrap=True,
-        )
-        raise
 
 
 def probe(
@@ -263,7 +397,7 @@ def _check_per_gpu(cluster: ClusterConfig, run: Run, lineups: list[Lineup]) -> N
             )
 
 
-def _write_folders(run: Run, cluster: ClusterConfig, lineups: list[Lineup]) -> list[Column]:
+def _write_folders(run: Run, cluster: ClusterConfig, lineups: list[Lineup]) -> list[RunDir]:
     """fleet.json, controller.json, each node's environment.json, and a run folder per
     column (its run.json, its machine's environment.json, an empty results.jsonl)."""
     root = run.run_dir
@@ -287,7 +421,7 @@ def _write_folders(run: Run, cluster: ClusterConfig, lineups: list[Lineup]) -> l
             node_dir = _free_folder(root.path / "nodes", node.name)
             node_dir.mkdir(parents=True)
             (node_dir / ENVIRONMENT_FILE).write_text(json.dumps(report.environment, indent=2))
-        columns.append(Column(lineup.name, column_dir, lineup.nodes))
+        columns.append(column_dir)
         described.append(
             {
                 "name": lineup.name,
@@ -323,149 +457,6 @@ def _free_folder(parent: Path, name: str) -> Path:
     return folder
 
 
-def _measure(
-    run: Run,
-    columns: list[Column],
-    lineups: list[Lineup],
-    per_gpu: bool,
-    console: Console,
-    show_progress: bool,
-    hw_dirs: tuple[Path, ...],
-    address: str,
-) -> int:
-    """Prepare and ship the models its missing cells need, record what ends before
-    measuring, dispatch the rest, then write each column's report and the machines side
-    by side."""
-    config, repeat = run.config, run.config.suite.repeat
-    missing = {id(c): _missing(run, c, lineup) for c, lineup in zip(columns, lineups, strict=True)}
-    wanted = {
-        item.cell.model
-        for todo in missing.values()
-        for _, item, _ in todo
-        if item.skip_reason is None
-    }
-    models = _prepared(run, wanted)
-    made: dict[tuple[str, str], Any] = {}  # each int8 copy as first made, with its cost
-    for column in columns:
-        costed: set[tuple[str, str]] = set()  # each machine's first int8 cell carries it
-        for rep, item, runners in missing[id(column)]:
-            model = models.get(item.cell.model)
-            before = dict(model.quantized) if isinstance(model, PreparedModel) else {}
-            record = ended_early(item, model, rep, config, run.cache_dir, run.run_dir.run_id)
-            if record is not None:
-                column.run_dir.append(record)
-                continue
-            own = None
-            for scheme, copy in model.quantized.items():
-                if before.get(scheme) is copy:
-                    continue  # not this cell's copy
-                key = (model.name, scheme)
-                made.setdefault(key, copy)
-                if key not in costed:
-                    costed.add(key)
-                    own = replace(model, quantized={**model.quantized, scheme: made[key]})
-            column.todo.append(Pending(item.cell, rep, runners, own))
-    units = {
-        name: ship(model, ray_module().put)
-        for name, model in models.items()
-        if isinstance(model, PreparedModel)
-        and any(p.cell.model == name for c in columns for p in c.todo)
-    }
-    submit = _submitter(run, models, units, per_gpu)
-    totals = {column.name: len(column.todo) for column in columns}
-    with fleet_progress(console, totals, show_progress) as progress:
-
-        def started(column: Column, pending: Pending, node: Node) -> None:
-            if progress:
-                label = repetition_label(pending.cell, pending.repetition, repeat)
-                progress.started(column.name, label, node.name)
-
-        def ended(column: Column, record: CellRecord) -> None:
-            column.run_dir.append(record)
-            if progress:
-                shared = record.node and len(column.nodes) > 1
-                where = f" on {record.node['name']}" if shared else ""
-                label = repetition_label(record.cell, record.repetition, repeat)
-                progress.ended(column.name, label + where, record.status)
-
-        def lost(node: Node) -> None:
-            console.print(
-                f"{node.name} left the cluster: its cell in flight is recorded as crashed "
-                f"({NODE_LOST}); the other nodes go on"
-            )
-
-        dispatch = Dispatch(run.run_dir.run_id, columns, submit, per_gpu, started, ended, lost)
-        dispatch.run()
-    return _report(run, columns, dispatch, console, hw_dirs, address)
-
-
-def _missing(run: Run, column: Column, lineup: Lineup) -> list[tuple[int, PlannedCell, frozenset]]:
-    """The column's cells with no record yet, each repetition, in the order a local run
-    takes them, with the reason the column skips it (if so) and the nodes that can run it."""
-    done = {(r.key, r.repetition) for r in column.run_dir.records()}
-    missing = []
-    for rep in range(run.config.suite.repeat):
-        for index, planned in enumerate(run.planned):
-            reason = lineup.skip_reason(index)
-            if (planned.cell.key, rep) in done or (reason is not None and rep > 0):
-                continue
-            missing.append((rep, PlannedCell(planned.cell, reason), lineup.runners(index)))
-    return missing
-
-
-def _prepared(run: Run, wanted: set[str]) -> dict[str, PreparedModel | ExportFailed]:
-    """Each model in ``wanted``, exported once here (or why it failed)."""
-    prepared: dict[str, PreparedModel | ExportFailed] = {}
-    for request in run.models:
-        if request.name in wanted:
-            try:
-                prepared[request.name] = prepare(request, run.config, run.cache_dir)
-            except ExportFailed as failure:
-                prepared[request.name] = failure
-    return prepared
-
-
-def _submitter(run: Run, models: dict[str, Any], units: dict[str, list[Unit]], per_gpu: bool):  # noqa: ANN202
-    """Start a cell on a node: its task asks for the resources the dispatch chose and
-    takes the model's files as arguments (fetched before it starts)."""
-
-    def submit(pending: Pending, column: Column, node: Node, asked: dict[str, float]) -> Any:
-        threads = run.config.suite.threads
-        if per_gpu and asked["num_gpus"] < node.gpus and not threads:
-            threads = max(1, int(asked["num_cpus"]))
-        shipped = units[pending.cell.model]
-        work = on_node.CellTask(
-            pending.cell,
-            pending.repetition,
-            pending.model or models[pending.cell.model],
-            [replace(unit, ref=None) for unit in shipped],
-            run.config,
-            run.run_dir.run_id,
-            node.stamp(),
-            threads,
-        )
-        return pinned(on_node.run_cell, node, **asked).remote(work, *(u.ref for u in shipped))
-
-    return submit
-
-
-def _report(
-    run: Run,
-    columns: list[Column],
-    dispatch: Dispatch,
-    console: Console,
-    hw_dirs: tuple,
-    address: str,
-) -> int:
-    """Each measured column's end state, report.md and report.html, then the whole
-    fleet's (``_whole_fleet``). The exit code."""
-    for column in columns:
-        changes, noise = _end_state(column, dispatch.lost)
-        column_run = Run(column.run_dir, run.config, run.models, run.planned, run.cache_dir)
-        finish(column_run, console, hw_dirs, changes, noise, len(columns) == 1)
-    return _whole_fleet(run, console, address)
-
-
 def _whole_fleet(run: Run, console: Console, address: str) -> int:
     """The machines side by side (a fleet of several), what is left to run in every
     column, and the exit code over every column: 1 when a cell failed or is left."""
@@ -484,88 +475,6 @@ def _whole_fleet(run: Run, console: Console, address: str) -> int:
             soft_wrap=True,
         )
     return 1 if left or any(r.failed for r in records) else 0
-
-
-def _end_state(column: Column, lost: set[str]) -> tuple[list[str], list[str]]:
-    """The column's machine's power state and load at the end, read on its first live
-    node and written into its environment.json; how the state changed, and the noise."""
-    live = [n for n in column.nodes if n.id not in lost]
-    if not live:
-        return [], []
-    ray = ray_module()
-    environment = column.run_dir.read_json(ENVIRONMENT_FILE)
-    try:
-        updated, changes, noise = ray.get(
-            pinned(on_node.end_state, live[0]).remote(environment), timeout=60
-        )
-    except (ray.exceptions.RayError, TimeoutError):
-        return [], []
-    column.run_dir.write_json(ENVIRONMENT_FILE, updated)
-    return changes, noise
-
-
-def fleet_resume(
-    request: ResumeRequest,
-    address: str | None,
-    wanted: list[str],
-    console: Console,
-    show_progress: bool = True,
-    hw_dirs: tuple[Path, ...] = (),
-) -> int:
-    """Finish a fleet run: each column's missing cells (and those whose node or Ray
-    worker was lost) on live nodes of the same machine: the node of the same name where
-    it is back, else one of the same hardware fingerprint (any of them, for a shard).
-    Like every resume, it joins no cluster the folder names: ``address`` is given again."""
-    run = resumed_run(request)
-    folders = fleet_columns(run.run_dir.path)
-    fleet = run.run_dir.read_json(FLEET_FILE)
-    stored = fleet.get("address")
-    unfinished = {folder: _unfinished(run, RunDir.existing(folder).records()) for folder in folders}
-    if not any(unfinished.values()):
-        for folder in folders:  # nothing to measure: the reports again, as a local resume
-            column = Run(
-                RunDir.existing(folder), run.config, run.models, run.planned, run.cache_dir
-            )
-            finish(column, console, hw_dirs, show=len(folders) == 1)
-        return _whole_fleet(run, console, str(address or stored))
-    if not address:
-        raise UserError(
-            f"{run.run_dir.path} was run on the Ray cluster at {stored}: resume joins no cluster "
-            f"a results folder names; add --cluster {stored}"
-        )
-    specs = list(fleet["columns"])
-    join(address, run.config.cluster.connect_timeout_s)
-    try:
-        nodes = chosen_nodes(live_nodes(), wanted, address)
-        probed = probe(nodes, run.config, run.models)
-        reports = {n.id: report for n, report in zip(nodes, probed, strict=True)}
-        seats = _seats(fleet, specs, folders, unfinished, nodes, reports)
-        columns, lineups = [], []
-        for spec, folder in zip(specs, folders, strict=True):
-            column_dir = RunDir.existing(folder)
-            seated = seats.get(folder)
-            if seated is None:
-                if unfinished[folder]:
-                    console.print(
-                        f"{spec.get('name')}: no node of that machine is in the cluster now; "
-                        "its missing cells stay missing"
-                    )
-                continue
-            column_dir.drop({(r.key, r.repetition) for r in column_dir.records() if run_again(r)})
-            columns.append(Column(str(spec.get("name")), column_dir, seated))
-            lineups.append(Lineup(str(spec.get("name")), seated, [reports[n.id] for n in seated]))
-        if not columns:
-            raise UserError(
-                f"no node of the cluster at {address} is a machine of {run.run_dir.path} with "
-                "cells to run: start those nodes, then resume"
-            )
-        with _interrupt_hint(run, address, console):
-            per_gpu = bool(fleet.get("per_gpu"))
-            return _measure(
-                run, columns, lineups, per_gpu, console, show_progress, hw_dirs, address
-            )
-    finally:
-        leave()
 
 
 def _seats(

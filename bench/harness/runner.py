@@ -1,38 +1,34 @@
-"""Running a planned suite: prepare each model once, then each cell in its own worker,
-appending each result as it ends."""
+"""Running a planned suite: the one loop of every executor (``run_suite``), preparing
+each model once, and measuring a cell in its own worker on this machine (``measure``)."""
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psutil
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from bench.core.cell import Cell
-from bench.core.errors import UserError
+from bench.core.errors import TargetLost, UserError
 from bench.core.job import CellJob
 from bench.core.record import CellRecord, Measured, ModelInfo
 from bench.core.settings import PowerSettings
 from bench.core.spec import BATCH, PreparedModel
 from bench.harness import worker
 from bench.harness.config import BenchConfig
+from bench.harness.executor import Column, Executor, Todo
 from bench.harness.isolation import run_in_worker
 from bench.harness.plan import ModelRequest, PlannedCell
-from bench.harness.results import RunDir
+from bench.harness.progress import progress
 from runtimes import get_runtime
+
+if TYPE_CHECKING:
+    from bench.harness.start import Run
 
 
 @dataclass(frozen=True)
@@ -42,9 +38,6 @@ class Workload:
     threads: int
     in_flight: int
 
-
-Measurer = Callable[[Cell, PreparedModel, BenchConfig, Path, str, int], CellRecord]
-"""Measures one cell (cell, prepared model, suite, cache, run id, repetition)."""
 
 GPU_IN_FLIGHT = 2
 """Default requests in flight on an accelerator: two streams keep it busy while the host
@@ -71,84 +64,143 @@ def workload(config: BenchConfig, cell: Cell) -> Workload:
 
 
 def run_suite(
-    config: BenchConfig,
-    models: list[ModelRequest],
-    planned: list[PlannedCell],
-    run_dir: RunDir,
-    cache_dir: Path,
-    console: Console,
-    show_progress: bool = True,
-    measurer: Measurer | None = None,
-) -> None:
-    """Run every planned cell (each of its ``suite.repeat`` repetitions) that has no result
-    in ``run_dir`` yet.
+    run: Run, executor: Executor, console: Console, show_progress: bool = True
+) -> list[Column]:
+    """The one loop of every run: measure, on ``executor``'s target, each repetition of
+    each planned cell that has no result in its column yet; the columns.
 
-    Repetitions are interleaved: the whole suite runs once, then again, so that drift on
-    the machine (heat, other load) touches every cell alike. Each model is prepared once.
-    ``measurer`` measures a cell (default: ``measure``, in a worker on this machine).
-    Results are appended as each cell ends; KeyboardInterrupt propagates after the current
-    worker is killed, and everything appended before it stays. The run directory is named
-    once the first cell begins, past the bad input (a ``--shape`` the model lacks, a
-    calibration file that does not fit) that leaves no folder behind.
+    Each model is prepared here once, as its first cell needs it; a cell that ends before
+    it is measured (skipped, its export failed, its int8 copy could not be made) is
+    recorded here. Results are appended as each cell ends. The run directory is named once
+    the first cell ends or begins, past the bad input (a ``--shape`` the model lacks, a calibration
+    file that does not fit) that leaves no new folder behind. Ctrl-C: the interrupt goes
+    on once the cells in flight are stopped, after saying what is kept and how to finish;
+    a lost target likewise, as a TargetLost that says both.
     """
-    done = {(r.key, r.repetition) for r in run_dir.records()}
-    repeat = config.suite.repeat
-    todo = [
-        (rep, p)
-        for rep in range(repeat)
-        for p in planned
-        if (p.cell.key, rep) not in done and (p.skip_reason is None or rep == 0)
-    ]
-    by_model = {m.name: m for m in models}
-    prepared: dict[str, PreparedModel | ExportFailed] = {}
-    named = f"run directory: {run_dir.path}"
-    started = not todo
-    if started:  # a finished run resumed
-        console.print(named)
-    with _progress(console, len(todo), show_progress) as advance:
-        for rep, item in todo:
-            cell, label = item.cell, repetition_label(item.cell, rep, repeat)
-            if item.skip_reason is None and cell.model not in prepared:
-                advance(f"{cell.model}: preparing", step=0)
-                try:
-                    prepared[cell.model] = prepare(by_model[cell.model], config, cache_dir)
-                except ExportFailed as failure:
-                    prepared[cell.model] = failure
-            model = prepared.get(cell.model)
-            advance(label, step=0)
-            record = ended_early(item, model, rep, config, cache_dir, run_dir.run_id)
-            if not started:
-                console.print(named)
-                started = True
-            if record is None:  # prepared: ended_early said why not otherwise
-                record = (measurer or measure)(cell, model, config, cache_dir, run_dir.run_id, rep)
-            run_dir.append(record)
-            advance(f"{label}: {record.status}")
+    try:
+        columns = executor.columns(run, console)
+    except BaseException:
+        if not run.resumed:  # nothing was measured: leave no folder behind
+            shutil.rmtree(run.run_dir.path, ignore_errors=True)
+        raise
+    repeat = run.config.suite.repeat
+    todo = [(column, rep, item) for column in columns for rep, item in column.missing(repeat)]
+    totals: dict[str | None, int] = {}
+    for column, _, _ in todo:
+        totals[column.name] = totals.get(column.name, 0) + 1
+    models = Models(run)
+    named = False
 
+    def name() -> None:  # once, as the first cell ends or starts
+        nonlocal named
+        if not named:
+            console.print(f"run directory: {run.run_dir.path}")
+            named = True
 
-def ended_early(
-    item: PlannedCell,
-    model: PreparedModel | ExportFailed | None,
-    rep: int,
-    config: BenchConfig,
-    cache_dir: Path,
-    run_id: str,
-) -> CellRecord | None:
-    """The record of a cell that ends before it is measured: skipped, its model's export
-    failed, or its int8 copy could not be made (made here, once per model and scheme).
-    None when the cell is to be measured."""
-    cell = item.cell
-    if item.skip_reason is not None:
-        return CellRecord.new(run_id, cell, "skipped", item.skip_reason, repetition=rep)
-    if isinstance(model, ExportFailed):
-        return CellRecord.new(
-            run_id, cell, model.status, model.reason, repetition=rep, phase=model.phase
+    def keep(column: Column, record: CellRecord) -> None:
+        name()
+        column.run_dir.append(record)
+        label = repetition_label(record.cell, record.repetition, repeat)
+        shown.ended(column.name, label, record.status, (record.node or {}).get("name"))
+
+    def ready() -> Iterator[Todo]:
+        for column, rep, item in todo:
+            cell = item.cell
+            if item.skip_reason is None and cell.model not in models.prepared:
+                shown.started(column.name, f"{cell.model}: preparing")
+            model = models.get(cell.model) if item.skip_reason is None else None
+            shown.started(column.name, repetition_label(cell, rep, repeat))
+            record = models.ended_early(item, model, rep)
+            if record is not None:
+                keep(column, record)
+                continue
+            name()
+            yield Todo(column, cell, rep, models.as_seen(model, cell, column))
+
+    if not todo:  # a finished run resumed
+        console.print(f"run directory: {run.run_dir.path}")
+    try:
+        with progress(console, totals, show_progress) as shown:
+            for column, record in executor.measure(run, ready(), shown):
+                keep(column, record)
+    except KeyboardInterrupt:
+        stopped = f"{executor.stops}; " if executor.stops else ""
+        console.print(
+            f"\ninterrupted: {stopped}every finished cell is kept in {run.run_dir.path}; "
+            f"finish with: {executor.resume_hint(run.run_dir.path)}",
+            soft_wrap=True,
         )
-    if model is not None and cell.precision == "int8":
-        why = quantized_for(model, cell, config, cache_dir)
-        if why:
-            return CellRecord.new(run_id, cell, "failed", why, repetition=rep, phase="quantize")
-    return None
+        raise
+    except UserError as exc:
+        measured = any(column.run_dir.records() for column in columns)
+        if not measured and not run.resumed:  # leave no empty new run behind
+            shutil.rmtree(run.run_dir.path, ignore_errors=True)
+        if isinstance(exc, TargetLost) and run.run_dir.path.exists():
+            raise type(exc)(
+                f"{exc}; the cells done are kept in {run.run_dir.path}: finish with: "
+                f"{executor.resume_hint(run.run_dir.path)}"
+            ) from None
+        raise
+    return columns
+
+
+class Models:
+    """The run's models, each prepared once as its first cell needs it (or why it could
+    not be), and the int8 copies made of them."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.requests = {m.name: m for m in run.models}
+        self.prepared: dict[str, PreparedModel | ExportFailed] = {}
+        self.costed: set[tuple[str | None, str, str]] = set()
+
+    def get(self, name: str) -> PreparedModel | ExportFailed:
+        if name not in self.prepared:
+            try:
+                self.prepared[name] = prepare(
+                    self.requests[name], self.run.config, self.run.cache_dir
+                )
+            except ExportFailed as failure:
+                self.prepared[name] = failure
+        return self.prepared[name]
+
+    def ended_early(
+        self, item: PlannedCell, model: PreparedModel | ExportFailed | None, rep: int
+    ) -> CellRecord | None:
+        """The record of a cell that ends before it is measured: skipped, its model's
+        export failed, or its int8 copy could not be made (made here, once per model and
+        scheme). None when the cell is to be measured."""
+        cell, run_id = item.cell, self.run.run_dir.run_id
+        if item.skip_reason is not None:
+            return CellRecord.new(run_id, cell, "skipped", item.skip_reason, repetition=rep)
+        if isinstance(model, ExportFailed):
+            return CellRecord.new(
+                run_id, cell, model.status, model.reason, repetition=rep, phase=model.phase
+            )
+        if model is not None and cell.precision == "int8":
+            why = quantized_for(model, cell, self.run.config, self.run.cache_dir)
+            if why:
+                return CellRecord.new(run_id, cell, "failed", why, repetition=rep, phase="quantize")
+        return None
+
+    def as_seen(self, model: PreparedModel, cell: Cell, column: Column) -> PreparedModel:
+        """``model`` as ``cell`` sees it: each column's first int8 cell of a scheme
+        carries what calibrating cost, the later ones see the copy cached (cost 0)."""
+        if cell.precision != "int8" or not model.quantized:
+            return model
+        quantized = dict(model.quantized)
+        for scheme, copy in model.quantized.items():
+            key = (column.name, model.name, scheme)
+            if key in self.costed:
+                quantized[scheme] = replace(copy, calibrate_s=0.0, cache_hit=True)
+            elif scheme == _scheme(cell, self.run.config):
+                self.costed.add(key)
+        return replace(model, quantized=quantized)
+
+
+def _scheme(cell: Cell, config: BenchConfig) -> str:
+    runtime = get_runtime(cell.runtime)
+    return runtime.quantization_scheme(cell.target, config.runtime.of(cell.runtime))
 
 
 def quantized_for(
@@ -157,10 +209,8 @@ def quantized_for(
     """Make the QDQ copy an int8 cell runs, once per model and scheme, in a worker bounded
     by the export timeout; None when it is there, else why not. UserError for a
     calibration file that does not fit the model."""
-    runtime = get_runtime(cell.runtime)
-    scheme = runtime.quantization_scheme(cell.target, config.runtime.of(cell.runtime))
-    if scheme in model.quantized:  # made for an earlier cell, which recorded its cost
-        model.quantized[scheme] = replace(model.quantized[scheme], calibrate_s=0.0, cache_hit=True)
+    scheme = _scheme(cell, config)
+    if scheme in model.quantized:  # made for an earlier cell
         return None
     if scheme in model.not_quantized:
         return model.not_quantized[scheme]
@@ -324,45 +374,4 @@ def model_info(prepared: PreparedModel, batch: int) -> ModelInfo:
         flops_per_sample=prepared.flops_per_sample,
         onnx=str(prepared.onnx_path),
         inputs=inputs,
-    )
-
-
-@contextmanager
-def _progress(console: Console, total: int, enabled: bool) -> Iterator[Any]:
-    """A progress bar with the current cell and an ETA in a terminal; elsewhere (a log,
-    a pipe: a device's progress streamed over SSH) one line per finished cell.
-    ``advance(label, step=1)``."""
-    if enabled and not console.is_terminal:
-        done = 0
-
-        def line(label: str, step: int = 1) -> None:
-            nonlocal done
-            if step:
-                done += step
-                console.print(f"[{done}/{total}] {label}", markup=False, highlight=False)
-
-        yield line
-        return
-    progress = progress_bar(console, enabled)
-    with progress:
-        task = progress.add_task("starting", total=total)
-
-        def advance(label: str, step: int = 1) -> None:
-            progress.update(task, description=label, advance=step)
-
-        yield advance
-
-
-def progress_bar(console: Console, enabled: bool = True) -> Progress:
-    """The bar a run shows in a terminal: what it does now, done of total, elapsed, eta."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
     )

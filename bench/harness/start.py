@@ -21,7 +21,7 @@ from bench.core.spec import BATCH, TensorSpec
 from bench.harness.config import BenchConfig, load_config
 from bench.harness.environment import fingerprint
 from bench.harness.plan import ModelRequest, PlannedCell, expand
-from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, SUITE_FILE, RunDir
+from bench.harness.results import ENVIRONMENT_FILE, FLEET_FILE, RUN_FILE, SUITE_FILE, RunDir
 from exporters.cache import default_cache_dir
 from exporters.onnx_file import (
     inspect_onnx,
@@ -60,8 +60,21 @@ class Run:
     resumed: bool = False
 
 
-def new_run(request: RunRequest) -> Run:
-    """Validate everything the user gave, then create the run directory and its files."""
+@dataclass(frozen=True)
+class Setup:
+    """A new run resolved from everything the user gave, checked, nothing written yet:
+    the suite file read once with the profile and flags over it (``config``, immutable,
+    passed down from here), the models and the cache."""
+
+    request: RunRequest
+    config: BenchConfig
+    models: list[ModelRequest]
+    cache_dir: Path
+
+
+def settle(request: RunRequest) -> Setup:
+    """Validate everything the user gave (one-line errors, before anything is written)
+    and read the suite once."""
     overrides = {key: dict(value) for key, value in request.overrides.items()}
     shapes = parse_shape_args(request.shapes)
     ranges = parse_range_args(request.ranges)
@@ -101,8 +114,14 @@ def new_run(request: RunRequest) -> Run:
     cache_dir = usable_cache_dir(
         request.cache_dir or Path(config.suite.cache_dir or default_cache_dir())
     )
-    planned = expand(config, models)
+    return Setup(request, config, models, cache_dir)
 
+
+def new_run(setup: Setup, executor: str = "local") -> Run:
+    """Create the run directory and its files for ``setup``, measured by ``executor``
+    (its registry name, kept in run.json for ``--resume``)."""
+    config, models, cache_dir = setup.config, setup.models, setup.cache_dir
+    planned = expand(config, models)
     run_dir = RunDir.create(Path(config.suite.results_dir), config.suite.name)
     run_dir.write_json(
         RUN_FILE,
@@ -110,14 +129,15 @@ def new_run(request: RunRequest) -> Run:
             "run_id": run_dir.run_id,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "argv": sys.argv,
-            "profile": request.profile,
+            "profile": setup.request.profile,
+            "executor": executor,
             "config": config.model_dump(),
             "models": [m.to_dict() for m in models],
             "cache_dir": str(cache_dir),
         },
     )
-    if request.config_path.is_file():
-        shutil.copyfile(request.config_path, run_dir.path / SUITE_FILE)
+    if setup.request.config_path.is_file():
+        shutil.copyfile(setup.request.config_path, run_dir.path / SUITE_FILE)
     run_dir.write_json(ENVIRONMENT_FILE, fingerprint())
     return Run(run_dir, config, models, planned, cache_dir)
 
@@ -201,6 +221,20 @@ def resumed_run(request: ResumeRequest) -> Run:
                 )
     cache_dir = usable_cache_dir(request.cache_dir or default_cache_dir())
     return Run(run_dir, config, models, expand(config, models), cache_dir, resumed=True)
+
+
+def executor_of(path: Path) -> str:
+    """The registry name of the executor that measured the run in ``path``: a device's
+    (``ssh-tools``, ``ssh-agent``: run.json's ``remote``), a cluster's (``ray``: a
+    fleet.json beside it), else as run.json says (``local`` before it said)."""
+    stored = RunDir.existing(path).read_json(RUN_FILE)
+    remote = stored.get("remote")
+    if isinstance(remote, dict):
+        return f"ssh-{remote.get('mode', 'tools')}"
+    if (path / FLEET_FILE).is_file():
+        return "ray"
+    name = stored.get("executor", "local")
+    return name if isinstance(name, str) else "local"
 
 
 def _check_named_again(model: ModelRequest, request: ResumeRequest, source: Path) -> None:

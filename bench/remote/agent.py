@@ -24,8 +24,8 @@ from rich.markup import escape
 from bench.core.errors import UserError
 from bench.harness.overrides import flags_for
 from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
-from bench.harness.start import RunRequest
-from bench.remote.hosts import Host
+from bench.harness.start import RunRequest, Setup
+from bench.remote.hosts import DeviceExecutor, Host, stored_remote
 from bench.remote.probe import Device
 from bench.remote.ssh import ConnectionLost, RemoteError, Ssh
 
@@ -35,11 +35,27 @@ folder, and the calibration file is copied over."""
 _RUN_DIR = re.compile(r"^run directory: (\S.*)$")
 
 
+class AgentExecutor(DeviceExecutor):
+    """A device over SSH where deploybench runs the one loop itself: the run is handed
+    over, its progress streamed here and its folder copied back."""
+
+    name = "ssh-agent"
+    mode = "agent"
+    hands_over = True
+
+    def hand_over(self, setup: Setup, console: Console) -> tuple[Path | None, int]:
+        return agent_run(self.ssh, self.device, self.host, setup, console)
+
+    def hand_over_resume(self, path: Path, console: Console) -> int:
+        return agent_resume(self.ssh, self.host, path, stored_remote(path), console)
+
+
 def agent_run(
-    ssh: Ssh, device: Device, host: Host, request: RunRequest, console: Console
+    ssh: Ssh, device: Device, host: Host, setup: Setup, console: Console
 ) -> tuple[Path | None, int]:
-    """Run ``request`` with deploybench on the device; the local copy of its run folder
+    """Run ``setup`` with deploybench on the device; the local copy of its run folder
     (None when it made none) and its exit code."""
+    request = setup.request
     _check_version(device, host, console)
     work = device.path(host.config.workdir)
     stage = f"{work}/agent/{time.strftime('%Y%m%d-%H%M%S')}"
@@ -58,7 +74,7 @@ def agent_run(
         ]
         ssh.push(files, stage)
     command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
-    results = Path(_results_dir(request))
+    results = Path(setup.config.suite.results_dir)
     remote_dir, code = _stream(ssh, host, command, console, results)
     if remote_dir is None:
         return None, code
@@ -113,12 +129,6 @@ def _copied(path: Path, files: Path, stage: str) -> str:
         raise UserError(f"{path} does not exist: pass an existing file")
     (files / path.name).write_bytes(path.read_bytes())
     return f"{stage}/{path.name}"
-
-
-def _results_dir(request: RunRequest) -> str:
-    from bench.harness.config import load_config
-
-    return load_config(request.config_path, request.profile, request.overrides).suite.results_dir
 
 
 def _stream(

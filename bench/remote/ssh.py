@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.core.errors import UserError
+from bench.core.errors import TargetLost, UserError
 from bench.core.lifetime import tool_options
 
 SSH_FAILED = 255
@@ -81,7 +81,7 @@ class RemoteError(UserError):
     """A device that cannot be reached or used: one line that says why and what to do."""
 
 
-class ConnectionLost(RemoteError):
+class ConnectionLost(RemoteError, TargetLost):
     """The connection dropped while a command ran (the device went away, or its network)."""
 
 

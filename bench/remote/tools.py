@@ -4,19 +4,37 @@ cells by OpenVINO 2022.3's ``benchmark_app`` (bench.remote.myriad)."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
 
 from bench.core.cell import Cell
-from bench.core.errors import Unavailable
+from bench.core.errors import Unavailable, UserError
 from bench.core.record import CellRecord
 from bench.core.spec import PreparedModel
 from bench.harness.config import BenchConfig
+from bench.harness.environment import fingerprint
+from bench.harness.executor import Column
+from bench.harness.plan import ModelRequest
+from bench.harness.progress import Progress
+from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.harness.runner import cell_record
+from bench.harness.start import Run
+from bench.power.state import state_changes
+from bench.remote.boards import tools_plan
 from bench.remote.device import CellFailed, CellTimedOut, DeviceWork
+from bench.remote.hosts import DeviceExecutor, Host
 from bench.remote.myriad import measure_myriad
+from bench.remote.probe import Device, probe
 from bench.remote.ssh import ConnectionLost, RemoteError
 from bench.remote.trtexec import measure_tensorrt
+from runtimes.tensorrt.build import TrtVersion
+from runtimes.tensorrt.trtexec_driver import max_onnx_opset
 
 MEASURES = {"tensorrt": measure_tensorrt, "openvino": measure_myriad}
 """How each runtime's cells run on a device's own tools (which ones can:
@@ -24,7 +42,7 @@ bench.remote.boards)."""
 
 
 class ToolsMode(DeviceWork):
-    """Measures cells on the device with its own tools (a ``Measurer`` of bench.harness.runner)."""
+    """Measures a cell on the device with its own tools (for ``ToolsExecutor``)."""
 
     def measure(
         self,
@@ -62,3 +80,110 @@ class ToolsMode(DeviceWork):
         return cell_record(
             run_id, cell, status, reason, measured, model, started_at, repetition, phase
         )
+
+
+class ToolsExecutor(DeviceExecutor):
+    """A device over SSH, its cells run by its own tools: the models exported here at an
+    opset its TensorRT parses, the plan cut to what its tools measure, its power state
+    read again at the end."""
+
+    name = "ssh-tools"
+    mode = "tools"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.stops = f"the cell on {self.host.name} was stopped"
+
+    def adjust(self, config: BenchConfig, models: list[ModelRequest]) -> BenchConfig:
+        tensorrt = self.device.tensorrt
+        highest = max_onnx_opset(TrtVersion.parse(tensorrt)) if tensorrt else None
+        if highest is None:
+            return config
+        for model in models:
+            if model.kind == "onnx":
+                self._check_onnx_opset(Path(model.ref), highest)
+        if config.suite.opset <= highest:
+            return config
+        return config.model_copy(
+            update={"suite": config.suite.model_copy(update={"opset": highest})}
+        )
+
+    def columns(self, run: Run, console: Console) -> list[Column]:
+        if run.resumed:
+            self._check_same_power_mode(run)
+        else:
+            record_remote(run.run_dir, self.host, self.device, self.mode)
+        return [Column(run.run_dir, tools_plan(self.device, run.planned))]
+
+    def measure(
+        self, run: Run, ready: Iterator, progress: Progress
+    ) -> Iterator[tuple[Column, CellRecord]]:
+        with tempfile.TemporaryDirectory(prefix="deploybench-edge-") as scratch:
+            tools = ToolsMode(
+                self.ssh, self.device, self.host.config, Path(scratch), run.config.suite.power
+            )
+            for todo in ready:
+                record = tools.measure(
+                    todo.cell,
+                    todo.model,
+                    run.config,
+                    run.cache_dir,
+                    run.run_dir.run_id,
+                    todo.repetition,
+                )
+                yield todo.column, record
+
+    def end_state(self, column: Column) -> tuple[list[str], list[str]]:
+        """Read the device's power state again and record how it changed over the run."""
+        environment_file = column.run_dir.path / ENVIRONMENT_FILE
+        environment = json.loads(environment_file.read_text())
+        start = environment.get("power", {}).get("state") or {}
+        end = probe(self.ssh, self.host.config).jetson
+        changes = state_changes(start, {"jetson": end}) if start.get("jetson") else []
+        environment["power"]["end"] = {"jetson": end}
+        environment["power"]["changes"] = changes
+        environment_file.write_text(json.dumps(environment, indent=2, default=str) + "\n")
+        return changes, []
+
+    def _check_onnx_opset(self, path: Path, highest: int) -> None:
+        from exporters.onnx_file import written_opset
+
+        opset = written_opset(path) or 0
+        if opset > highest:
+            raise UserError(
+                f"{path.name} is ONNX opset {opset}, and TensorRT {self.device.tensorrt} on "
+                f"{self.host.name} parses up to opset {highest}: export it again at opset "
+                f"{highest} or lower"
+            )
+
+    def _check_same_power_mode(self, run: Run) -> None:
+        """UserError when the board is in another power mode (or jetson_clocks state)
+        than the run began in: its remaining cells would measure another machine."""
+        environment = run.run_dir.read_json(ENVIRONMENT_FILE)
+        start = ((environment.get("power") or {}).get("state") or {}).get("jetson")
+        if not start or not self.device.jetson:
+            return
+        changes = state_changes({"jetson": start}, {"jetson": self.device.jetson})
+        if changes:
+            mode = (start.get("nvpmodel") or {}).get("id")
+            raise UserError(
+                f"{run.run_dir.path} was measured in another power state than "
+                f"{self.host.name} is in now ({'; '.join(changes)}): set it back first (sudo "
+                f"nvpmodel -m {mode}; jetson_clocks as it was), then resume"
+            )
+
+
+def record_remote(run_dir: RunDir, host: Host, device: Device, mode: str) -> None:
+    """The device's fingerprint as the run's environment.json (with this machine, the
+    controller, beside it), and the host in run.json for ``--resume``."""
+    environment = device.environment()
+    here = fingerprint()
+    environment["remote"].update(
+        mode=mode,
+        address=host.config.address,
+        controller={"cpu": here["cpu"]["model"], "libraries": here["libraries"]},
+    )
+    run_dir.write_json(ENVIRONMENT_FILE, environment)
+    stored = run_dir.read_json(RUN_FILE)
+    stored["remote"] = {"host": host.name, "address": host.config.address, "mode": mode}
+    run_dir.write_json(RUN_FILE, stored)
