@@ -23,10 +23,11 @@ from bench.harness.plan import PlannedCell
 from bench.harness.start import RunRequest
 from bench.power import TegrastatsLog, window_figures
 from bench.remote.agent import _flags
-from bench.remote.boards import board_of, tools_plan
+from bench.remote.boards import board_of
 from bench.remote.bundle import Bundle
 from bench.remote.probe import clocks_text_state, parse_probe
 from bench.remote.ssh import Address, ConnectionLost, RemoteError, Ssh
+from bench.remote.tools import tools_plan
 from runtimes.tensorrt.build import TrtVersion
 from runtimes.tensorrt.trtexec_driver import max_onnx_opset, read_outputs
 from tests.fixtures.edge.devices import device_path, make_device

@@ -23,6 +23,7 @@ from bench.harness.start import Setup
 from bench.remote.hosts import Host, connected, resolve_host
 from bench.remote.probe import Device
 from bench.remote.ssh import ConnectionLost, RemoteError
+from bench.remote.tools import DEVICE_TOOLS
 from bench.views.machines_report import machines_report
 
 
@@ -105,8 +106,7 @@ def describe(device: Device) -> str:
         parts.append(f"L4T {device.jetson['release']['l4t']}")
     if device.jetson and device.jetson.get("nvpmodel"):
         parts.append(f"power mode {device.jetson['nvpmodel']['name']}")
-    tools = [f"TensorRT {device.tensorrt}"] if device.tensorrt else []
+    tools = [found for tool in DEVICE_TOOLS if (found := tool.found(device))]
     tools += ["tegrastats"] if device.tegrastats else []
-    tools += ["benchmark_app"] if device.benchmark_app else []
     tools += [f"deploybench {device.deploybench}"] if device.deploybench else []
     return ", ".join(parts) + (f"; {', '.join(tools)}" if tools else "; no tools found")

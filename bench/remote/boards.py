@@ -1,15 +1,9 @@
-"""What each Jetson module can run, by the model string in its device tree, and which of
-a suite's cells a device in tools mode can serve."""
+"""What each Jetson module can run, by the model string in its device tree."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from bench.core.cell import Cell
-from bench.harness.plan import PlannedCell
-from bench.remote.probe import Device
-from runtimes.tensorrt.build import TrtVersion
 
 
 @dataclass(frozen=True)
@@ -43,63 +37,3 @@ def board_of(model: str) -> Board | None:
         if re.search(board.pattern, model, re.IGNORECASE):
             return board
     return None
-
-
-def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:
-    """``planned``'s cells with the skip reasons of ``device`` in tools mode (the host's
-    own are not the device's)."""
-    return [PlannedCell(p.cell, tools_skip_reason(p.cell, device)) for p in planned]
-
-
-def tools_skip_reason(cell: Cell, device: Device) -> str | None:
-    """Why ``device`` cannot run ``cell`` with its own tools; None when it can."""
-    reason = TOOLS_REASONS.get(cell.runtime)
-    if reason is None:
-        return (
-            f"{cell.runtime} needs deploybench on {device.name}: tools mode runs tensorrt "
-            "(trtexec) and openvino on a Myriad X (benchmark_app); use the agent mode"
-        )
-    if cell.scenario == "train":
-        return "tools mode runs inference only: training needs the agent mode"
-    return reason(cell, device)
-
-
-def _tensorrt_reason(cell: Cell, device: Device) -> str | None:
-    target = cell.target
-    if device.trtexec is None:
-        return f"no trtexec on {device.name} (JetPack puts it in /usr/src/tensorrt/bin)"
-    if device.tensorrt is None:
-        return f"trtexec on {device.name} printed no version banner"
-    if target.device_kind not in ("cuda", "dla"):
-        return f"tensorrt runs on cuda:0 or dla:N, not {cell.device}"
-    board = board_of(device.jetson["model"]) if device.jetson else None
-    if target.device_kind == "cuda" and target.device_index != 0:
-        return f"{device.name} has one GPU (cuda:0)"
-    if target.device_kind == "dla":
-        cores = board.dla_cores if board else 0
-        if target.device_index >= cores:
-            return f"{device.name} has {cores} DLA cores" + (
-                "" if cores else " (DLA: AGX Xavier, Xavier NX, AGX Orin, Orin NX)"
-            )
-        if target.precision not in ("fp16", "int8"):
-            return f"a DLA core runs fp16 and int8, not {target.precision}"
-    if target.precision == "int8" and board is not None and not board.int8:
-        return f"{device.jetson['model'] if device.jetson else device.name} has no fast INT8"
-    if target.precision == "bf16" and TrtVersion.parse(device.tensorrt) < TrtVersion(9, 0):
-        return f"TensorRT {device.tensorrt} has no bf16 (9.0 and newer)"
-    return None
-
-
-def _myriad_reason(cell: Cell, device: Device) -> str | None:
-    if cell.target.device_kind != "myriad":
-        return f"tools mode runs openvino on a Myriad X (myriad), not {cell.device}"
-    if device.benchmark_app is None:
-        return f"no benchmark_app on {device.name} (OpenVINO 2022.3's tools)"
-    if cell.precision != "fp16":
-        return f"a Myriad X runs fp16 only, not {cell.precision}"
-    return None
-
-
-TOOLS_REASONS = {"tensorrt": _tensorrt_reason, "openvino": _myriad_reason}
-"""The runtimes a device's own tools run (trtexec, benchmark_app), and why a cell of
-one cannot run there."""

@@ -28,6 +28,8 @@ from bench.core.stats import Summary
 from bench.harness.config import BenchConfig
 from bench.remote.bundle import MODEL_FILE
 from bench.remote.device import CellFailed, DeviceWork
+from bench.remote.device_tool import DeviceTool
+from bench.remote.probe import Device
 from runtimes.benchmark_app_report import benchmark_app_flags, parse_report
 
 REPORT = "benchmark_report.csv"
@@ -125,3 +127,26 @@ def measure_myriad(
         ),
         notes=[*model.notes, f"run on {work.ssh.name} by benchmark_app -d MYRIAD (tools mode)"],
     )
+
+
+class MyriadBenchmarkApp(DeviceTool):
+    """OpenVINO cells on a Myriad X stick, by OpenVINO 2022.3's benchmark_app on the
+    stick's host."""
+
+    name = "benchmark_app"
+    runtime = "openvino"
+    device_kinds = ("myriad",)
+
+    @classmethod
+    def found(cls, device: Device) -> str | None:
+        return "benchmark_app" if device.benchmark_app else None
+
+    @classmethod
+    def skip_reason(cls, cell: Cell, device: Device) -> str | None:
+        if device.benchmark_app is None:
+            return f"no benchmark_app on {device.name} (OpenVINO 2022.3's tools)"
+        if cell.precision != "fp16":
+            return f"a Myriad X runs fp16 only, not {cell.precision}"
+        return None
+
+    measure = staticmethod(measure_myriad)

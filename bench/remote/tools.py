@@ -1,6 +1,7 @@
 """Tools mode: cells run on the device by its own tools, driven from here over SSH, with
-no Python needed there: TensorRT cells by ``trtexec`` (bench.remote.trtexec), Myriad X
-cells by OpenVINO 2022.3's ``benchmark_app`` (bench.remote.myriad)."""
+no Python needed there. Each tool is one module (bench.remote.device_tool) registered in
+``DEVICE_TOOLS``: TensorRT cells by ``trtexec`` (bench.remote.trtexec), Myriad X cells by
+OpenVINO 2022.3's ``benchmark_app`` (bench.remote.myriad)."""
 
 from __future__ import annotations
 
@@ -20,25 +21,54 @@ from bench.core.spec import PreparedModel
 from bench.harness.config import BenchConfig
 from bench.harness.environment import fingerprint
 from bench.harness.executor import Column
-from bench.harness.plan import ModelRequest
+from bench.harness.plan import ModelRequest, PlannedCell
 from bench.harness.progress import Progress
 from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.harness.runner import cell_record
 from bench.harness.start import Run
 from bench.power.state import state_changes
-from bench.remote.boards import tools_plan
 from bench.remote.device import CellFailed, CellTimedOut, DeviceWork
+from bench.remote.device_tool import DeviceTool
 from bench.remote.hosts import DeviceExecutor, Host
-from bench.remote.myriad import measure_myriad
+from bench.remote.myriad import MyriadBenchmarkApp
 from bench.remote.probe import Device, probe
 from bench.remote.ssh import ConnectionLost, RemoteError
-from bench.remote.trtexec import measure_tensorrt
+from bench.remote.trtexec import Trtexec
 from runtimes.tensorrt.build import TrtVersion
 from runtimes.tensorrt.trtexec_driver import max_onnx_opset
 
-MEASURES = {"tensorrt": measure_tensorrt, "openvino": measure_myriad}
-"""How each runtime's cells run on a device's own tools (which ones can:
-bench.remote.boards)."""
+DEVICE_TOOLS: tuple[type[DeviceTool], ...] = (Trtexec, MyriadBenchmarkApp)
+"""The device tools tools mode measures with, each serving one runtime on some device
+kinds."""
+
+
+def tool_for(cell: Cell) -> type[DeviceTool] | None:
+    """The tool that measures ``cell`` on a device; None when none does."""
+    return next((tool for tool in DEVICE_TOOLS if tool.serves(cell)), None)
+
+
+def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:
+    """``planned``'s cells with the skip reasons of ``device`` in tools mode (the host's
+    own are not the device's)."""
+    return [PlannedCell(p.cell, tools_skip_reason(p.cell, device)) for p in planned]
+
+
+def tools_skip_reason(cell: Cell, device: Device) -> str | None:
+    """Why ``device`` cannot run ``cell`` with its own tools; None when it can."""
+    tool = tool_for(cell)
+    if tool is None:
+        served = ", ".join(
+            f"{t.runtime} on {' or '.join(t.device_kinds)} ({t.name})" for t in DEVICE_TOOLS
+        )
+        if any(t.runtime == cell.runtime for t in DEVICE_TOOLS):
+            return f"tools mode runs {served}; not {cell.device}"
+        return (
+            f"{cell.runtime} needs deploybench on {device.name}: tools mode runs {served}; "
+            "use the agent mode"
+        )
+    if cell.scenario == "train":
+        return "tools mode runs inference only: training needs the agent mode"
+    return tool.skip_reason(cell, device)
 
 
 class ToolsMode(DeviceWork):
@@ -59,8 +89,11 @@ class ToolsMode(DeviceWork):
         deadline = time.monotonic() + config.suite.cell_timeout_s
         status, reason, measured, phase = "ok", None, None, None
         try:
-            measure = MEASURES[cell.runtime]
-            measured = measure(self, cell, model, config, cache_dir, run_id, repetition, deadline)
+            tool = tool_for(cell)
+            assert tool is not None  # tools_plan skipped the cells no tool serves
+            measured = tool.measure(
+                self, cell, model, config, cache_dir, run_id, repetition, deadline
+            )
         except CellTimedOut as timeout:
             status, phase = "timeout", timeout.phase
             reason = (

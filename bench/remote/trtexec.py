@@ -27,8 +27,11 @@ from bench.core.spec import PreparedModel
 from bench.core.timing import StopRule
 from bench.harness.accuracy import cell_accuracy
 from bench.harness.config import BenchConfig
+from bench.remote.boards import board_of
 from bench.remote.bundle import MODEL_FILE, Bundle
 from bench.remote.device import COPY_TIMEOUT_S, CellFailed, DeviceWork
+from bench.remote.device_tool import DeviceTool
+from bench.remote.probe import Device
 from bench.remote.stamped import LOG, POWER_LOG, TRACE, power_figures, timed_script
 from exporters.reference import load_reference
 from runtimes.tensorrt.build import (
@@ -302,3 +305,41 @@ def _stamps(output: str) -> dict[str, tuple[float, float]]:
 
 def _span(span: tuple[float, float] | None, scale: float = 1.0) -> float | None:
     return (span[1] - span[0]) * scale if span else None
+
+
+class Trtexec(DeviceTool):
+    """TensorRT cells on a Jetson's GPU and DLA cores, by JetPack's trtexec."""
+
+    name = "trtexec"
+    runtime = "tensorrt"
+    device_kinds = ("cuda", "dla")
+
+    @classmethod
+    def found(cls, device: Device) -> str | None:
+        return f"TensorRT {device.tensorrt}" if device.tensorrt else None
+
+    @classmethod
+    def skip_reason(cls, cell: Cell, device: Device) -> str | None:
+        target = cell.target
+        if device.trtexec is None:
+            return f"no trtexec on {device.name} (JetPack puts it in /usr/src/tensorrt/bin)"
+        if device.tensorrt is None:
+            return f"trtexec on {device.name} printed no version banner"
+        board = board_of(device.jetson["model"]) if device.jetson else None
+        if target.device_kind == "cuda" and target.device_index != 0:
+            return f"{device.name} has one GPU (cuda:0)"
+        if target.device_kind == "dla":
+            cores = board.dla_cores if board else 0
+            if target.device_index >= cores:
+                return f"{device.name} has {cores} DLA cores" + (
+                    "" if cores else " (DLA: AGX Xavier, Xavier NX, AGX Orin, Orin NX)"
+                )
+            if target.precision not in ("fp16", "int8"):
+                return f"a DLA core runs fp16 and int8, not {target.precision}"
+        if target.precision == "int8" and board is not None and not board.int8:
+            return f"{device.jetson['model'] if device.jetson else device.name} has no fast INT8"
+        if target.precision == "bf16" and TrtVersion.parse(device.tensorrt) < TrtVersion(9, 0):
+            return f"TensorRT {device.tensorrt} has no bf16 (9.0 and newer)"
+        return None
+
+    measure = staticmethod(measure_tensorrt)

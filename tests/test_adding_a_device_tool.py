@@ -1,0 +1,96 @@
+"""Adding a device tool takes one file and one registry line (README "Adding a device
+tool"): on a scratch copy of the code, tests/fixtures/npu_tool.py is dropped into
+bench/remote/ and registered, and nothing else is touched; tools mode then plans its
+cells, names it in the device's description and measures its cells through it, with
+records built as every cell's are, while the Myriad X tool keeps its own cells."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = "bench/remote/tools.py"
+
+SCRIPT = """
+import json, tempfile
+from pathlib import Path
+from bench.commands.edge import describe
+from bench.core.cell import Cell
+from bench.core.spec import PreparedModel
+from bench.harness.config import HostConfig, config_from_dict
+from bench.harness.plan import PlannedCell
+from bench.remote.probe import parse_probe
+from bench.remote.tools import ToolsMode, tools_plan
+
+device = parse_probe("stick-host", "@@model\\n\\n@@whoami\\n0\\n@@benchmark_app\\n/opt/ba\\n")
+cells = [Cell("mlp", "openvino", d, p, 1, "latency")
+         for d in ("npu", "myriad", "cpu") for p in ("fp16", "fp32")]
+plan = {p.cell.key: p.skip_reason for p in tools_plan(device, [PlannedCell(c) for c in cells])}
+model = PreparedModel(
+    name="mlp", onnx_path=Path("m.onnx"), inputs=(), outputs=(), task="regression", source="zoo"
+)
+config = config_from_dict({"suite": {"models": ["mlp"]}})
+with tempfile.TemporaryDirectory() as scratch:
+    tools = ToolsMode(None, device, HostConfig(address="h"), Path(scratch), "none")
+    record = tools.measure(cells[0], model, config, Path(scratch), "run", 0)
+print(json.dumps({"plan": plan, "describe": describe(device), "record": record.to_dict()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the code with the NPU tool added."""
+    root = tmp_path_factory.mktemp("checkout")
+    for package in ("bench", "exporters", "runtimes"):
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(ROOT / package, root / package, ignore=ignore)
+    shutil.copy(ROOT / "tests/fixtures/npu_tool.py", root / "bench/remote")
+    registry = (root / REGISTRY).read_text()
+    registry = registry.replace(
+        "from bench.remote.myriad import MyriadBenchmarkApp\n",
+        "from bench.remote.myriad import MyriadBenchmarkApp\n"
+        "from bench.remote.npu_tool import NpuBenchmarkApp\n",
+    ).replace("(Trtexec, MyriadBenchmarkApp)", "(Trtexec, MyriadBenchmarkApp, NpuBenchmarkApp)")
+    (root / REGISTRY).write_text(registry)
+    return root
+
+
+def test_the_registry_entry_is_the_only_change(checkout: Path) -> None:
+    before = (ROOT / REGISTRY).read_text().splitlines()
+    after = (checkout / REGISTRY).read_text().splitlines()
+    changed = [
+        line
+        for line in difflib.unified_diff(before, after, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert changed == [
+        "+from bench.remote.npu_tool import NpuBenchmarkApp",
+        "-DEVICE_TOOLS: tuple[type[DeviceTool], ...] = (Trtexec, MyriadBenchmarkApp)",
+        "+DEVICE_TOOLS: tuple[type[DeviceTool], ...] = (Trtexec, MyriadBenchmarkApp, "
+        "NpuBenchmarkApp)",
+    ]
+
+
+def test_a_new_tool_plans_describes_and_measures_its_cells(checkout: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=checkout, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    plan = seen["plan"]
+    assert plan["mlp/openvino/npu/fp16/b1/latency"] is None
+    assert plan["mlp/openvino/npu/fp32/b1/latency"] == "the NPU runs fp16 here"
+    assert plan["mlp/openvino/myriad/fp16/b1/latency"] is None  # the Myriad X tool's still
+    assert "fp16 only" in plan["mlp/openvino/myriad/fp32/b1/latency"]
+    assert "openvino on npu (benchmark_app)" in plan["mlp/openvino/cpu/fp16/b1/latency"]
+    assert seen["describe"].endswith("benchmark_app, benchmark_app (NPU)")
+    record = seen["record"]
+    assert record["status"] == "ok" and record["key"] == "mlp/openvino/npu/fp16/b1/latency"
+    assert "benchmark_app -d NPU on stick-host: mlp/openvino/npu/fp16/b1/latency" in str(record)
