@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli import _devices
+from bench.commands.parser import _devices
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,9 @@ and no package's modules import each other in a cycle."""
 
 from __future__ import annotations
 
+import argparse
+import ast
+import importlib
 import os
 import shutil
 import subprocess
@@ -51,12 +54,14 @@ def test_the_project_keeps_its_layers() -> None:
         ),
         ("exporters/zoo.py", "import runtimes.base", "exporters is not allowed"),
         ("bench/harness/train.py", "import bench.harness.worker", "No cycles between the modules"),
+        ("bench/commands/run.py", "import scripts.suite_time", "bench.commands is not allowed"),
+        ("bench/harness/runner.py", "import bench.fleet.driver", "bench.harness is not allowed"),
     ],
 )
 def test_an_import_against_the_layers_breaks_the_contracts(
     tmp_path: Path, module: str, line: str, broken: str
 ) -> None:
-    for package in ("bench", "exporters", "runtimes"):
+    for package in ("bench", "exporters", "runtimes", "scripts"):
         ignore = shutil.ignore_patterns("__pycache__")
         shutil.copytree(ROOT / package, tmp_path / package, ignore=ignore)
     with open(tmp_path / module, "a", encoding="utf-8") as handle:
@@ -64,6 +69,40 @@ def test_an_import_against_the_layers_breaks_the_contracts(
     result = lint(tmp_path)
     assert result.returncode != 0
     assert broken in result.stdout
+
+
+def test_cli_py_hands_each_verb_to_bench_commands_and_imports_nothing_else() -> None:
+    """cli.py is one module, which import-linter cannot take as a root package: its own
+    imports are read here. Outside the standard library it imports bench.commands only
+    (the parser at the top, the verb's module by name when it runs) and bench.core."""
+    tree = ast.parse((ROOT / "cli.py").read_text())
+    imported = {
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    ours = {name for name in imported if name and name.split(".")[0] not in sys.stdlib_module_names}
+    assert ours and all(name.startswith(("bench.commands", "bench.core")) for name in ours), ours
+    handlers = {parser.get_default("handler") for parser in _subparsers()} - {None}
+    assert handlers and all(h.startswith("bench.commands.") for h in handlers), handlers
+    for handler in handlers:  # each names a function that is there
+        module, _, function = handler.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), handler
+
+
+def _subparsers() -> list:
+    from bench.commands.parser import build_parser
+
+    def walk(parser) -> list:  # noqa: ANN001
+        found = []
+        for action in parser._actions:  # noqa: SLF001
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                for child in action.choices.values():
+                    found += [child, *walk(child)]
+        return found
+
+    return walk(build_parser())
 
 
 def test_a_worker_imports_no_framework_before_its_runtime_asks() -> None:

@@ -3,12 +3,14 @@ the requested files, and return the exit code (0 pass, 1 regressed; UserError â†
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
+from bench.commands.console import console
 from bench.compare import output
 from bench.compare.gate import compare
 from bench.compare.html import comparison_page
@@ -183,3 +185,24 @@ def _settings(path: Path | None) -> CompareConfig:
             return CompareConfig()
         path = DEFAULT_SUITE
     return load_config(path).compare
+
+
+def compare_verb(args: argparse.Namespace) -> int:
+    request = CompareRequest(
+        baseline=args.baseline,
+        current=args.current,
+        config=args.config,
+        thresholds=args.threshold,
+        alpha=args.alpha,
+        allow_different_hardware=args.allow_different_hardware,
+        markdown=args.markdown,
+        json=args.json,
+        junit=args.junit,
+        html=args.html,
+        github_benchmark=args.github_benchmark,
+    )
+    return run_compare(request, console())
+
+
+def baseline_save_verb(args: argparse.Namespace) -> int:
+    return save_baseline(args.run_dir, args.file)

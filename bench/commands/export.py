@@ -6,6 +6,7 @@ on the device from the bundle's folder."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bench.commands.console import console
 from bench.core.errors import Unavailable, UserError
 from bench.core.spec import PreparedModel
 from bench.harness.config import BenchConfig, load_config
@@ -166,3 +168,19 @@ def commands(
                 one = one_request_flags(run, engine, load, Path(f"outputs-{tag}.json"))
                 lines.append(shlex.join([trtexec, *one]))
     return "\n".join(lines) + "\n"
+
+
+def export_verb(args: argparse.Namespace) -> int:
+    request = ExportRequest(
+        args.config,
+        args.profile,
+        args.models,
+        args.precisions,
+        args.batch_sizes,
+        args.tensorrt,
+        args.opset,
+        args.out,
+        args.trtexec,
+        args.cache_dir,
+    )
+    return export_command(request, console())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.commands.console import console
 from bench.hw.records import HwRecord
 from bench.hw.sheet import gpu_sheet
-from bench.hw.suite import HwOptions, create_hw_dir, run_hw, write_hw
+from bench.hw.suite import HwOptions, create_hw_dir, hw_options, run_hw, write_hw
 from bench.hw.table import format_rate, hw_table
 from bench.views.report import beside_table
 
@@ -73,3 +75,9 @@ def hw_command(options: HwOptions, results_root: Path, console: Console) -> int:
     console.print(hw_table(records, f"hw: {run_dir.path}"))
     console.print(beside_table(gpu_sheet(records)))
     return 1 if any(r.status == "failed" for r in records) else 0
+
+
+def hw_verb(args: argparse.Namespace) -> int:
+    mode = "quick" if args.quick else "thorough" if args.thorough else "default"
+    options = hw_options(args.devices, args.dtypes, args.sizes, mode, args.stream_mib, args.max_s)
+    return hw_command(options, args.results_dir, console())

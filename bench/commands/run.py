@@ -4,11 +4,17 @@ path for every executor."""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 from rich.console import Console
 
+from bench.commands.console import console as shown
 from bench.commands.execution import Display, execute, measured
 from bench.commands.executors import get_executor
+from bench.core.errors import UserError
 from bench.harness.executor import Target
+from bench.harness.overrides import OVERRIDES, overrides_from
 from bench.harness.start import (
     ResumeRequest,
     RunRequest,
@@ -16,6 +22,7 @@ from bench.harness.start import (
     resumed_run,
     settle,
 )
+from bench.views.roofline import check_hw_dirs
 
 
 def run_command(request: RunRequest, target: Target, console: Console, display: Display) -> int:
@@ -47,3 +54,89 @@ def resume_command(
     run = resumed_run(request)
     with executor_class.opened(target, run.config, console) as executor:
         return measured(run, executor, console, display)
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    """``cli.py run``: the target flags checked against each other, then a new run or
+    ``--resume``."""
+    console = shown()
+    check_hw_dirs(args.hw)
+    cluster_flags = [
+        f"--{f.replace('_', '-')}" for f in ("fleet", "nodes", "per_gpu") if getattr(args, f)
+    ]
+    if args.host and (args.cluster or cluster_flags or args.executor):
+        raise UserError("--host runs on one device over SSH: drop the --cluster flags")
+    for flag in ("remote_mode", "power_modes", "jetson_clocks"):
+        if getattr(args, flag) is not None and not args.host:
+            raise UserError(f"--{flag.replace('_', '-')} needs --host (a device over SSH)")
+    target = Target(
+        executor=args.executor,
+        host=args.host,
+        remote_mode=args.remote_mode,
+        cluster=args.cluster,
+        nodes=tuple(args.nodes or ()),
+        config_path=args.config,
+        power_modes=tuple(str(mode) for mode in args.power_modes or ()),
+        clocks=tuple(args.jetson_clocks or ()),
+        cluster_flags=tuple(cluster_flags),
+    )
+    display = Display(not args.no_progress, tuple(args.hw))
+    try:
+        if args.resume:
+            if args.host and (args.power_modes or args.jetson_clocks):
+                raise UserError("--resume finishes one run: drop --power-modes and --jetson-clocks")
+            _check_resume_flags(args, config_allowed=bool(args.host), nodes_allowed=True)
+            if args.nodes and executor_of(args.resume) != "ray":
+                _check_resume_flags(args, config_allowed=bool(args.host))
+            request = ResumeRequest(
+                args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
+            )
+            return resume_command(request, target, console, display)
+        return run_command(_run_request(args), target, console, display)
+    except KeyboardInterrupt:  # what was kept, and how to go on, is said where it happened
+        return 130
+
+
+def _run_request(args: argparse.Namespace) -> RunRequest:
+    return RunRequest(
+        config_path=args.config,
+        profile=args.profile,
+        overrides=overrides_from(vars(args)),
+        onnx=args.onnx,
+        factory=args.factory,
+        shapes=args.shape,
+        ranges=args.input_range,
+        inputs=args.inputs,
+        cache_dir=args.cache_dir,
+    )
+
+
+def _check_resume_flags(
+    args: argparse.Namespace, config_allowed: bool = False, nodes_allowed: bool = False
+) -> None:
+    """``--resume`` finishes a run as it was set up: a flag that would change it is an
+    error, not silently dropped (``--config`` may name the ``[hosts]`` of ``--host``)."""
+    given = [
+        override.flag
+        for override in OVERRIDES
+        if override.table != "cluster" and getattr(args, override.dest) is not None
+    ]
+    given += [
+        flag
+        for flag, value in (
+            ("--profile", args.profile),
+            ("--shape", args.shape),
+            ("--input-range", args.input_range),
+            ("--fleet", args.fleet),
+            ("--nodes", None if nodes_allowed else args.nodes),
+            ("--per-gpu", args.per_gpu),
+        )
+        if value
+    ]
+    if args.config != Path("bench.toml") and not config_allowed:
+        given.append("--config")
+    if given:
+        raise UserError(
+            f"--resume finishes a run as it was set up: drop {', '.join(given)} "
+            "(it takes --model, --onnx, --inputs and --cache-dir)"
+        )

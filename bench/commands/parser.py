@@ -1,0 +1,433 @@
+"""The command line's grammar: every verb and flag of ``cli.py``, each verb's handler
+named as ``module:function`` of bench.commands (imported only when that verb runs, so
+that ``--help`` and a bad flag cost no import of the harness)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _csv(kind: type) -> Any:
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in text.split(",") if item]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got '{text}'"
+            ) from None
+
+    return parse
+
+
+def _devices(text: str) -> list[str]:
+    """Devices separated by ';', or by ',' where a combined device (``hetero:gpu,cpu``)
+    keeps the plain names that follow it."""
+    if ";" in text:
+        return [item for item in text.split(";") if item]
+    devices: list[str] = []
+    for item in (part for part in text.split(",") if part):
+        combined = bool(devices) and devices[-1].lower().startswith(("auto:", "hetero:", "multi:"))
+        if combined and ":" not in item and not item.lower().startswith("cuda"):
+            devices[-1] += f",{item}"
+        else:
+            devices.append(item)
+    return devices
+
+
+class _Version(argparse.Action):
+    """``--version``, its package metadata read only when asked (not on every start)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, **kwargs
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"deploybench {_version()}")
+        parser.exit(0)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deploybench")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cli.py",
+        description="Benchmark models across inference runtimes: latency, throughput, "
+        "cold start and memory, each cell in its own worker process.",
+    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="run a suite (bench.toml by default)",
+        description="Run a suite; results land in results/<run-id>/.",
+    )
+    run.add_argument(
+        "--config", type=Path, default=Path("bench.toml"), help="suite file (default: bench.toml)"
+    )
+    run.add_argument("--profile", help="a [profiles.NAME] table of the suite file, e.g. smoke")
+    run.add_argument(
+        "--models", type=_csv(str), help="comma-separated zoo models (overrides the suite)"
+    )
+    run.add_argument(
+        "--runtimes", type=_csv(str), help="comma-separated runtimes, e.g. pytorch,onnxruntime"
+    )
+    run.add_argument(
+        "--devices",
+        type=_devices,
+        help="comma-separated devices: cpu, cuda:N, gpu, npu, hetero:gpu,cpu "
+        "(a hetero:/auto:/multi: list takes the names after it; ';' also separates)",
+    )
+    run.add_argument("--precisions", type=_csv(str), help="comma-separated precisions (fp32)")
+    run.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
+    run.add_argument(
+        "--scenarios", type=_csv(str), help="latency, throughput, train (comma-separated)"
+    )
+    run.add_argument("--threads", type=int, help="intra-op threads in all (0 = physical cores)")
+    run.add_argument("--in-flight", type=int, help="requests in flight in the throughput scenario")
+    run.add_argument(
+        "--cell-timeout",
+        type=float,
+        help="seconds a cell's worker may take, every phase (build, load, timed loop) "
+        "included, before it is stopped as a timeout",
+    )
+    run.add_argument(
+        "--export-timeout",
+        type=float,
+        help="seconds preparing a model may take (export, reference outputs; default 600)",
+    )
+    run.add_argument(
+        "--power",
+        help="power source: auto (what the machine has for the cell's device), nvml, rapl, "
+        "jetson, tegrastats or none",
+    )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="run each cell in N separate workers, the suite repeated N times (for compare)",
+    )
+    run.add_argument(
+        "--onnx", type=Path, help="benchmark this ONNX file instead of the suite's models"
+    )
+    run.add_argument(
+        "--model",
+        dest="factory",
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="benchmark the PyTorch module this function returns",
+    )
+    run.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=1x3x224x224",
+        help="size of an input of --onnx/--model (repeat per input; inputs sharing a "
+        "named dynamic dimension take its size from one)",
+    )
+    run.add_argument(
+        "--input-range",
+        action="append",
+        default=[],
+        metavar="NAME=LO:HI",
+        help="draw an input's values in [LO, HI) (default: floats in [-1, 1), indices below "
+        "the rows of the table they index, else [0, 100))",
+    )
+    run.add_argument(
+        "--inputs",
+        type=Path,
+        metavar="FILE.npz",
+        help="feed --onnx these arrays, one per input by name (numpy.savez)",
+    )
+    run.add_argument(
+        "--calibration-data",
+        metavar="FILE.npz",
+        help="int8 cells calibrate on these arrays (one per input, samples on the first axis) "
+        "instead of generated inputs",
+    )
+    run.add_argument(
+        "--calibration-samples", type=int, metavar="N", help="samples int8 calibration runs"
+    )
+    run.add_argument(
+        "--quantize-method",
+        choices=["minmax", "entropy", "percentile"],
+        help="how int8 calibration picks activation ranges (default: minmax)",
+    )
+    run.add_argument("--results-dir", help="where run directories are made (default: results)")
+    run.add_argument(
+        "--cache-dir", type=Path, help="export cache (default: the platform cache dir)"
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="finish the missing cells of a run (give its --model, --onnx, --inputs again)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--hw",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="hw result for the roofline (default: a matching one in the results dir)",
+    )
+    run.add_argument("--name", help="the suite's name (names the run folder)")
+    run.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="where the cells are measured, by its registry name (default: local; --host "
+        "and --cluster choose theirs)",
+    )
+    _add_edge_flags(run)
+    _add_fleet_flags(run)
+    run.set_defaults(handler="bench.commands.run:run_verb")
+
+    listing = commands.add_parser(
+        "list",
+        help="list the reference models and the runtimes",
+        description="Reference models with their size and cost, and "
+        "each runtime with its devices or why it is unavailable.",
+    )
+    listing.set_defaults(handler="bench.commands.listing:list_verb")
+
+    _add_export(commands)
+    _add_compare(commands)
+    _add_baseline(commands)
+    _add_hw(commands)
+    _add_report(commands)
+
+    env = commands.add_parser(
+        "env",
+        help="print this machine's fingerprint (environment.json)",
+        description="Print the hardware and software fingerprint as JSON.",
+    )
+    env.set_defaults(handler="bench.commands.env:env_verb")
+    return parser
+
+
+def _add_edge_flags(run: argparse.ArgumentParser) -> None:
+    edge = run.add_argument_group("a device over SSH (Jetson, a Myriad X host, any Linux box)")
+    edge.add_argument(
+        "--host",
+        metavar="NAME|[USER@]HOST[:PORT]",
+        help="run the suite on this device: a [hosts.NAME] table of the suite file, an "
+        "address, or an alias of your ssh config",
+    )
+    edge.add_argument(
+        "--remote-mode",
+        choices=["auto", "tools", "agent"],
+        help="tools: the device's own trtexec/tegrastats/benchmark_app; agent: deploybench "
+        "installed there; auto (default): agent where deploybench answers",
+    )
+    edge.add_argument(
+        "--power-modes",
+        type=_csv(int),
+        metavar="ID,ID",
+        help="run the suite under each nvpmodel mode (ids), then restore the board's mode",
+    )
+    edge.add_argument(
+        "--jetson-clocks",
+        type=_csv(_on_off),
+        metavar="on,off",
+        help="run the suite with jetson_clocks on and/or off, then restore the clocks",
+    )
+
+
+def _add_fleet_flags(run: argparse.ArgumentParser) -> None:
+    fleet = run.add_argument_group("a fleet of machines on Ray (pip install 'deploybench[fleet]')")
+    fleet.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on this Ray cluster: auto (the one this machine joined), HOST:PORT of its "
+        "head, or ray://HOST:PORT (default: [cluster] address of the suite file)",
+    )
+    fleet.add_argument(
+        "--fleet",
+        choices=["compare", "shard"],
+        help="compare (default): the suite on every node, one machine per column; shard: one "
+        "suite's cells spread over nodes of one hardware fingerprint",
+    )
+    fleet.add_argument(
+        "--nodes",
+        type=_csv(str),
+        metavar="NAME,NAME",
+        help="these nodes only (name, address or node-id prefix); with --resume, the nodes "
+        "that may finish it",
+    )
+    fleet.add_argument(
+        "--per-gpu",
+        action="store_true",
+        default=None,
+        help="on multi-GPU nodes, one CUDA cell per GPU at once (default: one cell per node)",
+    )
+
+
+def _add_export(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write what a device's own trtexec needs, to copy by hand",
+        description="Per model of the suite: the ONNX file at an opset the device's TensorRT "
+        "parses, each batch's seeded inputs as --loadInputs files, the reference outputs, a "
+        "manifest, and commands.sh with the trtexec commands to run on the device.",
+    )
+    export.add_argument(
+        "--tensorrt",
+        required=True,
+        metavar="VERSION",
+        help="the device's TensorRT, e.g. 8.2.1 (its trtexec banner: [TensorRT v8201])",
+    )
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    export.add_argument(
+        "--config", type=Path, default=Path("bench.toml"), help="suite file (default: bench.toml)"
+    )
+    export.add_argument("--profile", help="a [profiles.NAME] table of the suite file")
+    export.add_argument("--models", type=_csv(str), help="comma-separated zoo models")
+    export.add_argument("--precisions", type=_csv(str), help="fp32, fp16, bf16")
+    export.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
+    export.add_argument("--opset", type=int, help="default: the highest the TensorRT parses")
+    export.add_argument(
+        "--trtexec",
+        default="/usr/src/tensorrt/bin/trtexec",
+        help="trtexec's path on the device (default: JetPack's)",
+    )
+    export.add_argument("--cache-dir", type=Path, help="export cache (default: the platform's)")
+    export.set_defaults(handler="bench.commands.export:export_verb")
+
+
+def _on_off(text: str) -> str:
+    if text not in ("on", "off"):
+        raise ValueError(text)
+    return text
+
+
+def _add_compare(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="the regression gate: compare a run against a baseline",
+        description="Compare CURRENT against BASELINE (each a results directory or a "
+        "baseline file), cell by cell. A metric regressed when the change is significant "
+        "(Mann-Whitney U over repetitions) and beyond its threshold. Exit code 0: nothing "
+        "regressed; 1: a cell regressed or newly fails; 2: bad input.",
+    )
+    compare.add_argument("baseline", type=Path, help="results directory or baseline file")
+    compare.add_argument("current", type=Path, help="results directory or baseline file")
+    compare.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="[METRIC=]PCT",
+        help="smallest change that counts, e.g. 5%% or latency_p99=10%% (repeatable; "
+        "default: the suite's [compare] table, else 10%%, latency_p99 50%%, memory 5%%)",
+    )
+    compare.add_argument("--alpha", type=float, help="significance level (default 0.05)")
+    compare.add_argument(
+        "--allow-different-hardware",
+        action="store_true",
+        help="compare runs from different CPUs/GPUs/boards/power modes (compares machines)",
+    )
+    compare.add_argument(
+        "--config", type=Path, help="suite file whose [compare] table to use (default: bench.toml)"
+    )
+    compare.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary")
+    compare.add_argument("--json", type=Path, metavar="FILE", help="write the comparison as JSON")
+    compare.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    compare.add_argument(
+        "--html", type=Path, metavar="FILE", help="write a self-contained HTML page"
+    )
+    compare.add_argument(
+        "--github-benchmark",
+        type=Path,
+        metavar="FILE",
+        help="write CURRENT in github-action-benchmark's customSmallerIsBetter format",
+    )
+    compare.set_defaults(handler="bench.commands.compare:compare_verb")
+
+
+def _add_baseline(commands: Any) -> None:
+    baseline = commands.add_parser(
+        "baseline",
+        help="save a run as a baseline file for compare",
+        description="Baselines hold what compare needs (per-repetition summaries, the "
+        "environment), small enough to commit.",
+    )
+    actions = baseline.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    save = actions.add_parser("save", help="save RUN_DIR as a baseline file")
+    save.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    save.add_argument("file", type=Path, metavar="FILE", help="e.g. results/baselines/main.json")
+    save.set_defaults(handler="bench.commands.compare:baseline_save_verb")
+
+
+def _add_hw(commands: Any) -> None:
+    hw = commands.add_parser(
+        "hw",
+        help="microbenchmark this machine: matrix multiply per dtype, STREAM, host<->device",
+        description="Dense matrix-multiply TFLOP/s per dtype (2*M*N*K), STREAM copy/scale/"
+        "add/triad bandwidth on arrays of 4x the last-level cache, cache sizes, and on a GPU "
+        "pinned host<->device, device-to-device and peer-to-peer copies, per device; then "
+        "the seed lecture's GPU sheet (P100, V100) beside ours. Each matrix size's time is "
+        "projected from a small probe first: a size whose figure would take longer than the "
+        "cap is recorded as capped, with the projected time, and not run. Results land in "
+        "results/<stamp>-hw/ (hw.json).",
+    )
+    hw.add_argument("--devices", type=_csv(str), help="cpu, cuda (every GPU) or cuda:N")
+    hw.add_argument(
+        "--dtypes", type=_csv(str), help="matrix-multiply dtypes: fp64,fp32,tf32,fp16,bf16,int8"
+    )
+    hw.add_argument("--sizes", type=_csv(int), help="square matrix sizes, e.g. 1024,2048,4096")
+    thoroughness = hw.add_mutually_exclusive_group()
+    thoroughness.add_argument(
+        "--quick", action="store_true", help="one size, 3 repeats, a 5 s cap per figure"
+    )
+    thoroughness.add_argument(
+        "--thorough",
+        action="store_true",
+        help="the large sizes too (CPU up to 4096, GPU 2048-8192), a 120 s cap per figure",
+    )
+    hw.add_argument(
+        "--max-s",
+        type=float,
+        metavar="S",
+        help="cap on one figure's projected seconds (default 10; quick 5, thorough 120)",
+    )
+    hw.add_argument(
+        "--stream-mib", type=int, metavar="MIB", help="STREAM array size (default: 4x the LLC)"
+    )
+    hw.add_argument("--results-dir", type=Path, default=Path("results"), help="default: results")
+    hw.set_defaults(handler="bench.commands.hw:hw_verb")
+
+
+def _add_report(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="machines side by side from run and hw result directories",
+        description="One column per machine (directories from one machine merge by their "
+        "hardware fingerprint): measured TFLOPS and bandwidth, per-model training and "
+        "inference throughput, speedups, energy; a ratio column for two machines; then each "
+        "machine's roofline (achieved FLOP/s and share of the measured peak).",
+    )
+    report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="run or hw directory")
+    report.add_argument(
+        "--hw", type=Path, action="append", default=[], metavar="DIR", help="an hw directory"
+    )
+    report.add_argument("--markdown", type=Path, metavar="FILE", help="also write Markdown")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write a self-contained HTML page"
+    )
+    report.set_defaults(handler="bench.commands.report:report_verb")
