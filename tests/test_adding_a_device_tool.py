@@ -1,8 +1,9 @@
 """Adding a device tool takes one file and one registry line (README "Adding a device
 tool"): on a scratch copy of the code, tests/fixtures/npu_tool.py is dropped into
-bench/remote/ and registered, and nothing else is touched; tools mode then plans its
-cells, names it in the device's description and measures its cells through it, with
-records built as every cell's are, while the Myriad X tool keeps its own cells."""
+bench/remote/ and registered, and nothing else is touched; the device's probe then runs its section
+and reads what it found, tools mode plans its cells, names it in the device's
+description and measures its cells through it, with records built as every cell's are,
+while the Myriad X tool keeps its own cells."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-REGISTRY = "bench/remote/tools.py"
+REGISTRY = "bench/remote/device_tools.py"
 
 SCRIPT = """
 import json, tempfile
@@ -27,9 +28,24 @@ from bench.core.spec import PreparedModel
 from bench.harness.config import HostConfig, config_from_dict
 from bench.harness.plan import PlannedCell
 from bench.remote.probe import parse_probe
+from bench.remote import probe as probing
 from bench.remote.tools import ToolsMode, tools_plan
 
-device = parse_probe("stick-host", "@@model\\n\\n@@whoami\\n0\\n@@benchmark_app\\n/opt/ba\\n")
+
+def probe_script():
+    class Recorder:
+        name = "stick-host"
+        def run(self, script, timeout_s, what, check=True):
+            self.script = script
+            return type("Done", (), {"stdout": ""})()
+    ssh = Recorder()
+    probing.probe(ssh, HostConfig(address="h"))
+    return ssh.script
+
+
+text = "@@model\\n\\n@@whoami\\n0\\n@@benchmark_app\\n/opt/ba\\n@@npu\\naccel0\\n"
+device = parse_probe("stick-host", text)
+bare = parse_probe("stick-host", text.replace("@@npu", "@@other"))
 cells = [Cell("mlp", "openvino", d, p, 1, "latency")
          for d in ("npu", "myriad", "cpu") for p in ("fp16", "fp32")]
 plan = {p.cell.key: p.skip_reason for p in tools_plan(device, [PlannedCell(c) for c in cells])}
@@ -40,7 +56,13 @@ config = config_from_dict({"suite": {"models": ["mlp"]}})
 with tempfile.TemporaryDirectory() as scratch:
     tools = ToolsMode(None, device, HostConfig(address="h"), Path(scratch), "none")
     record = tools.measure(cells[0], model, config, Path(scratch), "run", 0)
-print(json.dumps({"plan": plan, "describe": describe(device), "record": record.to_dict()}))
+print(json.dumps({
+    "plan": plan,
+    "bare": tools_plan(bare, [PlannedCell(cells[0])])[0].skip_reason,
+    "describe": describe(device),
+    "record": record.to_dict(),
+    "section": "section npu;" in probe_script(),
+}))
 """
 
 
@@ -90,6 +112,8 @@ def test_a_new_tool_plans_describes_and_measures_its_cells(checkout: Path) -> No
     assert plan["mlp/openvino/myriad/fp16/b1/latency"] is None  # the Myriad X tool's still
     assert "fp16 only" in plan["mlp/openvino/myriad/fp32/b1/latency"]
     assert "openvino on npu (benchmark_app)" in plan["mlp/openvino/cpu/fp16/b1/latency"]
+    assert seen["bare"] == "no NPU on stick-host (/dev/accel)"  # its own probe section read
+    assert seen["section"]  # and sent to the device in the probe's one command
     assert seen["describe"].endswith("benchmark_app, benchmark_app (NPU)")
     record = seen["record"]
     assert record["status"] == "ok" and record["key"] == "mlp/openvino/npu/fp16/b1/latency"

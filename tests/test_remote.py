@@ -85,8 +85,11 @@ def test_a_probe_of_an_orin() -> None:
         "nvpmodel": {"name": "MODE_30W", "id": 2, "from": "nvpmodel -q"},
         "jetson_clocks": {"on": False, "cpu_min_is_max": False, "gpu_min_is_max": False},
     }
-    assert (device.trtexec, device.tensorrt) == ("/usr/src/tensorrt/bin/trtexec", "10.3.0")
-    assert device.benchmark_app is None and device.deploybench is None
+    assert (device.programs["trtexec"], device.tensorrt) == (
+        "/usr/src/tensorrt/bin/trtexec",
+        "10.3.0",
+    )
+    assert device.programs["benchmark_app"] is None and device.deploybench is None
     assert device.free_mib == pytest.approx(23140000 / 1024)
     assert device.sudo == "sudo -n " and device.home == "/home/nvidia"
     environment = device.environment()
@@ -97,7 +100,7 @@ def test_a_probe_of_an_orin() -> None:
 def test_a_probe_of_a_plain_linux_box() -> None:
     text = "@@uname\nx86_64\nLinux 6.1\n@@whoami\n0\n@@deploybench\ndeploybench 0.1.0\n@@trtexec\n"
     device = parse_probe("box", text)
-    assert device.jetson is None and device.trtexec is None and device.tensorrt is None
+    assert device.jetson is None and device.programs["trtexec"] is None and device.tensorrt is None
     assert device.deploybench == "0.1.0" and device.root and device.sudo == ""
 
 

@@ -20,10 +20,10 @@ from bench.commands.execution import Display, execute
 from bench.commands.executors import get_executor
 from bench.harness.executor import Target
 from bench.harness.start import Setup
+from bench.remote.device import Device
+from bench.remote.device_tools import DEVICE_TOOLS
 from bench.remote.hosts import Host, connected, resolve_host
-from bench.remote.probe import Device
 from bench.remote.ssh import ConnectionLost, RemoteError
-from bench.remote.tools import DEVICE_TOOLS
 from bench.views.machines_report import machines_report
 
 

@@ -25,8 +25,8 @@ from bench.core.errors import UserError
 from bench.harness.overrides import flags_for
 from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.harness.start import RunRequest, Setup
+from bench.remote.device import Device
 from bench.remote.hosts import DeviceExecutor, Host, stored_remote
-from bench.remote.probe import Device
 from bench.remote.ssh import ConnectionLost, RemoteError, Ssh
 
 _HERE = ("suite.results_dir", "quantize.calibration_data")

@@ -1,23 +1,99 @@
-"""The device side of tools mode: its folders, the models copied to it, and one guarded
-command with the cell's time left."""
+"""A device as its probe found it (``Device``), and the device side of tools mode: its
+folders, the models copied to it, and one guarded command with the cell's time left."""
 
 from __future__ import annotations
 
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.core.cell import Cell
 from bench.core.spec import PreparedModel
 from bench.harness.config import BenchConfig, HostConfig
 from bench.remote.bundle import Bundle, write_bundle
-from bench.remote.probe import Device
 from bench.remote.ssh import RemoteError, Ssh, telling_line
 from runtimes.tensorrt.build import TrtVersion
 
 COPY_TIMEOUT_S = 3600.0
+
+
+@dataclass
+class Device:
+    """A probed device. ``programs`` and ``libraries``: what each device tool's probe
+    section found (bench.remote.device_tools), by name, None where the device lacks it
+    (``trtexec``'s path, ``tensorrt``'s version, …); ``tegrastats``, ``jetson_clocks``
+    and ``deploybench`` likewise. ``jetson`` is the board's power state
+    (bench.power.jetson_board's shape) on a Jetson, else None."""
+
+    name: str
+    architecture: str
+    kernel: str
+    os: str
+    cpu: str
+    cores: int | None
+    memory_gib: float | None
+    root: bool
+    home: str
+    python: str | None
+    jetson: dict[str, Any] | None
+    programs: dict[str, str | None] = field(default_factory=dict)
+    libraries: dict[str, str | None] = field(default_factory=dict)
+    tegrastats: str | None = None
+    jetson_clocks: str | None = None
+    deploybench: str | None = None
+    free_mib: float | None = None
+    raw: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def tensorrt(self) -> str | None:
+        """The TensorRT version trtexec's banner printed (None: no trtexec, or no banner)."""
+        return self.libraries.get("tensorrt")
+
+    def path(self, path: str) -> str:
+        """``path`` on the device with a leading ``~`` made its home (absolute paths as
+        they are)."""
+        if path == "~" or path.startswith("~/"):
+            return (self.home.rstrip("/") or "") + path[1:]
+        return path
+
+    @property
+    def sudo(self) -> str:
+        """The prefix that runs a command as root on the device (``sudo -n``: never a
+        password prompt), empty when the session is root already."""
+        return "" if self.root else "sudo -n "
+
+    def environment(self) -> dict[str, Any]:
+        """The device's fingerprint, in environment.json's shape (bench.harness.environment)."""
+        gpus = []
+        if self.jetson and self.tensorrt:
+            gpus = [{"name": f"{self.jetson['model']} (integrated)", "integrated": True}]
+        return {
+            "cpu": {
+                "model": self.cpu,
+                "architecture": self.architecture,
+                "physical_cores": self.cores,
+                "logical_cores": self.cores,
+                "usable_cores": self.cores,
+            },
+            "memory_gib": self.memory_gib,
+            "gpus": gpus,
+            "os": f"{self.os} ({self.kernel})",
+            "python": self.python,
+            "libraries": {k: v for k, v in self.libraries.items() if v},
+            "power": {"state": {"jetson": self.jetson} if self.jetson else {}},
+            "remote": {
+                "host": self.name,
+                "tools": {
+                    **self.programs,
+                    "tegrastats": self.tegrastats,
+                    "jetson_clocks": self.jetson_clocks,
+                    "deploybench": self.deploybench,
+                },
+            },
+        }
 
 
 class CellFailed(Exception):

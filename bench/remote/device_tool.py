@@ -1,6 +1,6 @@
 """A device's own tool that measures cells in tools mode (trtexec on a Jetson,
 benchmark_app for a Myriad X stick): what each one owns. The registry is
-``DEVICE_TOOLS`` in bench.remote.tools (README "Adding a device tool")."""
+``DEVICE_TOOLS`` in bench.remote.device_tools (README "Adding a device tool")."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, ClassVar
 from bench.core.cell import Cell
 from bench.core.record import Measured
 from bench.core.spec import PreparedModel
-from bench.harness.config import BenchConfig
-from bench.remote.probe import Device
+from bench.harness.config import BenchConfig, HostConfig
 
 if TYPE_CHECKING:
-    from bench.remote.device import DeviceWork
+    from bench.remote.device import Device, DeviceWork
 
 
 class DeviceTool:
@@ -29,6 +28,20 @@ class DeviceTool:
     @classmethod
     def serves(cls, cell: Cell) -> bool:
         return cell.runtime == cls.runtime and cell.target.device_kind in cls.device_kinds
+
+    @classmethod
+    def probe_section(cls, host: HostConfig) -> str:
+        """Its part of the device's probe script: shell lines under ``section NAME``
+        headers (``$R`` is the device root the tests point at a fake tree)."""
+        raise NotImplementedError
+
+    @classmethod
+    def read_probe(
+        cls, parts: dict[str, str]
+    ) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        """From the probe's sections: its programs' paths and its libraries' versions,
+        by name, None where absent (``Device.programs``, ``Device.libraries``)."""
+        raise NotImplementedError
 
     @classmethod
     def found(cls, device: Device) -> str | None:

@@ -17,7 +17,8 @@ from bench.core.errors import UserError
 from bench.harness.config import BenchConfig, HostConfig, load_config
 from bench.harness.executor import Executor, Target
 from bench.harness.results import RUN_FILE, RunDir
-from bench.remote.probe import Device, probe
+from bench.remote.device import Device
+from bench.remote.probe import probe
 from bench.remote.ssh import Address, Ssh
 
 

@@ -25,11 +25,10 @@ from bench.core.record import (
 )
 from bench.core.spec import BATCH, PreparedModel
 from bench.core.stats import Summary
-from bench.harness.config import BenchConfig
+from bench.harness.config import BenchConfig, HostConfig
 from bench.remote.bundle import MODEL_FILE
-from bench.remote.device import CellFailed, DeviceWork
+from bench.remote.device import CellFailed, Device, DeviceWork
 from bench.remote.device_tool import DeviceTool
-from bench.remote.probe import Device
 from runtimes.benchmark_app_report import benchmark_app_flags, parse_report
 
 REPORT = "benchmark_report.csv"
@@ -67,7 +66,7 @@ def measure_myriad(
     )
     if cell.scenario == "throughput" and config.suite.in_flight:
         flags += ["-nireq", str(config.suite.in_flight)]
-    app = work.device.benchmark_app
+    app = work.device.programs.get("benchmark_app")
     assert app is not None
     work.run(
         f"mkdir -p {shlex.quote(cell_dir)} && cd {shlex.quote(cell_dir)} && "
@@ -100,7 +99,7 @@ def measure_myriad(
             precision="fp16",
             device="myriad",
             in_flight=report.requests,
-            provider=f"openvino {work.device.openvino or '2022.3'} benchmark_app",
+            provider=f"openvino {work.device.libraries.get('openvino') or '2022.3'} benchmark_app",
             host=work.ssh.name,
             mode="tools",
             api=report.api,
@@ -138,12 +137,29 @@ class MyriadBenchmarkApp(DeviceTool):
     device_kinds = ("myriad",)
 
     @classmethod
+    def probe_section(cls, host: HostConfig) -> str:
+        """benchmark_app as ``[hosts]`` names it, else on PATH; the OpenVINO its Python has."""
+        return (
+            f"section benchmark_app; B={shlex.quote(host.benchmark_app or '')}\n"
+            '[ -n "$B" ] || B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"\n'
+            "section openvino; python3 -c 'import openvino.runtime as o; "
+            "print(o.get_version())' 2>/dev/null\n"
+        )
+
+    @classmethod
+    def read_probe(
+        cls, parts: dict[str, str]
+    ) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        found = {"benchmark_app": parts.get("benchmark_app") or None}
+        return found, {"openvino": parts.get("openvino") or None}
+
+    @classmethod
     def found(cls, device: Device) -> str | None:
-        return "benchmark_app" if device.benchmark_app else None
+        return "benchmark_app" if device.programs.get("benchmark_app") else None
 
     @classmethod
     def skip_reason(cls, cell: Cell, device: Device) -> str | None:
-        if device.benchmark_app is None:
+        if device.programs.get("benchmark_app") is None:
             return f"no benchmark_app on {device.name} (OpenVINO 2022.3's tools)"
         if cell.precision != "fp16":
             return f"a Myriad X runs fp16 only, not {cell.precision}"

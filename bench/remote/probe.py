@@ -1,6 +1,7 @@
-"""What a device is and has, read in one SSH command: the board and its power state, the
-vendor tools (trtexec, tegrastats, nvpmodel, jetson_clocks, benchmark_app), Python and
-deploybench, disk space, and the fingerprint a results folder keeps (environment.json).
+"""What a device is and has, read in one SSH command: the board and its power state,
+tegrastats, nvpmodel and jetson_clocks, each device tool's own section (trtexec,
+benchmark_app: bench.remote.device_tools), Python and deploybench, disk space, and the
+fingerprint a results folder keeps (environment.json).
 
 Files are read under ``$DEPLOYBENCH_DEVICE_ROOT`` when the device's session sets it (empty
 on a real device: the files are the device's own); the test suite points it at a fake
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness.config import HostConfig
 from bench.power.jetson import l4t_release
 from bench.power.jetson_board import GPU_DEVFREQ, clocks_state, parse_nvpmodel_query
+from bench.remote.device import Device
+from bench.remote.device_tools import DEVICE_TOOLS
 from bench.remote.ssh import Ssh
-from runtimes.tensorrt.trtexec_driver import JETPACK_TRTEXEC, parse_banner
 
 PROBE_TIMEOUT_S = 60.0
 
@@ -40,14 +41,8 @@ section clocks; for f in "$R"/sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
 done; for f in "$R"/sys/class/devfreq/*; do case "$(basename "$f")" in
   __GPU_DEVFREQ__) [ -r "$f/min_freq" ] &&
     echo "gpu $(cat "$f/min_freq") $(cat "$f/max_freq")";; esac; done
-section trtexec; T=__TRTEXEC_GIVEN__
-[ -n "$T" ] || T=$(command -v trtexec || { [ -x "$R__TRTEXEC__" ] && echo "$R__TRTEXEC__"; })
-[ -n "$T" ] && { echo "$T"; "$T" --help 2>&1 | grep -m1 'TensorRT.trtexec'; }
 section tegrastats; command -v tegrastats
 section jetson_clocks; command -v jetson_clocks
-section benchmark_app; B=__BENCHMARK_APP_GIVEN__
-[ -n "$B" ] || B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"
-section openvino; python3 -c 'import openvino.runtime as o; print(o.get_version())' 2>/dev/null
 section python; python3 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null
 section deploybench; D=__DEPLOYBENCH__; command -v "${D%% *}" >/dev/null 2>&1 && $D --version 2>&1
 section disk; mkdir -p __WORKDIR__ 2>/dev/null; df -Pk __WORKDIR__ 2>/dev/null | tail -1
@@ -55,89 +50,15 @@ section home; echo "$HOME"
 """
 
 
-@dataclass
-class Device:
-    """A probed device. ``trtexec``/``benchmark_app``/``deploybench`` are None where the
-    device lacks them; ``jetson`` is the board's power state (bench.power.jetson_board's
-    shape) on a Jetson, else None."""
-
-    name: str
-    architecture: str
-    kernel: str
-    os: str
-    cpu: str
-    cores: int | None
-    memory_gib: float | None
-    root: bool
-    home: str
-    python: str | None
-    jetson: dict[str, Any] | None
-    trtexec: str | None = None
-    tensorrt: str | None = None
-    tegrastats: str | None = None
-    jetson_clocks: str | None = None
-    benchmark_app: str | None = None
-    openvino: str | None = None
-    deploybench: str | None = None
-    free_mib: float | None = None
-    raw: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def path(self, path: str) -> str:
-        """``path`` on the device with a leading ``~`` made its home (absolute paths as
-        they are)."""
-        if path == "~" or path.startswith("~/"):
-            return (self.home.rstrip("/") or "") + path[1:]
-        return path
-
-    @property
-    def sudo(self) -> str:
-        """The prefix that runs a command as root on the device (``sudo -n``: never a
-        password prompt), empty when the session is root already."""
-        return "" if self.root else "sudo -n "
-
-    def environment(self) -> dict[str, Any]:
-        """The device's fingerprint, in environment.json's shape (bench.harness.environment)."""
-        libraries = {"tensorrt": self.tensorrt, "openvino": self.openvino}
-        gpus = []
-        if self.jetson and self.tensorrt:
-            gpus = [{"name": f"{self.jetson['model']} (integrated)", "integrated": True}]
-        return {
-            "cpu": {
-                "model": self.cpu,
-                "architecture": self.architecture,
-                "physical_cores": self.cores,
-                "logical_cores": self.cores,
-                "usable_cores": self.cores,
-            },
-            "memory_gib": self.memory_gib,
-            "gpus": gpus,
-            "os": f"{self.os} ({self.kernel})",
-            "python": self.python,
-            "libraries": {k: v for k, v in libraries.items() if v},
-            "power": {"state": {"jetson": self.jetson} if self.jetson else {}},
-            "remote": {
-                "host": self.name,
-                "tools": {
-                    "trtexec": self.trtexec,
-                    "tegrastats": self.tegrastats,
-                    "jetson_clocks": self.jetson_clocks,
-                    "benchmark_app": self.benchmark_app,
-                    "deploybench": self.deploybench,
-                },
-            },
-        }
-
-
 def probe(ssh: Ssh, host: HostConfig) -> Device:
-    """Read what the device behind ``ssh`` is and has (one command)."""
+    """Read what the device behind ``ssh`` is and has (one command: the board's sections,
+    then each device tool's own)."""
     script = (
-        _SCRIPT.replace("__TRTEXEC_GIVEN__", host.trtexec or "")
-        .replace("__BENCHMARK_APP_GIVEN__", host.benchmark_app or "")
-        .replace("__TRTEXEC__", str(JETPACK_TRTEXEC))
-        .replace("__GPU_DEVFREQ__", "|".join(f"*{name}*" for name in GPU_DEVFREQ))
+        _SCRIPT.replace("__GPU_DEVFREQ__", "|".join(f"*{name}*" for name in GPU_DEVFREQ))
         .replace("__WORKDIR__", _shell_word(host.workdir))
         .replace("__DEPLOYBENCH__", shlex.quote(host.deploybench))
     )
+    script += "".join(tool.probe_section(host) for tool in DEVICE_TOOLS)
     done = ssh.run(script, PROBE_TIMEOUT_S, "reading what the device has", check=False)
     return parse_probe(ssh.name, done.stdout)
 
@@ -176,7 +97,12 @@ def parse_probe(name: str, text: str) -> Device:
             "nvpmodel": _nvpmodel(parts.get("nvpmodel", "")),
             "jetson_clocks": clocks_text_state(parts.get("clocks", "")),
         }
-    trtexec, tensorrt = _trtexec(parts.get("trtexec", ""))
+    programs: dict[str, str | None] = {}
+    libraries: dict[str, str | None] = {}
+    for tool in DEVICE_TOOLS:
+        found, versions = tool.read_probe(parts)
+        programs.update(found)
+        libraries.update(versions)
     memory = re.search(r"(\d+)", parts.get("memory", ""))
     cores = parts.get("cores", "").strip()
     deploybench = parts.get("deploybench", "")
@@ -192,12 +118,10 @@ def parse_probe(name: str, text: str) -> Device:
         home=parts.get("home", "~"),
         python=parts.get("python") or None,
         jetson=jetson,
-        trtexec=trtexec,
-        tensorrt=tensorrt,
+        programs=programs,
+        libraries=libraries,
         tegrastats=parts.get("tegrastats") or None,
         jetson_clocks=parts.get("jetson_clocks") or None,
-        benchmark_app=parts.get("benchmark_app") or None,
-        openvino=parts.get("openvino") or None,
         deploybench=_version(deploybench),
         free_mib=_free_mib(parts.get("disk", "")),
         raw=parts,
@@ -218,16 +142,6 @@ def clocks_text_state(text: str) -> dict[str, Any]:
         if len(parts) == 3 and parts[0] in pinned:
             pinned[parts[0]].append(parts[1] == parts[2])
     return clocks_state(pinned["cpu"], pinned["gpu"])
-
-
-def _trtexec(text: str) -> tuple[str | None, str | None]:
-    lines = text.splitlines()
-    if not lines:
-        return None, None
-    try:
-        return lines[0].strip(), str(parse_banner(text))
-    except ValueError:
-        return lines[0].strip(), None
 
 
 def _version(text: str) -> str | None:

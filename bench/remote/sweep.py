@@ -17,7 +17,8 @@ from typing import Any
 from rich.console import Console
 
 from bench.harness.config import HostConfig
-from bench.remote.probe import Device, probe
+from bench.remote.device import Device
+from bench.remote.probe import probe
 from bench.remote.ssh import RemoteError, Ssh, telling_line
 
 SETTLE_S = 2.0

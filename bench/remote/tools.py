@@ -1,6 +1,6 @@
 """Tools mode: cells run on the device by its own tools, driven from here over SSH, with
 no Python needed there. Each tool is one module (bench.remote.device_tool) registered in
-``DEVICE_TOOLS``: TensorRT cells by ``trtexec`` (bench.remote.trtexec), Myriad X cells by
+bench.remote.device_tools: TensorRT cells by ``trtexec`` (bench.remote.trtexec), Myriad X cells by
 OpenVINO 2022.3's ``benchmark_app`` (bench.remote.myriad)."""
 
 from __future__ import annotations
@@ -27,24 +27,13 @@ from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.harness.runner import cell_record
 from bench.harness.start import Run
 from bench.power.state import state_changes
-from bench.remote.device import CellFailed, CellTimedOut, DeviceWork
-from bench.remote.device_tool import DeviceTool
+from bench.remote.device import CellFailed, CellTimedOut, Device, DeviceWork
+from bench.remote.device_tools import DEVICE_TOOLS, tool_for
 from bench.remote.hosts import DeviceExecutor, Host
-from bench.remote.myriad import MyriadBenchmarkApp
-from bench.remote.probe import Device, probe
+from bench.remote.probe import probe
 from bench.remote.ssh import ConnectionLost, RemoteError
-from bench.remote.trtexec import Trtexec
 from runtimes.tensorrt.build import TrtVersion
 from runtimes.tensorrt.trtexec_driver import max_onnx_opset
-
-DEVICE_TOOLS: tuple[type[DeviceTool], ...] = (Trtexec, MyriadBenchmarkApp)
-"""The device tools tools mode measures with, each serving one runtime on some device
-kinds."""
-
-
-def tool_for(cell: Cell) -> type[DeviceTool] | None:
-    """The tool that measures ``cell`` on a device; None when none does."""
-    return next((tool for tool in DEVICE_TOOLS if tool.serves(cell)), None)
 
 
 def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:

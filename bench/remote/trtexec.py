@@ -26,12 +26,11 @@ from bench.core.record import Accuracy, ColdStart, DeviceMetrics, Measured
 from bench.core.spec import PreparedModel
 from bench.core.timing import StopRule
 from bench.harness.accuracy import cell_accuracy
-from bench.harness.config import BenchConfig
+from bench.harness.config import BenchConfig, HostConfig
 from bench.remote.boards import board_of
 from bench.remote.bundle import MODEL_FILE, Bundle
-from bench.remote.device import COPY_TIMEOUT_S, CellFailed, DeviceWork
+from bench.remote.device import COPY_TIMEOUT_S, CellFailed, Device, DeviceWork
 from bench.remote.device_tool import DeviceTool
-from bench.remote.probe import Device
 from bench.remote.stamped import LOG, POWER_LOG, TRACE, power_figures, timed_script
 from exporters.reference import load_reference
 from runtimes.tensorrt.build import (
@@ -47,10 +46,12 @@ from runtimes.tensorrt.inspector import layer_precisions
 from runtimes.tensorrt.runtime import TensorRTOptions, TensorRTRuntime
 from runtimes.tensorrt.session import engine_executed, split_summary
 from runtimes.tensorrt.trtexec_driver import (
+    JETPACK_TRTEXEC,
     RunSettings,
     build_flags,
     layer_info_flags,
     one_request_flags,
+    parse_banner,
     read_outputs,
     run_flags,
     trace_record,
@@ -158,7 +159,8 @@ def _engine_cell(
 ) -> EngineCell:
     """The cell's plan, its bundle copied to the device, and its places there."""
     device = work.device
-    if device.trtexec is None or device.tensorrt is None:
+    trtexec = device.programs.get("trtexec")
+    if trtexec is None or device.tensorrt is None:
         raise Unavailable(
             f"no trtexec on {work.ssh.name} (JetPack puts it in /usr/src/tensorrt/bin)"
         )
@@ -200,7 +202,7 @@ def _engine_cell(
     engine = EngineFile(Path(f"{engines}/{name}"), plan, str(version), "trtexec", gpu)
     bundle_dir = work.folders.model(bundle)
     cell_dir = work.folders.cell(run_id, cell, repetition)
-    return EngineCell(device.trtexec, version, engine, bundle, bundle_dir, cell_dir, run, timing)
+    return EngineCell(trtexec, version, engine, bundle, bundle_dir, cell_dir, run, timing)
 
 
 def _build(
@@ -315,13 +317,36 @@ class Trtexec(DeviceTool):
     device_kinds = ("cuda", "dla")
 
     @classmethod
+    def probe_section(cls, host: HostConfig) -> str:
+        """trtexec as ``[hosts]`` names it, else on PATH, else where JetPack puts it; its
+        help's banner line (the TensorRT version)."""
+        return (
+            f"section trtexec; T={shlex.quote(host.trtexec or '')}\n"
+            f'[ -n "$T" ] || T=$(command -v trtexec || {{ [ -x "$R{JETPACK_TRTEXEC}" ] && '
+            f'echo "$R{JETPACK_TRTEXEC}"; }})\n'
+            '[ -n "$T" ] && { echo "$T"; "$T" --help 2>&1 | grep -m1 \'TensorRT.trtexec\'; }\n'
+        )
+
+    @classmethod
+    def read_probe(
+        cls, parts: dict[str, str]
+    ) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        lines = parts.get("trtexec", "").splitlines()
+        path = lines[0].strip() if lines else None
+        try:
+            version = str(parse_banner(parts["trtexec"])) if lines else None
+        except ValueError:  # a binary that printed no banner
+            version = None
+        return {"trtexec": path}, {"tensorrt": version}
+
+    @classmethod
     def found(cls, device: Device) -> str | None:
         return f"TensorRT {device.tensorrt}" if device.tensorrt else None
 
     @classmethod
     def skip_reason(cls, cell: Cell, device: Device) -> str | None:
         target = cell.target
-        if device.trtexec is None:
+        if device.programs.get("trtexec") is None:
             return f"no trtexec on {device.name} (JetPack puts it in /usr/src/tensorrt/bin)"
         if device.tensorrt is None:
             return f"trtexec on {device.name} printed no version banner"
