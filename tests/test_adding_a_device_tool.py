@@ -7,14 +7,13 @@ while the Myriad X tool keeps its own cells."""
 
 from __future__ import annotations
 
-import difflib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fixtures.scratch import registry_change, scratch_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = "bench/remote/device_tools.py"
@@ -69,29 +68,25 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the code with the NPU tool added."""
-    root = tmp_path_factory.mktemp("checkout")
-    for package in ("bench", "exporters", "runtimes"):
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(ROOT / package, root / package, ignore=ignore)
-    shutil.copy(ROOT / "tests/fixtures/npu_tool.py", root / "bench/remote")
-    registry = (root / REGISTRY).read_text()
-    registry = registry.replace(
-        "from bench.remote.myriad import MyriadBenchmarkApp\n",
-        "from bench.remote.myriad import MyriadBenchmarkApp\n"
-        "from bench.remote.npu_tool import NpuBenchmarkApp\n",
-    ).replace("(Trtexec, MyriadBenchmarkApp)", "(Trtexec, MyriadBenchmarkApp, NpuBenchmarkApp)")
-    (root / REGISTRY).write_text(registry)
-    return root
+    folder = tmp_path_factory.mktemp("checkout")
+    return scratch_checkout(
+        folder,
+        "npu_tool.py",
+        "bench/remote",
+        REGISTRY,
+        [
+            (
+                "from bench.remote.myriad import MyriadBenchmarkApp\n",
+                "from bench.remote.myriad import MyriadBenchmarkApp\n"
+                "from bench.remote.npu_tool import NpuBenchmarkApp\n",
+            ),
+            ("(Trtexec, MyriadBenchmarkApp)", "(Trtexec, MyriadBenchmarkApp, NpuBenchmarkApp)"),
+        ],
+    )
 
 
 def test_the_registry_entry_is_the_only_change(checkout: Path) -> None:
-    before = (ROOT / REGISTRY).read_text().splitlines()
-    after = (checkout / REGISTRY).read_text().splitlines()
-    changed = [
-        line
-        for line in difflib.unified_diff(before, after, lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+    changed = registry_change(checkout, REGISTRY)
     assert changed == [
         "+from bench.remote.npu_tool import NpuBenchmarkApp",
         "-DEVICE_TOOLS: tuple[type[DeviceTool], ...] = (Trtexec, MyriadBenchmarkApp)",

@@ -5,14 +5,13 @@ plans, measures and checks its cells like any other."""
 
 from __future__ import annotations
 
-import difflib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fixtures.scratch import registry_change, scratch_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = "runtimes/__init__.py"
@@ -21,20 +20,21 @@ REGISTRY = "runtimes/__init__.py"
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the code with the ONNX reference evaluator added as a runtime."""
-    root = tmp_path_factory.mktemp("checkout")
-    for package in ("bench", "exporters", "runtimes"):
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(ROOT / package, root / package, ignore=ignore)
-    shutil.copy(ROOT / "cli.py", root / "cli.py")
-    shutil.copy(ROOT / "tests/fixtures/onnx_reference_rt.py", root / "runtimes")
-    registry = (root / REGISTRY).read_text()
-    registry = registry.replace(
-        "from runtimes.openvino_rt import OpenVinoRuntime\n",
-        "from runtimes.onnx_reference_rt import OnnxReferenceRuntime\n"
-        "from runtimes.openvino_rt import OpenVinoRuntime\n",
-    ).replace("OpenVinoRuntime)", "OpenVinoRuntime, OnnxReferenceRuntime)")
-    (root / REGISTRY).write_text(registry)
-    return root
+    folder = tmp_path_factory.mktemp("checkout")
+    return scratch_checkout(
+        folder,
+        "onnx_reference_rt.py",
+        "runtimes",
+        REGISTRY,
+        [
+            (
+                "from runtimes.openvino_rt import OpenVinoRuntime\n",
+                "from runtimes.onnx_reference_rt import OnnxReferenceRuntime\n"
+                "from runtimes.openvino_rt import OpenVinoRuntime\n",
+            ),
+            ("OpenVinoRuntime)", "OpenVinoRuntime, OnnxReferenceRuntime)"),
+        ],
+    )
 
 
 def run(checkout: Path, suite: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -66,13 +66,7 @@ verbose = 0
 
 
 def test_the_registry_entry_is_the_only_change(checkout: Path) -> None:
-    before = (ROOT / REGISTRY).read_text().splitlines()
-    after = (checkout / REGISTRY).read_text().splitlines()
-    changed = [
-        line
-        for line in difflib.unified_diff(before, after, lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+    changed = registry_change(checkout, REGISTRY)
     assert changed == [
         "+from runtimes.onnx_reference_rt import OnnxReferenceRuntime",
         "-    for runtime in (PyTorchRuntime, OnnxRuntime, TensorRTRuntime, OpenVinoRuntime)",

@@ -5,14 +5,13 @@ measures the suite through the one loop, and ``--resume`` comes back to it."""
 
 from __future__ import annotations
 
-import difflib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fixtures.scratch import registry_change, scratch_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = "bench/commands/executors.py"
@@ -23,20 +22,21 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the code with the pair executor added."""
-    root = tmp_path_factory.mktemp("checkout")
-    for package in ("bench", "exporters", "runtimes"):
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(ROOT / package, root / package, ignore=ignore)
-    shutil.copy(ROOT / "cli.py", root / "cli.py")
-    shutil.copy(ROOT / "tests/fixtures/pair_executor.py", root / "bench/harness")
-    registry = (root / REGISTRY).read_text()
-    registry = registry.replace(
-        "from bench.harness.local import LocalExecutor\n",
-        "from bench.harness.local import LocalExecutor\n"
-        "from bench.harness.pair_executor import PairExecutor\n",
-    ).replace("RayExecutor)", "RayExecutor, PairExecutor)")
-    (root / REGISTRY).write_text(registry)
-    return root
+    folder = tmp_path_factory.mktemp("checkout")
+    return scratch_checkout(
+        folder,
+        "pair_executor.py",
+        "bench/harness",
+        REGISTRY,
+        [
+            (
+                "from bench.harness.local import LocalExecutor\n",
+                "from bench.harness.local import LocalExecutor\n"
+                "from bench.harness.pair_executor import PairExecutor\n",
+            ),
+            ("RayExecutor)", "RayExecutor, PairExecutor)"),
+        ],
+    )
 
 
 def run(checkout: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +49,7 @@ def run(checkout: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProc
 SUITE = """
 [suite]
 models = ["mlp"]
-runtimes = ["onnxruntime", "pytorch"]
+runtimes = ["onnxruntime"]
 precisions = ["fp32"]
 scenarios = ["latency"]
 batch_sizes = [1, 4]
@@ -63,13 +63,7 @@ min_iters = 5
 
 
 def test_the_registry_entry_is_the_only_change(checkout: Path) -> None:
-    before = (ROOT / REGISTRY).read_text().splitlines()
-    after = (checkout / REGISTRY).read_text().splitlines()
-    changed = [
-        line
-        for line in difflib.unified_diff(before, after, lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+    changed = registry_change(checkout, REGISTRY)
     assert changed == [
         "+from bench.harness.pair_executor import PairExecutor",
         "-    for executor in (LocalExecutor, ToolsExecutor, AgentExecutor, RayExecutor)",
@@ -83,25 +77,22 @@ def test_a_new_executor_runs_the_suite_and_resumes_it(checkout: Path, cache_dir:
     results = checkout / "results"
     done = run(checkout, cache_dir, "--executor", "pair", "--results-dir", str(results))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "pair: measuring 8 cells, two at a time" in done.stdout
+    assert "pair: measuring 4 cells, two at a time" in done.stdout
     (folder,) = results.iterdir()
     assert json.loads((folder / "run.json").read_text())["executor"] == "pair"
     lines = (folder / "results.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert {(r["key"], r["repetition"]) for r in records} == {
-        (f"mlp/{rt}/cpu/fp32/b{b}/latency", rep)
-        for rt in ("onnxruntime", "pytorch")
-        for b in (1, 4)
-        for rep in (0, 1)
+        (f"mlp/onnxruntime/cpu/fp32/b{b}/latency", rep) for b in (1, 4) for rep in (0, 1)
     }
     assert (folder / "report.md").is_file() and (folder / "report.html").is_file()
 
-    # three cells lost: --resume finds the executor in run.json and measures just those
-    (folder / "results.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    # two cells lost: --resume finds the executor in run.json and measures just those
+    (folder / "results.jsonl").write_text("\n".join(lines[:2]) + "\n")
     resumed = run(checkout, cache_dir, "--resume", str(folder))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "pair: measuring 3 cells, two at a time" in resumed.stdout
+    assert "pair: measuring 2 cells, two at a time" in resumed.stdout
     again = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
     assert {(r["key"], r["repetition"]) for r in again} == {
         (r["key"], r["repetition"]) for r in records

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from test_cli import FIXTURES, REPO_ROOT, _env, explain, records_of, run_dirs, write_suite
 
-pytestmark = pytest.mark.e2e
+# One group: ``runs`` (three suite runs) is made once, on the one xdist worker of the group.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("compare_e2e")]
 
 REPEAT = 5
 MEASURE = {"warmup_s": 0.1, "warmup_min_iters": 5, "min_duration_s": 0.3, "min_iters": 20}
@@ -74,7 +75,7 @@ def compare(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # with the module's xdist group: made once, on one worker
 def runs(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gate")
     config = write_suite(  # batch 16: requests of 0.1-0.3 ms, whose tails a VM moves less
