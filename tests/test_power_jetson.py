@@ -150,6 +150,8 @@ def test_l4t_release_line() -> None:
         "jetpack_major": "5",
     }
     assert l4t_release("not a release file") is None
+    # JetPack 7.2 moves to L4T R39 (and brings AGX Orin to JetPack 7)
+    assert l4t_release("# R39 (release), REVISION: 0.0")["jetpack_major"] == "7"
 
 
 @pytest.mark.parametrize(

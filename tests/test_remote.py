@@ -327,3 +327,39 @@ def test_export_refuses_an_opset_the_parser_does_not_take(tmp_path: Path, capsys
         "error: TensorRT 8.2.0's ONNX parser takes opsets up to 13, not 17: give --opset 13 "
         "or lower"
     )
+
+
+def _host(mode: str):  # noqa: ANN202
+    from bench.harness.config import HostConfig
+    from bench.remote.hosts import Host
+
+    return Host("jetson", HostConfig(address="jetson", mode=mode))
+
+
+@pytest.mark.parametrize(
+    ("python", "too_old"), [("3.6.9", True), ("3.8.10", True), ("3.10.12", False)]
+)
+def test_agent_mode_on_a_jetpack_python_too_old_says_so_in_one_line(
+    python: str, too_old: bool
+) -> None:
+    """JetPack 4 ships Python 3.6 and JetPack 5 3.8; deploybench needs 3.10 (pyproject)."""
+    from rich.console import Console
+
+    from bench.commands.edge import chosen_mode
+
+    text = f"@@model\nNVIDIA Jetson Xavier NX\n@@whoami\n0\n@@python\n{python}\n"
+    device = parse_probe("jetson", text)
+    console = Console(record=True, width=200)
+    assert chosen_mode(_host("auto"), device, console) == "tools"
+    said = console.export_text()
+    if too_old:
+        assert said == (
+            f"agent mode needs Python 3.10 or newer on the device, and jetson has {python} "
+            "(JetPack 4 ships 3.6, JetPack 5 3.8): tools mode\n"
+        )
+        with pytest.raises(RemoteError, match=r"has .*: use --remote-mode tools$"):
+            chosen_mode(_host("agent"), device, console)
+    else:
+        assert said == ""
+        with pytest.raises(RemoteError, match="does not answer on jetson: install deploybench"):
+            chosen_mode(_host("agent"), device, console)

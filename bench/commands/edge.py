@@ -26,19 +26,46 @@ from bench.remote.hosts import Host, connected, resolve_host
 from bench.remote.ssh import ConnectionLost, RemoteError
 from bench.views.machines_report import machines_report
 
+AGENT_PYTHON = (3, 10)
+"""The oldest Python deploybench runs on (pyproject's requires-python): JetPack 4 ships
+3.6 and JetPack 5 ships 3.8, so agent mode cannot run there."""
 
-def chosen_mode(host: Host, device: Device) -> str:
+
+def chosen_mode(host: Host, device: Device, console: Console | None = None) -> str:
     """``tools`` or ``agent``: as configured, or (``auto``) agent where deploybench
-    answers on the device."""
+    answers on the device. A device whose Python is older than deploybench needs is said
+    in one line: ``auto`` goes on in tools mode, ``agent`` stops there."""
     mode = host.config.mode
+    too_old = _python_too_old(device)
     if mode == "agent" and device.deploybench is None:
         raise RemoteError(
-            f"'{host.config.deploybench} --version' does not answer on {host.name}: install "
-            "deploybench there (or set deploybench in [hosts]), or use --remote-mode tools"
+            (too_old + ": use --remote-mode tools")
+            if too_old
+            else f"'{host.config.deploybench} --version' does not answer on {host.name}: "
+            "install deploybench there (or set deploybench in [hosts]), or use "
+            "--remote-mode tools"
         )
     if mode == "auto":
+        if device.deploybench is None and too_old and console is not None:
+            console.print(f"{too_old}: tools mode")
         return "agent" if device.deploybench else "tools"
     return mode
+
+
+def _python_too_old(device: Device) -> str | None:
+    """Why deploybench cannot run on ``device`` (its Python), None when it can or the
+    probe found no Python."""
+    try:
+        version = tuple(int(part) for part in (device.python or "").split(".")[:2])
+    except ValueError:
+        return None
+    if len(version) < 2 or version >= AGENT_PYTHON:
+        return None
+    wanted = ".".join(map(str, AGENT_PYTHON))
+    return (
+        f"agent mode needs Python {wanted} or newer on the device, and {device.name} has "
+        f"{device.python} (JetPack 4 ships 3.6, JetPack 5 3.8)"
+    )
 
 
 def edge_run(setup: Setup, target: Target, console: Console, display: Display) -> int:
@@ -47,7 +74,7 @@ def edge_run(setup: Setup, target: Target, console: Console, display: Display) -
         str(target.host), setup.config.hosts, target.config_path, target.remote_mode
     )
     with connected(host) as (ssh, device):
-        mode = chosen_mode(host, device)
+        mode = chosen_mode(host, device, console)
         console.print(f"{host.name}: {describe(device)}; {mode} mode")
         executor_class = get_executor(f"ssh-{mode}")
         if not target.power_modes and not target.clocks:

@@ -116,7 +116,7 @@ class JetsonSource(PowerSource):
 
 
 _RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)")
-JETPACK_OF_L4T = {"32": "4", "34": "5", "35": "5", "36": "6", "38": "7"}
+JETPACK_OF_L4T = {"32": "4", "34": "5", "35": "5", "36": "6", "38": "7", "39": "7"}
 
 
 def l4t_release(text: str) -> dict[str, str] | None:
