@@ -97,6 +97,8 @@ def test_build_flags_for_older_and_newer_versions() -> None:
     assert "--useDLACore=1" in dla and "--allowGPUFallback" in dla and "--noTF32" not in dla
     named = build_flags(V103, Path("m"), Path("e"), plan(shapes={"in:0": SHAPES["input"]}), None)
     assert "--optShapes='in:0':2x1x32x32" in named
+    static = build_flags(V103, Path("m"), Path("e"), plan(shapes={}), None)  # all inputs static
+    assert not any("Shapes=" in flag for flag in static)
 
 
 def test_run_flags_per_version() -> None:

@@ -34,6 +34,12 @@ class TensorSpec:
     high: float = 1.0
     origin: str = ""
 
+    @property
+    def dynamic(self) -> bool:
+        """Whether a dimension is named, not fixed (the batch axis of an export, a
+        sequence length)."""
+        return any(not isinstance(dim, int) for dim in self.shape)
+
     def concrete_shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
         """The shape with every symbolic dimension replaced from ``sizes``.
 

@@ -85,12 +85,16 @@ class EngineFile:
 def profile_shapes(
     inputs: tuple[TensorSpec, ...], batches: list[int], batch: int
 ) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-    """(min, opt, max) shape of each input: the ``batch`` axis from the smallest to the
-    largest of ``batches``, optimised for ``batch``; every other dimension as given."""
+    """(min, opt, max) shape of each dynamic input: the ``batch`` axis from the smallest
+    to the largest of ``batches``, optimised for ``batch``; every other dimension as
+    given. A static input has none: its shape is the model's, and trtexec refuses explicit
+    shapes for a model whose inputs are all static ("Static model does not take explicit
+    shapes", sampleEngines.cpp, TensorRT 8.2 to 11)."""
     low, high = min([*batches, batch]), max([*batches, batch])
     return {
         spec.name: tuple(spec.concrete_shape({BATCH: size}) for size in (low, batch, high))
         for spec in inputs
+        if spec.dynamic
     }  # type: ignore[misc]
 
 

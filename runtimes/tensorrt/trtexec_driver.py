@@ -84,6 +84,11 @@ def quoted_name(name: str) -> str:
     return f"'{name}'" if re.search(r"[:,]", name) else name
 
 
+def _shapes_flag(run: RunSettings) -> list[str]:
+    """``--shapes`` for the dynamic inputs; none for an engine whose inputs are static."""
+    return [f"--shapes={_shape_list(run.shapes)}"] if run.shapes else []
+
+
 def _shape_list(shapes: dict[str, tuple[int, ...]]) -> str:
     """``name:1x3x224x224,other:1x128``."""
     return ",".join(f"{quoted_name(n)}:{'x'.join(map(str, s))}" for n, s in shapes.items())
@@ -110,9 +115,9 @@ def build_flags(
         flags.append(f"--{plan.precision}")
     if not plan.tf32:
         flags.append("--noTF32")
-    for index, kind in enumerate(("min", "opt", "max")):
+    for index, kind in enumerate(("min", "opt", "max")):  # dynamic inputs only
         shapes = {name: triple[index] for name, triple in plan.shapes.items()}
-        flags.append(f"--{kind}Shapes={_shape_list(shapes)}")
+        flags += [f"--{kind}Shapes={_shape_list(shapes)}"] if shapes else []
     if plan.dla_core is not None:
         flags.append(f"--useDLACore={plan.dla_core}")
         if plan.gpu_fallback:
@@ -144,7 +149,7 @@ def run_flags(
     ``measure.min_s`` seconds (whole seconds: trtexec rounds its duration)."""
     flags = [
         f"--loadEngine={engine}",
-        f"--shapes={_shape_list(run.shapes)}",
+        *_shapes_flag(run),
         f"--warmUp={round(warmup.min_s * 1000)}",
         f"--iterations={max(measure.min_count, 1)}",
         f"--duration={math.ceil(measure.min_s)}",
@@ -280,7 +285,7 @@ def one_request_flags(run: RunSettings, engine: Path, inputs: str, output: Path)
     """trtexec arguments for a single request on given inputs, outputs written to JSON."""
     return [
         f"--loadEngine={engine}",
-        f"--shapes={_shape_list(run.shapes)}",
+        *_shapes_flag(run),
         f"--loadInputs={inputs}",
         f"--exportOutput={output}",
         "--iterations=1",
