@@ -217,6 +217,62 @@ def test_boards_by_device_tree_model() -> None:
     assert board_of("Raspberry Pi 4 Model B Rev 1.4") is None
 
 
+@pytest.mark.parametrize(
+    ("model", "compatible", "cores", "int8"),
+    [
+        # AGX Xavier from L4T 32.2: the model string says only "Jetson-AGX"
+        # (Adafruit_Python_PlatformDetect#37); its module is p2888 on the p2972 carrier
+        ("Jetson-AGX", "nvidia,p2972-0000 nvidia,p2888-0001 nvidia,tegra194", 2, True),
+        ("Jetson-AGX", "", 2, True),
+        # Orin NX 8GB: no "8GB" in the model string; one DLA core (p3767-0001)
+        (
+            "NVIDIA Orin NX Developer Kit",
+            "nvidia,p3768-0000+p3767-0001 nvidia,p3767-0001 nvidia,tegra234",
+            1,
+            True,
+        ),
+        ("NVIDIA Orin NX Developer Kit", "nvidia,p3768-0000+p3767-0000 nvidia,tegra234", 2, True),
+        ("NVIDIA Orin Nano Developer Kit", "nvidia,p3768-0000+p3767-0005 nvidia,tegra234", 0, True),
+        # AGX Orin 64GB, as NVIDIA/jetson-gpio#125 prints its compatible file
+        (
+            "NVIDIA Jetson AGX Orin Developer Kit",
+            "nvidia,p3737-0000+p3701-0005 nvidia,p3701-0005 nvidia,tegra234 nvidia,tegra23x",
+            2,
+            True,
+        ),
+        # a TX2 whose model string is its board's code name
+        ("quill", "nvidia,quill nvidia,tegra186", 0, False),
+        ("quill", "", 0, False),
+        # Thor devkit on L4T 38.4 (NVIDIA/jetson-gpio#135)
+        (
+            "NVIDIA Jetson AGX Thor Developer Kit",
+            "nvidia,p4071-0000+p3834-0008 nvidia,p3834-0008 nvidia,tegra264",
+            0,
+            True,
+        ),
+    ],
+)
+def test_the_module_is_read_from_its_part_number_first(
+    model: str, compatible: str, cores: int, int8: bool
+) -> None:
+    board = board_of(model, compatible)
+    assert board is not None and (board.dla_cores, board.int8) == (cores, int8)
+
+
+def test_the_probe_reads_the_compatible_list_and_plans_by_it() -> None:
+    text = (
+        "@@model\nNVIDIA Orin NX Developer Kit\n@@compatible\nnvidia,p3768-0000+p3767-0001 "
+        "nvidia,p3767-0001 nvidia,tegra234 \n@@l4t\n# R36 (release), REVISION: 4.3\n"
+        "@@whoami\n0\n@@trtexec\n/t\n&&&& RUNNING TensorRT.trtexec [TensorRT v100300]\n"
+    )
+    device = parse_probe("orin-nx", text)
+    assert device.compatible.split()[-1] == "nvidia,tegra234"
+    cells = [PlannedCell(Cell("mlp", "tensorrt", f"dla:{i}", "fp16", 1, "latency")) for i in (0, 1)]
+    first, second = tools_plan(device, cells)
+    assert first.skip_reason is None
+    assert second.skip_reason == "orin-nx has 1 DLA cores"
+
+
 def test_the_opset_each_tensorrt_parses() -> None:
     assert max_onnx_opset(TrtVersion(8, 2, 1)) == 13
     assert max_onnx_opset(TrtVersion(8, 6, 2)) == 17

@@ -39,6 +39,9 @@ class Device:
     home: str
     python: str | None
     jetson: dict[str, Any] | None
+    compatible: str = ""
+    """/proc/device-tree/compatible, its entries space-separated (the module's part number
+    names the board where the model string does not: bench.remote.boards)."""
     programs: dict[str, str | None] = field(default_factory=dict)
     libraries: dict[str, str | None] = field(default_factory=dict)
     tegrastats: str | None = None

@@ -33,6 +33,7 @@ section cpu; grep -m1 -E '^(model name|Hardware|Model)' "$R/proc/cpuinfo" 2>/dev
 section cores; getconf _NPROCESSORS_ONLN 2>/dev/null || nproc
 section memory; grep -m1 MemTotal /proc/meminfo
 section model; tr -d '\0' < "$R/proc/device-tree/model" 2>/dev/null; echo
+section compatible; tr '\0' ' ' < "$R/proc/device-tree/compatible" 2>/dev/null; echo
 section l4t; cat "$R/etc/nv_tegra_release" 2>/dev/null
 section nvpmodel; nvpmodel -q 2>&1
 section clocks; for f in "$R"/sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
@@ -118,6 +119,7 @@ def parse_probe(name: str, text: str) -> Device:
         home=parts.get("home", "~"),
         python=parts.get("python") or None,
         jetson=jetson,
+        compatible=parts.get("compatible", "").strip(),
         programs=programs,
         libraries=libraries,
         tegrastats=parts.get("tegrastats") or None,

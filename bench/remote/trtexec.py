@@ -350,7 +350,7 @@ class Trtexec(DeviceTool):
             return f"no trtexec on {device.name} (JetPack puts it in /usr/src/tensorrt/bin)"
         if device.tensorrt is None:
             return f"trtexec on {device.name} printed no version banner"
-        board = board_of(device.jetson["model"]) if device.jetson else None
+        board = board_of(device.jetson["model"], device.compatible) if device.jetson else None
         if target.device_kind == "cuda" and target.device_index != 0:
             return f"{device.name} has one GPU (cuda:0)"
         if target.device_kind == "dla":
