@@ -20,7 +20,7 @@ from bench.power.jetson_board import (
     parse_nvpmodel_files,
     parse_nvpmodel_query,
 )
-from bench.power.source import PowerUnavailable
+from bench.power.source import PowerUnavailable, board_total
 from bench.power.tegrastats import TegrastatsSource, parse_rails
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -184,6 +184,41 @@ def test_l4t_release_line() -> None:
 def test_tegrastats_lines(recorded: Path, rails: dict[str, float]) -> None:
     parsed = parse_rails(recorded.read_text())
     assert parsed == pytest.approx(rails)  # RAM, SWAP, CPU, GR3D_FREQ, temperatures left out
+
+
+TEGRASTATS = Path(__file__).parent / "fixtures" / "power" / "tegrastats"
+
+
+@pytest.mark.parametrize(
+    ("recorded", "total", "label"),
+    [
+        # L4T R39 (JetPack 7.2) on AGX Orin: three values a rail; no input rail, so a sum
+        (
+            "r39-agx-orin.txt",
+            5.139 + 3.268 + 5.500,
+            "sum of rails: VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0",
+        ),
+        # AGX Orin on JetPack 5: unconnected INA3221 channels print as NC and are left out
+        (
+            "jp5-agx-orin-nc.txt",
+            2.390 + 0.796 + 3.522 + 0.301,
+            "sum of rails: VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0 + VDDQ_VDD2_1V8AO",
+        ),
+        # AGX Xavier: GPU CPU SOC CV VDDRQ SYS5V with no units, upper-case CPU@ temperatures
+        (
+            "jp5-agx-xavier.txt",
+            1.155 + 0.385 + 2.504 + 0.0 + 0.192 + 2.692,
+            "sum of rails: GPU + CPU + SOC + CV + VDDRQ + SYS5V",
+        ),
+        # Thor (JetPack 7): VIN is the board's input; the other rails are parts of it
+        ("jp7-thor-constructed.txt", 38.120, "VIN (board input)"),
+    ],
+)
+def test_the_board_total_is_its_input_rail_or_a_labelled_sum(
+    recorded: str, total: float, label: str
+) -> None:
+    got = board_total(parse_rails((TEGRASTATS / recorded).read_text()))
+    assert got.watts == pytest.approx(total) and got.label == label
 
 
 def fake_tegrastats(tmp_path: Path, line: str) -> Path:

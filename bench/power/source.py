@@ -6,8 +6,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
-TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
-"""Jetson rails that carry the whole module's input: where one exists it is the total."""
+TOTAL_RAILS = {
+    "VDD_IN": "module input",  # TX2, Xavier NX, Orin NX and Nano (JetPack 5/6)
+    "POM_5V_IN": "module input",  # Nano, TX1 (JetPack 4)
+    "VIN": "board input",  # Thor (JetPack 7), beside VIN_SYS_5V0, VDD_GPU, VDD_CPU_SOC_MSS
+}
+"""Jetson rails that carry the whole input: where one exists it is the total. AGX Orin
+(VDD_GPU_SOC, VDD_CPU_CV, VIN_SYS_5V0, VDDQ_VDD2_1V8AO) and AGX Xavier (GPU, CPU, SOC, CV,
+VDDRQ, SYS5V) have none: their total is the sum of rails, labelled as such."""
 
 
 class PowerUnavailable(Exception):
@@ -52,9 +58,9 @@ class BoardTotal:
 
 
 def board_total(rails: dict[str, float]) -> BoardTotal:
-    """The total of a Jetson's rails (watts by name): the input rail (VDD_IN or POM_5V_IN)
+    """The total of a Jetson's rails (watts by name): the input rail (VDD_IN, POM_5V_IN, VIN)
     when present, otherwise the sum of every rail, labelled as such."""
     for name in TOTAL_RAILS:
         if name in rails:
-            return BoardTotal(rails[name], f"{name} (module input)")
+            return BoardTotal(rails[name], f"{name} ({TOTAL_RAILS[name]})")
     return BoardTotal(sum(rails.values()), "sum of rails: " + " + ".join(rails))

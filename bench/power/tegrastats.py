@@ -2,8 +2,10 @@
 monitors are closed.
 
 Power fields look like ``NAME current/average`` in milliwatts: JetPack 4 without units
-(``POM_5V_IN 3273/3273``), JetPack 5 and 6 with them (``VDD_IN 5142mW/5142mW``). Other
-fields (RAM, SWAP, CPU, GR3D_FREQ, temperatures) are not needed and are skipped.
+(``POM_5V_IN 3273/3273``, AGX Xavier's ``GPU 1155/1155``), JetPack 5 to 7.1 with them
+(``VDD_IN 5142mW/5142mW``), and L4T R39 (JetPack 7.2) with a third value
+(``VDD_GPU_SOC 5139mW/5139mW/5139mW``); the first is the current one. Unconnected
+channels (``NC``) and other fields (RAM, SWAP, CPU, GR3D_FREQ, temperatures) are skipped.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from bench.core.lifetime import tool_options
 from bench.power.integrate import Sample
 from bench.power.source import PowerSource, PowerUnavailable, board_total
 
-_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
-_NOT_POWER = {"RAM", "SWAP", "IRAM"}
+_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?:/\d+(?:mW)?)?(?=\s|$)")
+_NOT_POWER = {"RAM", "SWAP", "IRAM", "NC"}
 
 
 def parse_rails(line: str) -> dict[str, float]:
