@@ -16,7 +16,7 @@ import pytest
 import cli
 from bench.core.cell import Cell
 from bench.core.errors import UserError
-from bench.harness.config import config_from_dict
+from bench.harness.config import HostConfig, config_from_dict
 from bench.harness.environment import machine_id
 from bench.harness.environment import machine_label as _label
 from bench.harness.plan import PlannedCell
@@ -419,3 +419,35 @@ def test_agent_mode_on_a_jetpack_python_too_old_says_so_in_one_line(
         assert said == ""
         with pytest.raises(RemoteError, match="does not answer on jetson: install deploybench"):
             chosen_mode(_host("agent"), device, console)
+
+
+@pytest.mark.parametrize(
+    ("probe_text", "runtimes", "opset", "said"),
+    [
+        # a Myriad X host: OpenVINO 2022.3 reads up to opset 16
+        ("@@benchmark_app\n/opt/ba\n", ["openvino"], 16, "the highest benchmark_app on dev reads"),
+        # a Jetson on JetPack 4.6: TensorRT 8.2 parses up to 13, the lower cap wins
+        (
+            "@@trtexec\n/t\n&&&& RUNNING TensorRT.trtexec [TensorRT v8201]\n"
+            "@@benchmark_app\n/opt/ba\n",
+            ["tensorrt", "openvino"],
+            13,
+            "the highest trtexec on dev reads",
+        ),
+        # TensorRT 10.3 parses 20: the default 18 stands, and nothing is said
+        ("@@trtexec\n/t\n&&&& RUNNING TensorRT.trtexec [TensorRT v100300]\n", ["tensorrt"], 18, ""),
+    ],
+)
+def test_tools_mode_exports_at_an_opset_every_tool_reads(
+    probe_text: str, runtimes: list[str], opset: int, said: str
+) -> None:
+
+    from bench.remote.hosts import Host
+    from bench.remote.tools import ToolsExecutor
+
+    device = parse_probe("dev", "@@model\n\n@@whoami\n0\n" + probe_text)
+    executor = ToolsExecutor(None, device, Host("dev", HostConfig(address="dev")))
+    config = config_from_dict({"suite": {"models": ["mlp"], "runtimes": runtimes}})
+    assert config.suite.opset == 18
+    assert executor.adjust(config, []).suite.opset == opset
+    assert (said in " ".join(executor.said)) and bool(executor.said) == bool(said)

@@ -44,6 +44,12 @@ class DeviceTool:
         raise NotImplementedError
 
     @classmethod
+    def max_opset(cls, device: Device) -> int | None:
+        """The highest ONNX opset the tool's reader takes on ``device`` (None: any): the
+        suite exports at most at that."""
+        return None
+
+    @classmethod
     def found(cls, device: Device) -> str | None:
         """How the device's probe shows the tool (``TensorRT 8.6.2``); None when absent."""
         raise NotImplementedError

@@ -32,6 +32,8 @@ from bench.remote.device_tool import DeviceTool
 from runtimes.benchmark_app_report import benchmark_app_flags, parse_report
 
 REPORT = "benchmark_report.csv"
+OPENVINO_2022_OPSET = 16
+"""The highest ONNX opset OpenVINO 2022.3, the last release with the MYRIAD plugin, reads."""
 HINTS = {"latency": "latency", "throughput": "throughput"}
 
 
@@ -152,6 +154,13 @@ class MyriadBenchmarkApp(DeviceTool):
     ) -> tuple[dict[str, str | None], dict[str, str | None]]:
         found = {"benchmark_app": parts.get("benchmark_app") or None}
         return found, {"openvino": parts.get("openvino") or None}
+
+    @classmethod
+    def max_opset(cls, device: Device) -> int | None:
+        """OpenVINO 2022.3's ONNX frontend reads up to opset 16 (ONNX_OPSET_VERSION in
+        src/frontends/onnx/frontend/CMakeLists.txt; above it, it falls back to 16's
+        operators with a warning)."""
+        return OPENVINO_2022_OPSET
 
     @classmethod
     def found(cls, device: Device) -> str | None:

@@ -115,22 +115,36 @@ class ToolsExecutor(DeviceExecutor):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.stops = f"the cell on {self.host.name} was stopped"
+        self.said: list[str] = []
 
     def adjust(self, config: BenchConfig, models: list[ModelRequest]) -> BenchConfig:
+        """The suite exported at an opset every tool it runs here reads: the lowest of
+        their caps (a user's ONNX file above TensorRT's is refused in one line)."""
         tensorrt = self.device.tensorrt
-        highest = max_onnx_opset(TrtVersion.parse(tensorrt)) if tensorrt else None
-        if highest is None:
+        if tensorrt and "tensorrt" in config.suite.runtimes:
+            highest = max_onnx_opset(TrtVersion.parse(tensorrt))
+            for model in models:
+                if model.kind == "onnx":
+                    self._check_onnx_opset(Path(model.ref), highest)
+        caps = {
+            tool.name: cap
+            for tool in DEVICE_TOOLS
+            if tool.runtime in config.suite.runtimes
+            and tool.found(self.device)
+            and (cap := tool.max_opset(self.device))
+        }
+        if not caps or config.suite.opset <= min(caps.values()):
             return config
-        for model in models:
-            if model.kind == "onnx":
-                self._check_onnx_opset(Path(model.ref), highest)
-        if config.suite.opset <= highest:
-            return config
-        return config.model_copy(
-            update={"suite": config.suite.model_copy(update={"opset": highest})}
+        name, cap = min(caps.items(), key=lambda item: item[1])
+        self.said.append(
+            f"exporting at ONNX opset {cap}, not {config.suite.opset}: the highest "
+            f"{name} on {self.host.name} reads"
         )
+        return config.model_copy(update={"suite": config.suite.model_copy(update={"opset": cap})})
 
     def columns(self, run: Run, console: Console) -> list[Column]:
+        for line in self.said:
+            console.print(line)
         if run.resumed:
             self._check_same_power_mode(run)
         else:

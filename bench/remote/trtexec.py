@@ -50,6 +50,7 @@ from runtimes.tensorrt.trtexec_driver import (
     RunSettings,
     build_flags,
     layer_info_flags,
+    max_onnx_opset,
     one_request_flags,
     parse_banner,
     read_outputs,
@@ -338,6 +339,10 @@ class Trtexec(DeviceTool):
         except ValueError:  # a binary that printed no banner
             version = None
         return {"trtexec": path}, {"tensorrt": version}
+
+    @classmethod
+    def max_opset(cls, device: Device) -> int | None:
+        return max_onnx_opset(TrtVersion.parse(device.tensorrt)) if device.tensorrt else None
 
     @classmethod
     def found(cls, device: Device) -> str | None:
