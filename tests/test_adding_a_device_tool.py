@@ -43,6 +43,7 @@ def probe_script():
 
 
 text = "@@model\\n\\n@@whoami\\n0\\n@@benchmark_app\\n/opt/ba\\n@@npu\\naccel0\\n"
+text += "@@setupvars\\n/opt/intel/openvino_2022/setupvars.sh\\n"
 device = parse_probe("stick-host", text)
 bare = parse_probe("stick-host", text.replace("@@npu", "@@other"))
 cells = [Cell("mlp", "openvino", d, p, 1, "latency")

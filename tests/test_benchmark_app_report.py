@@ -38,12 +38,17 @@ def tiny_onnx(path: Path) -> Path:
     return path
 
 
-def run_app(root: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """benchmark_app as a remote shell would run it: setupvars.sh sourced, then the venv's
-    script, with the project's python3 first on PATH."""
+def run_app(
+    root: Path, args: list[str], setupvars: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """benchmark_app as a remote shell would run it: setupvars.sh sourced (unless not
+    ``setupvars``), then the venv's script, with the project's python3 first on PATH."""
     env = dict(os.environ, DEPLOYBENCH_DEVICE_ROOT=str(root))
+    env.pop("INTEL_OPENVINO_DIR", None)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    script = f'source "{root / SETUPVARS}" >/dev/null && "{root / BENCHMARK_APP}" "$@"'
+    script = f'"{root / BENCHMARK_APP}" "$@"'
+    if setupvars:
+        script = f'source "{root / SETUPVARS}" >/dev/null && {script}'
     return subprocess.run(
         ["bash", "-c", script, "benchmark_app", *args],
         capture_output=True,
@@ -97,6 +102,19 @@ def test_no_stick_fails_as_2022_3_does(tmp_path: Path) -> None:
     assert "Failed to find booted device after boot" in done.stderr
     with pytest.raises(ValueError, match="MYRIAD device is not opened"):
         parse_console(done.stdout)
+
+
+def test_without_setupvars_there_is_no_myriad_as_with_the_pypi_wheel(tmp_path: Path) -> None:
+    """The MYRIAD plugin is the 2022.3 archive's: benchmark_app run without sourcing its
+    setupvars.sh loads a runtime that has none, and says what the recorded PyPI run says
+    (recorded/openvino_2022.3.2_pypi_cpu/myriad_missing)."""
+    root = make_myriad_host(tmp_path / "host")
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    flags = benchmark_app_flags(str(model), "MYRIAD", "latency", 1, None, None, str(tmp_path))
+    done = run_app(root, flags, setupvars=False)
+    assert done.returncode == 1
+    assert 'Device with "MYRIAD" name is not registered in the OpenVINO Runtime' in done.stdout
+    assert run_app(root, flags).returncode == 0
 
 
 def test_no_stick_report_says_so(tmp_path: Path) -> None:

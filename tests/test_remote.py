@@ -165,6 +165,7 @@ def _device(model: str, tensorrt: str | None = "8.5.2", benchmark_app: bool = Fa
         text += f"@@trtexec\n/t\n&&&& RUNNING TensorRT.trtexec [TensorRT v{number}]\n"
     if benchmark_app:
         text += "@@benchmark_app\n/opt/benchmark_app\n"
+        text += "@@setupvars\n/opt/intel/openvino_2022/setupvars.sh\n"
     return parse_probe("dev", text)
 
 
@@ -451,3 +452,17 @@ def test_tools_mode_exports_at_an_opset_every_tool_reads(
     assert config.suite.opset == 18
     assert executor.adjust(config, []).suite.opset == opset
     assert (said in " ".join(executor.said)) and bool(executor.said) == bool(said)
+
+
+def test_a_myriad_host_without_the_archive_setupvars_skips_its_cells() -> None:
+    """benchmark_app from the PyPI wheel alone has no MYRIAD plugin: the cells are skipped
+    with the fix, not failed one by one."""
+    cells = [PlannedCell(Cell("mlp", "openvino", "myriad", "fp16", 1, "latency"))]
+    text = "@@model\n\n@@whoami\n0\n@@benchmark_app\n/home/pi/openvino_env/bin/benchmark_app\n"
+    (bare,) = tools_plan(parse_probe("pi", text), cells)
+    assert bare.skip_reason is not None
+    assert bare.skip_reason.startswith("no OpenVINO 2022.3 setupvars.sh on pi: the MYRIAD plugin")
+    assert bare.skip_reason.endswith("set openvino_setupvars in [hosts]")
+    found = text + "@@setupvars\n/opt/intel/openvino_2022/setupvars.sh\n"
+    (ready,) = tools_plan(parse_probe("pi", found), cells)
+    assert ready.skip_reason is None

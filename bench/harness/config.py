@@ -134,7 +134,10 @@ class HostConfig(Strict):
     and runs on the device. ``trtexec`` and ``benchmark_app`` are the tools' paths there
     where they are not found by themselves (on PATH; trtexec also in JetPack's
     /usr/src/tensorrt/bin): benchmark_app in the virtual environment OpenVINO 2022.3's
-    install guide makes, say. ``power_interval_ms`` is tegrastats' interval."""
+    install guide makes, say. ``openvino_setupvars`` is the 2022.3 archive's setupvars.sh,
+    sourced before benchmark_app (its MYRIAD plugin is the archive's; the PyPI wheel has
+    none), where it is not in /opt/intel/openvino_2022* or ~/intel/openvino_2022*.
+    ``power_interval_ms`` is tegrastats' interval."""
 
     address: str
     mode: Literal["auto", "tools", "agent"] = "auto"
@@ -142,12 +145,13 @@ class HostConfig(Strict):
     deploybench: str = Field("deploybench", min_length=1, description="the command, on the device")
     trtexec: str | None = None
     benchmark_app: str | None = None
+    openvino_setupvars: str | None = None
     ssh_config: str | None = None
     ssh_options: list[str] = Field(default_factory=list)
     connect_timeout_s: float = Field(10.0, gt=0, le=600)
     power_interval_ms: int = Field(100, ge=10, le=10_000)
 
-    @field_validator("workdir", "trtexec", "benchmark_app")
+    @field_validator("workdir", "trtexec", "benchmark_app", "openvino_setupvars")
     @classmethod
     def _plain_path(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"~?[A-Za-z0-9_./-]+", value):

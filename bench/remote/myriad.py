@@ -69,9 +69,11 @@ def measure_myriad(
     if cell.scenario == "throughput" and config.suite.in_flight:
         flags += ["-nireq", str(config.suite.in_flight)]
     app = work.device.programs.get("benchmark_app")
-    assert app is not None
+    setupvars = work.device.programs.get("setupvars")
+    assert app is not None and setupvars is not None  # else the cell was skipped
     work.run(
         f"mkdir -p {shlex.quote(cell_dir)} && cd {shlex.quote(cell_dir)} && "
+        f". {shlex.quote(setupvars)} > setupvars.log 2>&1 && "
         f"{shlex.join([app, *flags])} > console.log "
         f"2>&1 || {{ tail -n 3 console.log; exit 1; }}",
         deadline,
@@ -140,19 +142,33 @@ class MyriadBenchmarkApp(DeviceTool):
 
     @classmethod
     def probe_section(cls, host: HostConfig) -> str:
-        """benchmark_app as ``[hosts]`` names it, else on PATH; the OpenVINO its Python has."""
+        """OpenVINO 2022.3's setupvars.sh as ``[hosts]`` names it, else where the archive
+        install puts it; benchmark_app as ``[hosts]`` names it, else on PATH; the OpenVINO
+        its Python has once setupvars.sh is sourced."""
+        given = shlex.quote(host.openvino_setupvars or "")
+        places = " ".join(
+            f'"{root}"/{folder}/setupvars.sh'
+            for root in ("$R/opt/intel", "$HOME/intel")
+            for folder in ("openvino_2022", "openvino_2022.*")
+        )
         return (
+            f"section setupvars; S={given}\n"
+            f'[ -n "$S" ] || for c in {places}; do [ -f "$c" ] && {{ S=$c; break; }}; done\n'
+            '[ -n "$S" ] && [ -f "$S" ] && echo "$S"\n'
             f"section benchmark_app; B={shlex.quote(host.benchmark_app or '')}\n"
             '[ -n "$B" ] || B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"\n'
-            "section openvino; python3 -c 'import openvino.runtime as o; "
-            "print(o.get_version())' 2>/dev/null\n"
+            'section openvino; ( [ -f "$S" ] && . "$S" >/dev/null 2>&1; python3 -c '
+            "'import openvino.runtime as o; print(o.get_version())' ) 2>/dev/null\n"
         )
 
     @classmethod
     def read_probe(
         cls, parts: dict[str, str]
     ) -> tuple[dict[str, str | None], dict[str, str | None]]:
-        found = {"benchmark_app": parts.get("benchmark_app") or None}
+        found = {
+            "benchmark_app": parts.get("benchmark_app") or None,
+            "setupvars": parts.get("setupvars") or None,
+        }
         return found, {"openvino": parts.get("openvino") or None}
 
     @classmethod
@@ -170,6 +186,12 @@ class MyriadBenchmarkApp(DeviceTool):
     def skip_reason(cls, cell: Cell, device: Device) -> str | None:
         if device.programs.get("benchmark_app") is None:
             return f"no benchmark_app on {device.name} (OpenVINO 2022.3's tools)"
+        if device.programs.get("setupvars") is None:
+            return (
+                f"no OpenVINO 2022.3 setupvars.sh on {device.name}: the MYRIAD plugin comes "
+                "with the archive install (/opt/intel/openvino_2022), not the PyPI wheel; "
+                "set openvino_setupvars in [hosts]"
+            )
         if cell.precision != "fp16":
             return f"a Myriad X runs fp16 only, not {cell.precision}"
         return None
