@@ -16,6 +16,7 @@ import pytest
 
 from bench.power.jetson import JetsonSource, ina3221_rails, l4t_release
 from bench.power.jetson_board import (
+    jetson_clocks_state,
     jetson_state,
     parse_nvpmodel_files,
     parse_nvpmodel_query,
@@ -115,6 +116,27 @@ def test_board_state(
 def test_orin_jetson_clocks_is_off_when_only_the_cpus_are_pinned() -> None:
     clocks = jetson_state(board("agx-orin-jp6"))["jetson_clocks"]
     assert clocks == {"on": False, "cpu_min_is_max": True, "gpu_min_is_max": False}
+
+
+def test_thor_gpu_clocks_are_unknown_not_off(tmp_path: Path) -> None:
+    """Thor has no nvgpu devfreq node, only gpu-gpc-0 and gpu-nvd-0 (jetson_stats'
+    hw_detect), whose pinning by jetson_clocks is not known: the GPU's state is unknown,
+    and so is jetson_clocks', where the CPUs are pinned."""
+    for cpu in range(2):
+        folder = tmp_path / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
+        folder.mkdir(parents=True)
+        (folder / "scaling_min_freq").write_text("2601000\n")
+        (folder / "scaling_max_freq").write_text("2601000\n")
+    for node, low in (("gpu-gpc-0", "1575000000"), ("gpu-nvd-0", "345000000")):
+        folder = tmp_path / "sys/class/devfreq" / node
+        folder.mkdir(parents=True)
+        (folder / "min_freq").write_text(f"{low}\n")
+        (folder / "max_freq").write_text("1575000000\n")
+    assert jetson_clocks_state(tmp_path) == {
+        "on": None,
+        "cpu_min_is_max": True,
+        "gpu_min_is_max": None,
+    }
 
 
 def test_not_a_jetson(tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ _CONF_MODE = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+?)\s*>")
 _STATUS = re.compile(r"pmode:(\d+)")
 GPU_DEVFREQ = ("gpu", "gv11b", "ga10b", "gp10b", "gm20b")
 """What a Jetson GPU's devfreq folder is named after (``17000000.ga10b``, ``gpu.0``)."""
+THOR_DEVFREQ = "gpu-"
+"""Thor's GPU devfreq folders (``gpu-gpc-0``, ``gpu-nvd-0``: jetson_stats' hw_detect):
+not nvgpu's, and what jetson_clocks pins there is not known, so they are not read, and
+the GPU's pinned state is unknown (None), never "off"."""
 _GPU_DEVFREQ = re.compile("|".join(GPU_DEVFREQ), re.IGNORECASE)
 
 
@@ -104,7 +108,7 @@ def jetson_clocks_state(root: Path = Path("/")) -> dict[str, Any]:
     gpus = _pinned(
         (d / "min_freq", d / "max_freq")
         for d in sorted(root.glob("sys/class/devfreq/*"))
-        if _GPU_DEVFREQ.search(d.name)
+        if _GPU_DEVFREQ.search(d.name) and not d.name.startswith(THOR_DEVFREQ)
     )
     return clocks_state(cpus, gpus)
 

@@ -16,7 +16,12 @@ from typing import Any
 
 from bench.harness.config import HostConfig
 from bench.power.jetson import l4t_release
-from bench.power.jetson_board import GPU_DEVFREQ, clocks_state, parse_nvpmodel_query
+from bench.power.jetson_board import (
+    GPU_DEVFREQ,
+    THOR_DEVFREQ,
+    clocks_state,
+    parse_nvpmodel_query,
+)
 from bench.remote.device import Device
 from bench.remote.device_tools import DEVICE_TOOLS
 from bench.remote.ssh import Ssh
@@ -40,6 +45,7 @@ section clocks; for f in "$R"/sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
   [ -r "$f/scaling_min_freq" ] &&
     echo "cpu $(cat "$f/scaling_min_freq") $(cat "$f/scaling_max_freq")"
 done; for f in "$R"/sys/class/devfreq/*; do case "$(basename "$f")" in
+  __THOR_DEVFREQ__*) ;;
   __GPU_DEVFREQ__) [ -r "$f/min_freq" ] &&
     echo "gpu $(cat "$f/min_freq") $(cat "$f/max_freq")";; esac; done
 section tegrastats; command -v tegrastats
@@ -56,6 +62,7 @@ def probe(ssh: Ssh, host: HostConfig) -> Device:
     then each device tool's own)."""
     script = (
         _SCRIPT.replace("__GPU_DEVFREQ__", "|".join(f"*{name}*" for name in GPU_DEVFREQ))
+        .replace("__THOR_DEVFREQ__", THOR_DEVFREQ)
         .replace("__WORKDIR__", _shell_word(host.workdir))
         .replace("__DEPLOYBENCH__", shlex.quote(host.deploybench))
     )
