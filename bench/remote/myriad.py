@@ -71,11 +71,14 @@ def measure_myriad(
     app = work.device.programs.get("benchmark_app")
     setupvars = work.device.programs.get("setupvars")
     assert app is not None and setupvars is not None  # else the cell was skipped
+    # setupvars.sh is a bash script (it finds its folder through BASH_SOURCE): sourced
+    # by the session's sh (dash on Ubuntu), it sets a wrong INTEL_OPENVINO_DIR, and
+    # benchmark_app finds no MYRIAD plugin
+    inner = f". {shlex.quote(setupvars)} > setupvars.log 2>&1 && exec {shlex.join([app, *flags])}"
     work.run(
         f"mkdir -p {shlex.quote(cell_dir)} && cd {shlex.quote(cell_dir)} && "
-        f". {shlex.quote(setupvars)} > setupvars.log 2>&1 && "
-        f"{shlex.join([app, *flags])} > console.log "
-        f"2>&1 || {{ tail -n 3 console.log; exit 1; }}",
+        f"bash -c {shlex.quote(inner)} > console.log "
+        "2>&1 || { tail -n 3 console.log; exit 1; }",
         deadline,
         "benchmark_app on the Myriad X",
         "timed loop",
@@ -157,8 +160,8 @@ class MyriadBenchmarkApp(DeviceTool):
             '[ -n "$S" ] && [ -f "$S" ] && echo "$S"\n'
             f"section benchmark_app; B={shlex.quote(host.benchmark_app or '')}\n"
             '[ -n "$B" ] || B=$(command -v benchmark_app); [ -n "$B" ] && echo "$B"\n'
-            'section openvino; ( [ -f "$S" ] && . "$S" >/dev/null 2>&1; python3 -c '
-            "'import openvino.runtime as o; print(o.get_version())' ) 2>/dev/null\n"
+            'section openvino; bash -c \'[ -f "$1" ] && . "$1" >/dev/null 2>&1; python3 -c '
+            '"import openvino.runtime as o; print(o.get_version())"\' _ "$S" 2>/dev/null\n'
         )
 
     @classmethod
