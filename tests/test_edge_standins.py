@@ -23,10 +23,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bench.core.spec import TensorSpec
 from bench.core.timing import StopRule
+from bench.harness.config import HostConfig
 from bench.power.jetson import l4t_release
 from bench.power.jetson_board import jetson_clocks_state, parse_nvpmodel_files, parse_nvpmodel_query
 from bench.power.source import board_total
 from bench.power.tegrastats import parse_rails
+from bench.remote.ssh import Completed, RemoteError
 from runtimes.tensorrt.build import BuildPlan, TrtVersion, profile_shapes
 from runtimes.tensorrt.inspector import executed_precision, layer_precisions
 from runtimes.tensorrt.trtexec_driver import (
@@ -356,3 +358,77 @@ def test_jetson_clocks_pins_stores_and_restores(tmp_path: Path) -> None:
     user = tool(root, tmp_path, "jetson_clocks", DEPLOYBENCH_STANDIN_EUID="1000")
     assert user.returncode == 1 and "as a root user" in user.stdout
     assert jetson_clocks_state(root)["on"] is False
+
+
+class LocalSsh:
+    """A session on a fake device root run here: what bench.remote.sweep needs of Ssh."""
+
+    name = "nano"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, script: str, timeout_s: float, what: str, check: bool = True) -> Completed:
+        done = subprocess.run(
+            ["bash", "-c", script], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if check and done.returncode != 0:
+            raise RemoteError(f"{what}: {done.stderr.strip()}")
+        return Completed(done.returncode, done.stdout, done.stderr)
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_clocks_off_step_runs_in_its_own_power_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jetson_clocks --store saves every cpuN/online, and --restore writes them back: a
+    file stored under MAXN (4 cores) brings MAXN's cores back in the Nano's 5W mode (2
+    cores), so its "off" step would measure another machine. The sweep stores the clocks
+    per mode, reads the online CPUs back before each step, and records them."""
+    from rich.console import Console
+
+    from bench.remote import sweep as sweeping
+    from bench.remote.probe import probe
+
+    monkeypatch.setattr(sweeping, "SETTLE_S", 0.0)
+    root = make_device("nano-jp46", tmp_path / "devices")
+    for low in root.glob("sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_min_freq"):
+        low.write_text("102000\n")  # the recorded Nano had jetson_clocks on: unpin it
+    for low in root.glob("sys/class/devfreq/*/min_freq"):
+        low.write_text("76800000\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    ssh = LocalSsh(environment(root, home))
+    host = HostConfig(address="nano", workdir=str(home / "work"))
+    device = probe(ssh, host)  # type: ignore[arg-type]
+    assert device.online_cpus == "0-3" and device.jetson["nvpmodel"]["name"] == "MAXN"
+    # the trap, with the stand-ins alone: a MAXN store restored in 5W
+    assert tool(root, home, "jetson_clocks", "--store", str(home / "maxn.conf")).returncode == 0
+    assert tool(root, home, "nvpmodel", "-m", "1").returncode == 0
+    assert (root / "sys/devices/system/cpu/online").read_text() == "0-1\n"
+    assert tool(root, home, "jetson_clocks", "--restore", str(home / "maxn.conf")).returncode == 0
+    assert (root / "sys/devices/system/cpu/online").read_text() == "0-3\n"
+    assert tool(root, home, "nvpmodel", "-m", "0").returncode == 0
+
+    seen = {}
+
+    def run_one(label: str, now) -> int:  # noqa: ANN001
+        seen[label] = (now.online_cpus, now.jetson["jetson_clocks"]["on"], now.environment())
+        return 0
+
+    console = Console(record=True, width=200)
+    modes, clocks = ["1"], ["on", "off"]
+    assert sweeping.sweep(ssh, device, host, modes, clocks, run_one, console) == 0  # type: ignore[arg-type]
+    assert {label: got[:2] for label, got in seen.items()} == {
+        "mode1-clocks-on": ("0-1", True),
+        "mode1-clocks-off": ("0-1", False),
+    }
+    assert seen["mode1-clocks-off"][2]["cpu"]["online"] == "0-1"  # kept in environment.json
+    assert "power mode mode1-clocks-off: nvpmodel 5W, jetson_clocks off, CPUs 0-1 online" in (
+        console.export_text()
+    )
+    back = probe(ssh, host)  # type: ignore[arg-type]
+    assert back.online_cpus == "0-3" and back.jetson["nvpmodel"]["name"] == "MAXN"
+    assert back.jetson["jetson_clocks"]["on"] is False

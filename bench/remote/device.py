@@ -39,6 +39,8 @@ class Device:
     home: str
     python: str | None
     jetson: dict[str, Any] | None
+    online_cpus: str | None = None
+    """The kernel's list of online CPUs (``0-1``): an nvpmodel mode switches cores off."""
     compatible: str = ""
     """/proc/device-tree/compatible, its entries space-separated (the module's part number
     names the board where the model string does not: bench.remote.boards)."""
@@ -80,6 +82,7 @@ class Device:
                 "physical_cores": self.cores,
                 "logical_cores": self.cores,
                 "usable_cores": self.cores,
+                "online": self.online_cpus,
             },
             "memory_gib": self.memory_gib,
             "gpus": gpus,

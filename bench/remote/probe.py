@@ -36,6 +36,7 @@ section os; cat "$R/etc/os-release" 2>/dev/null | grep '^PRETTY_NAME=' | cut -d=
 section cpu; grep -m1 -E '^(model name|Hardware|Model)' "$R/proc/cpuinfo" 2>/dev/null \
   || grep -m1 -E '^(model name|Hardware|Model)' /proc/cpuinfo 2>/dev/null
 section cores; getconf _NPROCESSORS_ONLN 2>/dev/null || nproc
+section online; cat "$R/sys/devices/system/cpu/online" 2>/dev/null
 section memory; grep -m1 MemTotal /proc/meminfo
 section model; tr -d '\0' < "$R/proc/device-tree/model" 2>/dev/null; echo
 section compatible; tr '\0' ' ' < "$R/proc/device-tree/compatible" 2>/dev/null; echo
@@ -127,6 +128,7 @@ def parse_probe(name: str, text: str) -> Device:
         python=parts.get("python") or None,
         jetson=jetson,
         compatible=parts.get("compatible", "").strip(),
+        online_cpus=parts.get("online", "").strip() or None,
         programs=programs,
         libraries=libraries,
         tegrastats=parts.get("tegrastats") or None,

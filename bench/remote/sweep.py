@@ -53,21 +53,31 @@ def sweep(
         )
     work = device.path(host.workdir)
     stored = f"{work}/jetson_clocks.conf"
-    sudo = device.sudo
-    if clocks:  # --store asks before it overwrites: a file from an earlier sweep goes first
-        quoted = shlex.quote(stored)
-        store = f"rm -f {quoted} && {sudo}jetson_clocks --store {quoted}"
-        _root(ssh, f"mkdir -p {shlex.quote(work)} && {store}", "jetson_clocks")
+    if clocks:  # the board's clocks as the sweep found them, for the end
+        _store_clocks(ssh, device, work, stored)
     codes = []
     try:
         for mode in modes or [None]:
+            mode_stored = stored
             if mode is not None:
+                if clocks:  # unpin before switching, so that the new mode starts unpinned
+                    _root(
+                        ssh,
+                        f"{device.sudo}jetson_clocks --restore {shlex.quote(stored)}",
+                        "jetson_clocks",
+                    )
                 set_mode(ssh, device, host, mode)
+                if clocks:  # --store saves the online cores: "off" must restore this mode's
+                    mode_stored = f"{work}/jetson_clocks.mode{int(mode)}.conf"
+                    _store_clocks(ssh, device, work, mode_stored)
+            online = probe(ssh, host).online_cpus
             for state in clocks or [None]:
                 if state == "on":
-                    _root(ssh, f"{sudo}jetson_clocks", "jetson_clocks")
+                    _root(ssh, f"{device.sudo}jetson_clocks", "jetson_clocks")
                 elif state == "off":
-                    restore_clocks = f"{sudo}jetson_clocks --restore {shlex.quote(stored)}"
+                    restore_clocks = (
+                        f"{device.sudo}jetson_clocks --restore {shlex.quote(mode_stored)}"
+                    )
                     _root(ssh, restore_clocks, "jetson_clocks")
                 time.sleep(SETTLE_S)
                 now = probe(ssh, host)
@@ -79,11 +89,22 @@ def sweep(
                     )
                     if part
                 )
-                console.print(f"power mode {label}: {_state(now.jetson)}")
+                cpus = f"CPUs {now.online_cpus} online"
+                if now.online_cpus != online:  # recorded in environment.json either way
+                    cpus += f", not the {online} of the mode as nvpmodel set it"
+                console.print(f"power mode {label}: {_state(now.jetson)}, {cpus}")
                 codes.append(run_one(label, now))
     finally:
         restore(ssh, device, host, original, stored if clocks else None, console)
     return max(codes, default=0)
+
+
+def _store_clocks(ssh: Ssh, device: Device, work: str, path: str) -> None:
+    """``jetson_clocks --store`` into ``path`` (which asks before it overwrites: an older
+    file goes first)."""
+    quoted = shlex.quote(path)
+    store = f"rm -f {quoted} && {device.sudo}jetson_clocks --store {quoted}"
+    _root(ssh, f"mkdir -p {shlex.quote(work)} && {store}", "jetson_clocks")
 
 
 def set_mode(ssh: Ssh, device: Device, host: HostConfig, mode: str) -> None:
