@@ -66,11 +66,11 @@ def sweep(
                         f"{device.sudo}jetson_clocks --restore {shlex.quote(stored)}",
                         "jetson_clocks",
                     )
-                set_mode(ssh, device, host, mode)
+                now = set_mode(ssh, device, host, mode)
                 if clocks:  # --store saves the online cores: "off" must restore this mode's
                     mode_stored = f"{work}/jetson_clocks.mode{int(mode)}.conf"
                     _store_clocks(ssh, device, work, mode_stored)
-            online = probe(ssh, host).online_cpus
+            online = (device if mode is None else now).online_cpus
             for state in clocks or [None]:
                 if state == "on":
                     _root(ssh, f"{device.sudo}jetson_clocks", "jetson_clocks")
@@ -107,20 +107,23 @@ def _store_clocks(ssh: Ssh, device: Device, work: str, path: str) -> None:
     _root(ssh, f"mkdir -p {shlex.quote(work)} && {store}", "jetson_clocks")
 
 
-def set_mode(ssh: Ssh, device: Device, host: HostConfig, mode: str) -> None:
-    """Switch the board to nvpmodel mode ``mode`` (an id) and check that it took."""
+def set_mode(ssh: Ssh, device: Device, host: HostConfig, mode: str) -> Device:
+    """Switch the board to nvpmodel mode ``mode`` (an id) and check that it took; the
+    device as probed in that mode."""
     out = _root(ssh, f"{device.sudo}nvpmodel -m {int(mode)}", "nvpmodel -m")
     if "reboot" in out.lower():  # nvpmodel asks; with no answer (stdin is empty) it stays
         raise RemoteError(
             f"switching {ssh.name} to nvpmodel mode {mode} needs a reboot: reboot it into "
             "that mode and run without --power-modes"
         )
-    now = (probe(ssh, host).jetson or {}).get("nvpmodel") or {}
+    probed = probe(ssh, host)
+    now = (probed.jetson or {}).get("nvpmodel") or {}
     if now.get("id") != int(mode):
         raise RemoteError(
             f"{ssh.name} is in nvpmodel mode {now.get('id')} after 'nvpmodel -m {mode}': "
             "is that a mode of this board (nvpmodel -p --verbose lists them)?"
         )
+    return probed
 
 
 def restore(

@@ -32,8 +32,6 @@ from bench.remote.device_tools import DEVICE_TOOLS, tool_for
 from bench.remote.hosts import DeviceExecutor, Host
 from bench.remote.probe import probe
 from bench.remote.ssh import ConnectionLost, RemoteError
-from runtimes.tensorrt.build import TrtVersion
-from runtimes.tensorrt.trtexec_driver import max_onnx_opset
 
 
 def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:
@@ -120,12 +118,6 @@ class ToolsExecutor(DeviceExecutor):
     def adjust(self, config: BenchConfig, models: list[ModelRequest]) -> BenchConfig:
         """The suite exported at an opset every tool it runs here reads: the lowest of
         their caps (a user's ONNX file above TensorRT's is refused in one line)."""
-        tensorrt = self.device.tensorrt
-        if tensorrt and "tensorrt" in config.suite.runtimes:
-            highest = max_onnx_opset(TrtVersion.parse(tensorrt))
-            for model in models:
-                if model.kind == "onnx":
-                    self._check_onnx_opset(Path(model.ref), highest)
         caps = {
             tool.name: cap
             for tool in DEVICE_TOOLS
@@ -133,6 +125,10 @@ class ToolsExecutor(DeviceExecutor):
             and tool.found(self.device)
             and (cap := tool.max_opset(self.device))
         }
+        if "trtexec" in caps:  # a user's file is not exported again: it must parse as is
+            for model in models:
+                if model.kind == "onnx":
+                    self._check_onnx_opset(Path(model.ref), caps["trtexec"])
         if not caps or config.suite.opset <= min(caps.values()):
             return config
         name, cap = min(caps.items(), key=lambda item: item[1])
