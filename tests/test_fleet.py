@@ -88,6 +88,8 @@ def test_fleet_flags_need_a_cluster(tmp_path: Path, cache_dir: Path) -> None:
     )
     done = cli("run", "--config", suite, "--host", "x", "--cluster", "auto", cache_dir=cache_dir)
     one_line_error(done, "drop the --cluster flags")
+    done = cli("run", "--config", suite, "--host", "x", "--executor", "ray", cache_dir=cache_dir)
+    one_line_error(done, "--host chooses its executor (--remote-mode): drop --executor")
 
 
 def test_an_unreachable_cluster_is_one_line(tmp_path: Path, cache_dir: Path) -> None:

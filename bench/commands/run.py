@@ -64,8 +64,10 @@ def run_verb(args: argparse.Namespace) -> int:
     cluster_flags = [
         f"--{f.replace('_', '-')}" for f in ("fleet", "nodes", "per_gpu") if getattr(args, f)
     ]
-    if args.host and (args.cluster or cluster_flags or args.executor):
+    if args.host and (args.cluster or cluster_flags):
         raise UserError("--host runs on one device over SSH: drop the --cluster flags")
+    if args.host and args.executor:
+        raise UserError("--host chooses its executor (--remote-mode): drop --executor")
     for flag in ("remote_mode", "power_modes", "jetson_clocks"):
         if getattr(args, flag) is not None and not args.host:
             raise UserError(f"--{flag.replace('_', '-')} needs --host (a device over SSH)")
