@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_export(commands)
     _add_compare(commands)
+    _add_history(commands)
     _add_baseline(commands)
     _add_hw(commands)
     _add_report(commands)
@@ -358,6 +359,41 @@ def _add_compare(commands: Any) -> None:
         help="write CURRENT in github-action-benchmark's customSmallerIsBetter format",
     )
     compare.set_defaults(handler="bench.commands.compare:compare_verb")
+
+
+def _add_history(commands: Any) -> None:
+    history = commands.add_parser(
+        "history",
+        help="trends and change points over a series of runs (main's history in CI)",
+        description="Per cell, the trend of each metric over RUN ... (results directories or "
+        "baseline files, oldest first; a folder of them is taken oldest first by start "
+        "time) and its change points (ruptures PELT). Exit code 0: the newest run starts "
+        "no regression; 1: it starts one beyond the threshold; 2: bad input.",
+    )
+    history.add_argument(
+        "runs",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="results directory, baseline file or a folder of them",
+    )
+    history.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="[METRIC=]PCT",
+        help="smallest change that counts, as for compare (repeatable; default: the "
+        "suite's [compare] table, else 10%%, latency_p99 50%%, memory 5%%)",
+    )
+    history.add_argument(
+        "--config", type=Path, help="suite file whose [compare] table to use (default: bench.toml)"
+    )
+    history.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary")
+    history.add_argument("--json", type=Path, metavar="FILE", help="write the history as JSON")
+    history.add_argument(
+        "--html", type=Path, metavar="FILE", help="write a self-contained HTML page"
+    )
+    history.set_defaults(handler="bench.commands.history:history_verb")
 
 
 def _add_baseline(commands: Any) -> None:
