@@ -18,7 +18,7 @@ from bench.compare.gate import compare
 from bench.compare.sides import side_from_records
 from bench.core.record import CellRecord
 from bench.views.machines import Machine, Row, machines_markdown
-from bench.views.report import markdown_text, summary_markdown
+from bench.views.report import COLUMNS, markdown_text, summary_markdown
 from bench.views.roofline import COLUMNS as ROOFLINE_COLUMNS
 from bench.views.roofline import RooflineRow, roofline_markdown
 
@@ -70,7 +70,7 @@ def test_the_escape_rules() -> None:
 
 def test_a_hostile_name_and_reason_stay_in_their_cells() -> None:
     text = summary_markdown(records())
-    assert_table(text, columns=10, rows=2)
+    assert_table(text, columns=len(COLUMNS), rows=2)
     assert_inert(text)
     assert "&lt;img src=x onerror=alert(1)&gt;\\|x" in text
     assert "boom \\`\\`\\` \\| injected \\| row \\|" in text
@@ -80,7 +80,7 @@ def test_the_rendered_table_shows_the_text_as_written() -> None:
     markdown = summary_markdown(records())
     rendered = RENDER.render(markdown)
     assert rendered.count("<tr>") == 3
-    assert all(row.count("<td>") == 10 for row in rendered.split("<tr>")[2:])
+    assert all(row.count("<td>") == len(COLUMNS) for row in rendered.split("<tr>")[2:])
     assert not re.search(r"<(img|script|code|strong|em|a|s|del)\b", rendered)
     seen = rendered_text(markdown)
     assert HOSTILE_MODEL in seen

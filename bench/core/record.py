@@ -90,6 +90,38 @@ class Throughput(Section):
         )
 
 
+class Window(Section):
+    """``window``: how the measured window and the warm-up before it ended
+    (bench.core.stopping). ``stop`` is ``early`` (the figure's 95% interval narrowed to
+    ±``target`` before the fixed window ended), ``window`` (the fixed window: its minimum
+    time and count met, or no target) or ``cap`` (``measure.max_duration_s``);
+    ``half_width`` is the interval's half-width when the window ended, relative to the
+    figure (``figure``: ``median`` latency, or the ``rate`` of requests in the throughput
+    scenario), from ``batches`` parts of the window; None where too few requests (or
+    another program's loop: trtexec) gave none. ``warmup_s`` and ``warmup_stop``
+    (``settled``, ``window``, ``cap``) say the same of the warm-up."""
+
+    stop: str | None = None
+    half_width: float | None = None
+    target: float | None = None
+    figure: str | None = None
+    batches: int | None = None
+    warmup_s: float | None = None
+    warmup_stop: str | None = None
+
+    @classmethod
+    def of(cls, loop: LoopRecord) -> Window:
+        return cls(
+            stop=loop.stop,
+            half_width=loop.half_width,
+            target=loop.target,
+            figure=loop.figure,
+            batches=loop.batches,
+            warmup_s=None if loop.warmup_ns is None else loop.warmup_ns / 1e9,
+            warmup_stop=loop.warmup_stop,
+        )
+
+
 class Power(Section):
     """``power``: the source read and, over the measured window, average and peak watts
     and energy per request, per sample and its inverse; or ``unavailable`` with the
@@ -233,6 +265,7 @@ class Measured(Section):
     latency_ms: Summary | None = None
     unstable: bool | None = None
     throughput: Throughput | None = None
+    window: Window | None = None
     power: Power | None = None
     cold_start: ColdStart | None = None
     memory: Memory | None = None
@@ -254,14 +287,16 @@ class Measured(Section):
         **sections: Any,
     ) -> Measured:
         """A timed cell's figures (inference or training): what ran, the latency summary
-        and whether it is unstable, throughput and power over the same window, the raw
-        times, and ``sections`` (cold start, memory, accuracy …) as given."""
+        and whether it is unstable, throughput and power over the same window, how the
+        window ended, the raw times, and ``sections`` (cold start, memory, accuracy …) as
+        given."""
         summary = Summary.from_ns(loop.times_ns)
         return cls(
             executed=ExecutedFigures.of(executed, loop.in_flight),
             latency_ms=summary,
             unstable=summary.cv > cv_threshold,
             throughput=Throughput.of(loop, batch),
+            window=Window.of(loop),
             power=Power(**power),
             **sections,
             raw_times_ms=[t / 1e6 for t in loop.times_ns],

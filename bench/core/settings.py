@@ -28,23 +28,34 @@ class RuntimeSettings(Strict):
 
 
 class MeasureConfig(Strict):
-    """When warm-up and measurement end: both a minimum time and a minimum count, with a
-    cap on the measured time so that a very slow cell still ends."""
+    """When warm-up and measurement end (bench.core.stopping).
+
+    Fixed windows, like trtexec and benchmark_app: warm-up until both ``warmup_s`` and
+    ``warmup_min_iters`` are met, then measure until both ``min_duration_s`` and
+    ``min_iters`` are. With ``half_width`` above 0 each may end sooner: the warm-up once
+    its last batches agree within ±``settle``, the measured window once its figure's 95%
+    interval is within ±``half_width`` of it. ``max_duration_s`` caps either, so that a
+    very slow cell still ends. ``half_width = 0`` gives the fixed windows alone."""
 
     warmup_s: float = Field(1.0, ge=0)
     warmup_min_iters: int = Field(10, ge=0)
     min_duration_s: float = Field(3.0, ge=0)
     min_iters: int = Field(50, ge=1)
     max_duration_s: float = Field(60.0, gt=0)
+    half_width: float = Field(0.0, ge=0, lt=1)
+    settle: float = Field(0.05, gt=0, lt=1)
     cv_threshold: float = Field(0.10, gt=0)
 
     def warmup_rule(self) -> StopRule:
         """When warm-up ends (capped like the measurement)."""
-        return StopRule(self.warmup_s, self.warmup_min_iters, self.max_duration_s)
+        settle = self.settle if self.half_width > 0 else 0.0
+        return StopRule(self.warmup_s, self.warmup_min_iters, self.max_duration_s, settle=settle)
 
     def measurement_rule(self) -> StopRule:
         """When the measured window ends."""
-        return StopRule(self.min_duration_s, self.min_iters, self.max_duration_s)
+        return StopRule(
+            self.min_duration_s, self.min_iters, self.max_duration_s, half_width=self.half_width
+        )
 
 
 class QuantizeConfig(Strict):

@@ -1,5 +1,6 @@
-"""The timed loops: warm-up then measurement, each ending when both a minimum time and a
-minimum count are met (or a time cap is hit), keeping every raw time."""
+"""The timed loops: warm-up then measurement, each ending as its ``StopRule`` says (a
+minimum time and count, sooner once its figure is known, or at a cap), keeping every raw
+time."""
 
 from __future__ import annotations
 
@@ -8,21 +9,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.core.stopping import Ending, Progress, Stop, StopRule
+
+__all__ = ["LoopRecord", "StopRule", "ThroughputWindow", "time_latency", "time_throughput"]
+
 _clock = time.perf_counter_ns
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """A loop ends once ``min_s`` and ``min_count`` are both met, or at ``max_s``."""
-
-    min_s: float
-    min_count: int
-    max_s: float = float("inf")
-
-    def done(self, elapsed_ns: int, count: int) -> bool:
-        return (elapsed_ns >= self.min_s * 1e9 and count >= self.min_count) or (
-            elapsed_ns >= self.max_s * 1e9
-        )
 
 
 @dataclass
@@ -31,6 +22,11 @@ class LoopRecord:
 
     ``start_ns`` and ``end_ns`` are the window's edges on the ``perf_counter_ns`` clock, so
     that readings taken beside the loop (power samples) can be cut to exactly the window.
+    ``stop`` says how the window ended (``early``, ``window`` or ``cap``: see
+    bench.core.stopping), ``half_width`` how well its figure (``figure``) was known then,
+    over ``batches`` parts, against the rule's ``target``; ``warmup_ns`` and ``warmup_stop``
+    the same for the warm-up. A loop that another program timed (trtexec) leaves them at
+    their defaults: its own fixed window, its half-width unknown.
     """
 
     times_ns: list[int]
@@ -41,6 +37,29 @@ class LoopRecord:
     in_flight: int = 1
     start_ns: int = 0
     end_ns: int = 0
+    stop: Stop = "window"
+    half_width: float | None = None
+    batches: int = 0
+    target: float = 0.0
+    figure: str = "median"
+    warmup_ns: int | None = None
+    warmup_stop: Stop | None = None
+
+    def __post_init__(self) -> None:
+        if self.capped:  # a loop another program timed says only whether it was capped
+            self.stop = "cap"
+
+    def ended(self, ending: Ending, target: float) -> None:
+        """Take how the window ended (see ``Progress.ending``)."""
+        self.stop, self.half_width, self.batches = ending.stop, ending.half_width, ending.batches
+        self.capped = ending.stop == "cap"
+        self.target = target
+
+    def warmed(self, warmup: LoopRecord) -> None:
+        """Take the warm-up's count, length and ending."""
+        self.warmup_count = warmup.completed
+        self.warmup_ns = warmup.window_ns
+        self.warmup_stop = warmup.stop
 
 
 def time_latency(
@@ -52,37 +71,37 @@ def time_latency(
     """One request at a time: ``launch`` then ``synchronize``, timed per request."""
     warm = _loop(launch, synchronize, warmup)
     record = _loop(launch, synchronize, measure)
-    record.warmup_count = warm.completed
+    record.warmed(warm)
     return record
 
 
 def _loop(
     launch: Callable[[], None], synchronize: Callable[[], None], rule: StopRule
 ) -> LoopRecord:
-    times: list[int] = []
-    append = times.append
     start = _clock()
+    progress = Progress(rule, start, "median")
+    add = progress.add
     while True:
         t0 = _clock()
         launch()
         synchronize()
         t1 = _clock()
-        append(t1 - t0)
-        if rule.done(t1 - start, len(times)):
+        if add(t1 - t0, t1):
             break
     end = _clock()
-    window = end - start
-    capped = len(times) < rule.min_count or window < rule.min_s * 1e9
-    return LoopRecord(times, window, len(times), 0, capped, start_ns=start, end_ns=end)
+    times = progress.times
+    record = LoopRecord(times, end - start, len(times), 0, start_ns=start, end_ns=end)
+    record.ended(progress.ending(end), rule.half_width)
+    return record
 
 
 class ThroughputWindow:
     """The throughput scenario's window, fed by request completions from any thread.
 
-    Completions first count as warm-up; the window opens at the completion that meets the
-    warm-up rule and closes at the one that meets the measurement rule. Throughput is the
-    completions inside the window ÷ the window's wall time. ``closed`` is set when the
-    window closes or a request fails.
+    Completions first count as warm-up; the window opens at the completion that ends the
+    warm-up and closes at the one that ends the measurement (their rules' figure here is
+    the rate of completions). Throughput is the completions inside the window ÷ the
+    window's wall time. ``closed`` is set when the window closes or a request fails.
     """
 
     def __init__(self, warmup: StopRule, measure: StopRule) -> None:
@@ -91,25 +110,23 @@ class ThroughputWindow:
         self.closed = threading.Event()
         self._lock = threading.Lock()
         self._start = _clock()
-        self._warmup_count = 0
+        self._warmup = Progress(warmup, self._start, "rate")
+        self._window: Progress | None = None
         self._window_start: int | None = None
         self._window_end: int | None = None
-        self._times: list[int] = []
         self._error: BaseException | None = None
 
     def completed(self, latency_ns: int, now: int | None = None) -> None:
         """A request finished at ``now`` (default: this instant) after ``latency_ns``."""
         now = _clock() if now is None else now
         with self._lock:
-            if self._window_start is None:
-                self._warmup_count += 1
-                if self.warmup.done(now - self._start, self._warmup_count):
+            if self._window is None:
+                if self._warmup.add(latency_ns, now):
                     self._window_start = now
-            elif self._window_end is None:
-                self._times.append(latency_ns)
-                if self.measure.done(now - self._window_start, len(self._times)):
-                    self._window_end = now
-                    self.closed.set()
+                    self._window = Progress(self.measure, now, "rate")
+            elif self._window_end is None and self._window.add(latency_ns, now):
+                self._window_end = now
+                self.closed.set()
 
     def failed(self, error: BaseException) -> None:
         """A request raised: the window closes and ``record`` re-raises ``error``."""
@@ -122,18 +139,18 @@ class ThroughputWindow:
             raise self._error
         start = self._window_start or self._start
         end = self._window_end or _clock()
-        window = end - start
-        capped = len(self._times) < self.measure.min_count or window < self.measure.min_s * 1e9
-        return LoopRecord(
-            self._times,
-            window,
-            len(self._times),
-            self._warmup_count,
-            capped,
-            in_flight,
-            start_ns=start,
-            end_ns=end,
+        window = self._window or Progress(self.measure, start, "rate")
+        times = window.times
+        record = LoopRecord(
+            times, end - start, len(times), 0, in_flight=in_flight, start_ns=start, end_ns=end
         )
+        record.figure = "rate"
+        record.ended(window.ending(end), self.measure.half_width)
+        warmup_end = self._window_start or end
+        record.warmup_count = len(self._warmup.times)
+        record.warmup_ns = warmup_end - self._start
+        record.warmup_stop = self._warmup.stop or "cap"
+        return record
 
 
 def time_throughput(

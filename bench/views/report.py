@@ -3,7 +3,9 @@
 Every column is a field of the cell record (bench.core.record), computed where that
 field is made: ``median ms``, ``p99 ms`` and ``CV`` are ``latency_ms`` (bench.core.stats
 ``Summary``, from the raw per-request times of the measured window; pooled over
-repetitions by bench.harness.repetitions), ``samples/s`` is ``throughput.samples_per_s``
+repetitions by bench.harness.repetitions), ``known ±`` is ``window.half_width`` (how well
+the window's figure was known when it ended, bench.core.stopping), ``samples/s`` is
+``throughput.samples_per_s``
 (``Throughput.of``: samples ÷ the window's wall time), ``accuracy`` is
 ``accuracy.verdict`` (bench.harness.accuracy), ``avg W`` and ``J/sample`` are ``power``
 (bench.power.meter), and ``target`` is the cell beside ``executed`` (read back from the
@@ -84,6 +86,20 @@ def _cv(cv: float | None, unstable: bool | None) -> str:
     return f"{cv:.0%}" + ("!" if unstable else "")
 
 
+def _half_width(record: CellRecord) -> float | None:
+    return record.window.half_width if record.window else None
+
+
+def _known(record: CellRecord) -> str:
+    """The window's half-width, ``!`` where it ended short of its target, `` cap`` where
+    the time cap ended it."""
+    window = record.window
+    if window is None or window.half_width is None:
+        return "-"
+    short = "!" if window.target and window.half_width > window.target else ""
+    return f"{window.half_width:.1%}{short}" + (" cap" if window.stop == "cap" else "")
+
+
 def _runs(record: CellRecord) -> str:
     """' ×N' for a cell merged from N repetitions (bench.harness.repetitions)."""
     runs = record.repetitions
@@ -125,6 +141,7 @@ SUMMARY_COLUMNS = (
     Column("target", _target),  # requested → executed (read back)
     Column("scenario", lambda r: f"{r.cell.scenario} b{r.cell.batch}" + _runs(r)),
     Column("median ms", lambda r: _number(r.median_ms), lambda r: r.median_ms),
+    Column("known ±", _known, _half_width),
     Column("p99 ms", lambda r: _number(_p99(r)), _p99),
     Column("CV", lambda r: _cv(_cv_of(r), r.unstable), _cv_of),
     Column("samples/s", lambda r: _number(r.samples_per_s), lambda r: r.samples_per_s),
@@ -157,9 +174,12 @@ def summary_rows(
 
 def summary_table(records: list[CellRecord], title: str) -> Table:
     caption = (
+        "known ± = half-width of the 95% interval of the median (of the request rate in the "
+        "throughput scenario) when the window ended, from batch medians; ! = short of the "
+        "target (measure.half_width); cap = measure.max_duration_s ended it; "
         "CV! = unstable (CV above the suite's cv_threshold); samples/s = samples / wall time "
         "of the measured window; ×N = N repetitions (latency over all their times, samples/s "
-        "their median)"
+        "their median; known ± the middle one's)"
     )
     columns = summary_columns(records)
     if columns != SUMMARY_COLUMNS:
