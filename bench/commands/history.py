@@ -36,6 +36,8 @@ SHOWN = ("latency_median", "throughput")
 CHANGE_COLUMNS = ("cell", "metric", "run", "before", "after", "change", "kind")
 TREND_COLUMNS = ("cell", "metric", "trend", "first", "latest", "change points")
 BLOCKS = "▁▂▃▄▅▆▇█"
+MIN_SPAN = 0.10
+"""A trend is drawn over at least ±5% of its middle figure."""
 
 
 @dataclass
@@ -127,9 +129,7 @@ def trend_rows(found: History) -> list[list[str]]:
 
 def sparkline(values: list[float | None]) -> str:
     """One character per run, its height the figure's (a gap where the cell did not run)."""
-    present = [v for v in values if v is not None]
-    low, high = min(present), max(present)
-    span = (high - low) or 1.0
+    low, span = _scale(values)
     return "".join(
         " " if v is None else BLOCKS[round((v - low) / span * (len(BLOCKS) - 1))] for v in values
     )
@@ -199,8 +199,7 @@ def trend_svg(trend: Trend, found: History, ident: str, width: int = 220, height
     """A small inline SVG of one trend: a line through the runs, a dot per run (its tip
     the run and figure), a vertical line at each change point (its tip the change)."""
     present = [(i, v) for i, v in enumerate(trend.values) if v is not None]
-    low, high = min(v for _, v in present), max(v for _, v in present)
-    span, steps = (high - low) or 1.0, max(len(trend.values) - 1, 1)
+    (low, span), steps = _scale(trend.values), max(len(trend.values) - 1, 1)
 
     def x(index: int) -> float:
         return 4 + index * (width - 8) / steps
@@ -225,6 +224,16 @@ def trend_svg(trend: Trend, found: History, ident: str, width: int = 220, height
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{ident}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img">{"".join(parts)}</svg>'
     )
+
+
+def _scale(values: list[float | None]) -> tuple[float, float]:
+    """The bottom and height of a trend's drawing: the figures' range, widened to at
+    least MIN_SPAN of their middle, so that noise of a percent does not fill it."""
+    present = [v for v in values if v is not None]
+    low, high = min(present), max(present)
+    middle = (low + high) / 2
+    span = max(high - low, MIN_SPAN * middle) or 1.0
+    return middle - span / 2, span
 
 
 def _counts(point: ChangePoint) -> bool:

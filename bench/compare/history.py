@@ -47,17 +47,19 @@ def segments(values: Sequence[float]) -> list[int]:
 
     Segments hold at least MIN_SEGMENT runs, except that the newest run starts one of its
     own when it stands apart from the segment before it (once that has MIN_BEFORE_NEWEST
-    runs): the best single split of that segment and the newest run (binary segmentation,
-    l2 cost, so that one run can outweigh the penalty) falls right before the newest run
-    and gains more than the penalty. A newest run that is an outlier looks the same: the
+    runs; a last segment of MIN_SEGMENT runs counts as part of it): the best single split
+    of that segment and the newest run (binary segmentation, l2 cost, so that one run can
+    outweigh the penalty) falls right before the newest run and gains more than the
+    penalty. A newest run that is an outlier looks the same: the
     next run confirms or drops it."""
     logs = np.log(np.asarray(values, dtype=float))
     if len(logs) < 2:
         return []
     sigma = _noise(logs[:-1])
-    earlier = _detect(logs[:-1], sigma)
-    start = earlier[-1] if earlier else 0
-    tail = logs[start:]
+    found = _detect(logs, sigma)
+    # a last segment of MIN_SEGMENT runs may be the newest run's own doing: test from before it
+    earlier = [c for c in found if c < len(logs) - MIN_SEGMENT]
+    tail = logs[earlier[-1] if earlier else 0 :]
     if len(tail) > MIN_BEFORE_NEWEST:
         import ruptures
 
@@ -66,7 +68,7 @@ def segments(values: Sequence[float]) -> list[int]:
         gain = split.cost.error(0, len(tail)) - split.cost.sum_of_costs([best, len(tail)])
         if best == len(tail) - 1 and gain > NEWEST_PENALTY * sigma**2 * math.log(len(logs)):
             return [*earlier, len(logs) - 1]
-    return _detect(logs, sigma)
+    return found
 
 
 def _detect(logs: np.ndarray, sigma: float) -> list[int]:
