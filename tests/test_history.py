@@ -41,17 +41,19 @@ def latencies(count: int, step_at: int | None, newest: float = 1.0, seed: int = 
     return [level * float(np.exp(0.02 * rng.standard_normal())) for level in levels]
 
 
-def write_runs(root: Path, values: list[float], env: dict | None = None) -> list[Path]:
+def write_runs(
+    root: Path, values: list[float], env: dict | None = None, models: tuple[str, str] = ("m", "t")
+) -> list[Path]:
     """One results directory per value: runs named by their start time (as RunDir.create
-    names them), each with two repetitions of a latency cell at that value and of a
-    throughput cell that does not change."""
+    names them), each with two repetitions of a latency cell (``models[0]``) at that
+    value and of a throughput cell (``models[1]``) that does not change."""
     paths = []
     for index, value in enumerate(values):
         run_id = f"20261201-{index // 60:02d}{index % 60:02d}00-smoke"
         records = [
-            timed(cell("m"), [value] * 4, repetition=rep, run_id=run_id) for rep in range(2)
+            timed(cell(models[0]), [value] * 4, repetition=rep, run_id=run_id) for rep in range(2)
         ] + [
-            timed(cell("t", scenario="throughput"), [2.0] * 4, repetition=rep, run_id=run_id)
+            timed(cell(models[1], scenario="throughput"), [2.0] * 4, repetition=rep, run_id=run_id)
             for rep in range(2)
         ]
         path = root / run_id
@@ -188,12 +190,14 @@ def test_a_folder_is_taken_oldest_first_and_baseline_files_read_like_their_runs(
     assert [c.index for c in from_dirs.change_points if c.metric == "latency_median"] == [6]
 
 
+FIRST = "20261201-000000-smoke"
 BAD_INPUTS = [
     ("missing", lambda d: [d / "nowhere"], r"nowhere does not exist: give a results directory"),
-    ("damaged", lambda d: [d / "runs", d / "bad.json"], r"bad.json is not valid JSON|bad.json"),
-    ("one-run", lambda d: [d / "runs" / "20261201-000000-smoke"], r"at least 2 runs, got 1"),
+    ("damaged", lambda d: [d / "runs", d / "bad.json"], r"bad\.json is not JSON \(.*\): give a"),
+    ("one-run", lambda d: [d / "runs" / FIRST], r"at least 2 runs, got 1"),
     ("other-hardware", lambda d: [d / "runs", d / "other"], r"different hardware \(CPU"),
     ("empty-folder", lambda d: [d / "empty"], r"holds no results directory"),
+    ("no-common-cell", lambda d: [d / "runs" / FIRST, d / "renamed"], r"share no cell that ran"),
     ("no-start-time", lambda d: [d / "unstamped"], r"records no start time: give the runs"),
 ]
 
@@ -207,8 +211,10 @@ def test_bad_input_is_one_line_and_exit_code_2(
     write_runs(tmp_path / "runs", latencies(4, None))
     (tmp_path / "bad.json").write_text("{not json")
     other = {**ENV, "cpu": {"model": "Another CPU", "usable_cores": 8}}
-    write_runs(tmp_path / "other-root", latencies(1, None), other)[0].rename(tmp_path / "other")
+    write_runs(tmp_path / "other-root", latencies(2, None), other)[1].rename(tmp_path / "other")
     (tmp_path / "empty").mkdir()
+    renamed = write_runs(tmp_path / "renamed-root", latencies(1, None), models=("k", "u"))[0]
+    renamed.rename(tmp_path / "renamed")
     for name, run in zip(
         ("a", "b"), write_runs(tmp_path / "plain", latencies(2, None)), strict=True
     ):

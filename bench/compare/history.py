@@ -224,6 +224,10 @@ def history(runs: list[Side], thresholds: Thresholds) -> History:
             values = [_median(side, key, metric) for side in runs]
             if sum(v is not None for v in values) >= 2:
                 trends.append(_trend(key, metric, values, runs, thresholds.of(metric)))
+    if not trends:
+        raise UserError(
+            "the runs share no cell that ran in two of them: give runs of the same suite"
+        )
     return History(runs, thresholds, trends)
 
 
