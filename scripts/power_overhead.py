@@ -76,7 +76,9 @@ def main() -> None:
     args = parser.parse_args()
 
     session, feeds, threads = staged_session(args.model, args.batch)
-    measure = MeasureConfig(min_duration_s=args.measure_s, warmup_s=min(1.0, args.measure_s))
+    measure = MeasureConfig(
+        min_duration_s=args.measure_s, warmup_s=min(1.0, args.measure_s), half_width=0.0
+    )
     interval_s = 1.0 / args.hz
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -168,6 +168,13 @@ def test_run_measures_every_cell(mlp_run) -> None:
         assert throughput["requests"] == latency["count"]
         assert throughput["window_s"] >= TINY_MEASURE["min_duration_s"]
         assert throughput["warmup_requests"] >= TINY_MEASURE["warmup_min_iters"]
+        window = record["window"]  # how it ended: tiny windows meet the fixed rule first
+        assert (window["stop"], window["warmup_stop"]) == ("window", "window")
+        assert window["target"] == 0.01
+        throughput_scenario = record["cell"]["scenario"] == "throughput"
+        assert window["figure"] == ("rate" if throughput_scenario else "median")
+        assert window["half_width"] is None or window["half_width"] >= 0
+        assert 0 < window["warmup_s"] < throughput["window_s"] + 1
         executed = record["executed"]
         assert executed["precision"] == "fp32"
         assert executed["device"] == "cpu"

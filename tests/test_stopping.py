@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from bench.core.record import CellRecord, Executed, Measured
 from bench.core.settings import MeasureConfig
 from bench.core.stopping import BATCHES, Progress, StopRule, half_width, t975
 from bench.core.timing import ThroughputWindow, time_latency
+from bench.harness.start import ResumeRequest, resumed_run
 
 MS = 1_000_000  # nanoseconds per millisecond
 TARGET = 0.01
@@ -213,3 +215,14 @@ def cell_dict() -> dict[str, object]:
         "batch": 1,
         "scenario": "latency",
     }
+
+
+def test_a_run_stored_before_early_stopping_resumes_with_fixed_windows(tmp_path: Path) -> None:
+    before = {"warmup_s": 1.0, "warmup_min_iters": 10, "min_duration_s": 3.0, "min_iters": 50}
+    before |= {"max_duration_s": 60.0, "cv_threshold": 0.1}  # what run.json held then
+    model = {"name": "mlp", "kind": "zoo", "ref": "mlp", "shapes": {}, "ranges": {}}
+    run = {"run_id": "old", "config": {"measure": before}, "models": [model]}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    resumed = resumed_run(ResumeRequest(tmp_path, cache_dir=tmp_path / "cache"))
+    assert resumed.config.measure.half_width == 0.0
+    assert resumed.config.measure.measurement_rule() == StopRule(3.0, 50, 60.0)

@@ -50,8 +50,11 @@ def test_stop_rules_from_the_measure_config() -> None:
     measure = MeasureConfig(
         warmup_s=0.5, warmup_min_iters=3, min_duration_s=2.0, min_iters=20, max_duration_s=9.0
     )
-    assert measure.warmup_rule() == StopRule(0.5, 3, 9.0)
-    assert measure.measurement_rule() == StopRule(2.0, 20, 9.0)
+    assert measure.warmup_rule() == StopRule(0.5, 3, 9.0, settle=0.05)
+    assert measure.measurement_rule() == StopRule(2.0, 20, 9.0, half_width=0.01)
+    fixed = measure.model_copy(update={"half_width": 0.0})  # no target: the fixed windows
+    assert fixed.warmup_rule() == StopRule(0.5, 3, 9.0)
+    assert fixed.measurement_rule() == StopRule(2.0, 20, 9.0)
 
 
 def test_latency_meets_both_rules_and_reports_warmup() -> None:

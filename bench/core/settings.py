@@ -35,14 +35,16 @@ class MeasureConfig(Strict):
     ``min_iters`` are. With ``half_width`` above 0 each may end sooner: the warm-up once
     its last batches agree within ±``settle``, the measured window once its figure's 95%
     interval is within ±``half_width`` of it. ``max_duration_s`` caps either, so that a
-    very slow cell still ends. ``half_width = 0`` gives the fixed windows alone."""
+    very slow cell still ends. ``half_width = 0`` gives the fixed windows alone (before
+    early stopping the cap was 60 s). The defaults were chosen by measurement
+    (scripts/stop_rule.py, the README's Measured section)."""
 
     warmup_s: float = Field(1.0, ge=0)
     warmup_min_iters: int = Field(10, ge=0)
     min_duration_s: float = Field(3.0, ge=0)
     min_iters: int = Field(50, ge=1)
-    max_duration_s: float = Field(60.0, gt=0)
-    half_width: float = Field(0.0, ge=0, lt=1)
+    max_duration_s: float = Field(10.0, gt=0)
+    half_width: float = Field(0.01, ge=0, lt=1)
     settle: float = Field(0.05, gt=0, lt=1)
     cv_threshold: float = Field(0.10, gt=0)
 

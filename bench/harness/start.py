@@ -198,6 +198,9 @@ def resumed_run(request: ResumeRequest) -> Run:
     run_dir = RunDir.existing(path)
     try:
         stored = run_dir.read_json(RUN_FILE)
+        measure = stored["config"].get("measure")
+        if isinstance(measure, dict):  # stored before early stopping: its fixed windows
+            measure.setdefault("half_width", 0.0)
         config = BenchConfig.model_validate(stored["config"])
         models = [ModelRequest.from_dict(m) for m in stored["models"]]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # pydantic: ValueError
