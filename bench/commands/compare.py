@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +14,7 @@ from bench.commands.console import console
 from bench.compare import output
 from bench.compare.gate import compare
 from bench.compare.html import comparison_page
+from bench.compare.noise import MIN_RUNS, PERCENTAGE, noise_thresholds
 from bench.compare.sides import Side, baseline_document, load_side
 from bench.compare.thresholds import Thresholds
 from bench.core.errors import UserError
@@ -40,6 +41,8 @@ class CompareRequest:
     junit: Path | None = None
     html: Path | None = None
     github_benchmark: Path | None = None
+    threshold_model: str | None = None
+    noise: list[Path] = field(default_factory=list)
 
 
 def run_compare(request: CompareRequest, console: Console) -> int:
@@ -47,6 +50,9 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     settings = _settings(request.config)
     thresholds = Thresholds(settings.threshold, tuple(sorted(settings.thresholds.items())))
     thresholds = thresholds.with_specs(request.thresholds)
+    thresholds = _with_noise(
+        thresholds, request.threshold_model or settings.threshold_model, request.noise
+    )
     alpha = settings.alpha if request.alpha is None else request.alpha
     if not 0 < alpha < 0.5:
         raise UserError(f"--alpha {alpha} is out of range: give a level such as 0.05")
@@ -178,6 +184,22 @@ def save_baseline(run_dir: Path, destination: Path) -> int:
     return 0
 
 
+def _with_noise(thresholds: Thresholds, model: str, history: list[Path]) -> Thresholds:
+    """``thresholds`` with each cell's own, derived by ``model`` from the runs of
+    unchanged code in ``history`` (``--noise``)."""
+    if model == PERCENTAGE:
+        if history:
+            raise UserError("--noise needs a threshold model: add --threshold-model t-test or iqr")
+        return thresholds
+    if len(history) < MIN_RUNS:
+        raise UserError(
+            f"--threshold-model {model} derives each cell's threshold from runs of unchanged "
+            f"code: give at least {MIN_RUNS} with --noise (results directories or baselines)"
+        )
+    derived = noise_thresholds([load_side(path) for path in history], model)
+    return replace(thresholds, cells=tuple(derived))
+
+
 def _settings(path: Path | None) -> CompareConfig:
     """The suite's ``[compare]`` table: from ``path``, else bench.toml when present."""
     if path is None:
@@ -200,6 +222,8 @@ def compare_verb(args: argparse.Namespace) -> int:
         junit=args.junit,
         html=args.html,
         github_benchmark=args.github_benchmark,
+        threshold_model=args.threshold_model,
+        noise=args.noise,
     )
     return run_compare(request, console())
 

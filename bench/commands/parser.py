@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(commands)
     _add_compare(commands)
     _add_history(commands)
+    _add_ab(commands)
     _add_baseline(commands)
     _add_hw(commands)
     _add_report(commands)
@@ -339,6 +340,21 @@ def _add_compare(commands: Any) -> None:
     )
     compare.add_argument("--alpha", type=float, help="significance level (default 0.05)")
     compare.add_argument(
+        "--threshold-model",
+        choices=["percentage", "t-test", "iqr"],
+        help="percentage: the thresholds above for every cell (default); t-test or iqr: "
+        "each cell's from its own noise over the --noise runs",
+    )
+    compare.add_argument(
+        "--noise",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="RUN",
+        help="runs of unchanged code (results directories or baselines, e.g. main's last "
+        "baselines or A/A runs) whose spread sets each cell's threshold",
+    )
+    compare.add_argument(
         "--allow-different-hardware",
         action="store_true",
         help="compare runs from different CPUs/GPUs/boards/power modes (compares machines)",
@@ -359,6 +375,70 @@ def _add_compare(commands: Any) -> None:
         help="write CURRENT in github-action-benchmark's customSmallerIsBetter format",
     )
     compare.set_defaults(handler="bench.commands.compare:compare_verb")
+
+
+def _add_ab(commands: Any) -> None:
+    ab = commands.add_parser(
+        "ab",
+        help="the paired regression gate: two models or settings measured side by side",
+        description="Measure BASE and NEW (each an ONNX file, a zoo model or a factory "
+        "package.module:function) in the same workers, their requests alternated in random "
+        "order, on every latency cell of the suite, until the ratio's interval is narrow "
+        "enough; an alert is measured again by fresh workers before it fails the gate. Two "
+        "deploybench checkouts cannot share a process: they are run in interleaved rounds "
+        "instead, and the output says so. Exit code 0: nothing regressed; 1: a cell "
+        "regressed (confirmed) or failed; 2: bad input.",
+    )
+    ab.add_argument(
+        "base", help="the base side: ONNX file, zoo model, factory or deploybench checkout"
+    )
+    ab.add_argument("new", help="the new side, in the same forms")
+    ab.add_argument(
+        "--config", type=Path, default=Path("bench.toml"), help="suite file (default: bench.toml)"
+    )
+    ab.add_argument("--profile", help="a [profiles.NAME] table of the suite file")
+    ab.add_argument("--runtimes", type=_csv(str), help="comma-separated runtimes")
+    ab.add_argument("--devices", type=_devices, help="comma-separated devices")
+    ab.add_argument("--precisions", type=_csv(str), help="comma-separated precisions")
+    ab.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
+    ab.add_argument("--threads", type=int, help="intra-op threads of each side")
+    ab.add_argument("--cell-timeout", type=float, help="seconds one paired worker may take")
+    ab.add_argument("--results-dir", help="where the ab-<time> folder is made (default: results)")
+    ab.add_argument("--cache-dir", type=Path, help="export cache (default: the platform's)")
+    for side in ("base", "new"):
+        ab.add_argument(
+            f"--{side}-option",
+            action="append",
+            default=[],
+            metavar="RUNTIME.KEY=VALUE",
+            help=f"a runtime option of the {side} side only, e.g. "
+            "onnxruntime.graph_optimization=basic (repeatable)",
+        )
+    ab.add_argument(
+        "--shape", action="append", default=[], metavar="NAME=1x3x224x224", help="input size"
+    )
+    ab.add_argument(
+        "--input-range", action="append", default=[], metavar="NAME=LO:HI", help="input values"
+    )
+    ab.add_argument(
+        "--threshold", metavar="PCT", help="smallest change that counts (default: [ab], 1%%)"
+    )
+    ab.add_argument(
+        "--half-width",
+        metavar="PCT",
+        help="stop a cell once its interval is this narrow (default: [ab], 0.5%%)",
+    )
+    ab.add_argument(
+        "--max-time", type=float, metavar="S", help="seconds a cell may measure, a stage"
+    )
+    ab.add_argument(
+        "--no-confirm", action="store_true", help="do not measure alerts again before failing"
+    )
+    ab.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary")
+    ab.add_argument("--json", type=Path, metavar="FILE", help="write the verdicts as JSON")
+    ab.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    ab.add_argument("--no-progress", action="store_true", help="print only the stage ends")
+    ab.set_defaults(handler="bench.commands.ab:ab_verb")
 
 
 def _add_history(commands: Any) -> None:

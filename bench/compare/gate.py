@@ -3,7 +3,7 @@ verdict, and decide whether the gate fails."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.compare.fingerprint import Difference, differences, setting_differences
@@ -162,7 +162,7 @@ def _compare_cell(
         both_skipped = base.status == current.status == "skipped"
         verdict = SKIPPED if both_skipped else STILL_FAILING
         return CellComparison(current.key, current.cell, verdict, note=_status(current))
-    changes = _metric_changes(base, current, thresholds, alpha, seed)
+    changes = _metric_changes(current.key, base, current, thresholds, alpha, seed)
     measured = bool(changes)
     accuracy = _accuracy_change(base, current)
     if accuracy is not None:
@@ -175,17 +175,21 @@ def _compare_cell(
 
 
 def _metric_changes(
-    base: CellRuns, current: CellRuns, thresholds: Thresholds, alpha: float, seed: int
+    key: str,
+    base: CellRuns,
+    current: CellRuns,
+    thresholds: Thresholds,
+    alpha: float,
+    seed: int,
 ) -> list[Change]:
     changes = []
     for metric in METRICS.values():
         a = [r[metric.name] for r in base.repetitions if metric.name in r]
         b = [r[metric.name] for r in current.repetitions if metric.name in r]
         if a and b:
-            threshold = thresholds.of(metric.name)
-            changes.append(
-                assess(metric.name, a, b, metric.higher_is_worse, threshold, alpha, seed)
-            )
+            threshold, model = thresholds.for_cell(key, metric.name)
+            change = assess(metric.name, a, b, metric.higher_is_worse, threshold, alpha, seed)
+            changes.append(replace(change, threshold_model=model))
     return changes
 
 

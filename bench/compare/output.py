@@ -66,6 +66,7 @@ def context_lines(comparison: Comparison) -> list[str]:
         f"current:  {_side(comparison.current)}" + (f" at {current}" if current else ""),
         f"thresholds: {thresholds}; significance: Mann-Whitney U p < {comparison.alpha} "
         "over repetitions; interval: 95% bootstrap of the median ratio",
+        f"threshold model: {_threshold_model(comparison)}",
     ]
     if comparison.different_hardware_allowed:
         lines.append("DIFFERENT HARDWARE (--allow-different-hardware): this compares machines")
@@ -219,6 +220,8 @@ def _note(change: Change) -> str:
     repetitions could have seen: the smallest change they detect (power 0.8 at the
     comparison's alpha), and the repetitions a side that would detect the threshold."""
     notes = [change.note] if change.note else []
+    if change.threshold_model != "percentage":
+        notes.append(f"threshold {change.threshold:.1%} ({change.threshold_model})")
     if change.verdict in (UNCHANGED, INCONCLUSIVE) and change.detectable is not None:
         sensitivity = f"detects ≥{change.detectable:.1%}"
         if change.detectable > change.threshold:
@@ -242,6 +245,19 @@ def _message(cell: CellComparison) -> str:
     if cell.note or change is None:
         return f"{cell.verdict}: {cell.note or ''}".rstrip(": ")
     return f"{cell.verdict}: {_describe(change)}"
+
+
+def _threshold_model(comparison: Comparison) -> str:
+    """Which model set the thresholds: the percentages, or each cell's own noise."""
+    derived = comparison.thresholds.cells
+    if not derived:
+        return "percentage (the same for every cell)"
+    models = sorted({threshold.model for threshold in derived})
+    cells = len({threshold.key for threshold in derived})
+    return (
+        f"per-cell noise ({'; '.join(models)}) for {cells} cells, percentage for the rest "
+        "(each derived threshold is in its metric's note)"
+    )
 
 
 def _percent(fraction: float) -> str:

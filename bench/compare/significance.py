@@ -53,6 +53,9 @@ class Change:
     at the comparison's alpha; None where no change can be detected (too few)."""
     repetitions_needed: int | None = None
     """Repetitions a side that would detect a change of the threshold (same spread)."""
+    threshold_model: str = "percentage"
+    """What set ``threshold``: the metric's percentage, or a model of the cell's own noise
+    over a history of runs (bench.compare.noise), e.g. ``t-test over 8 runs``."""
 
     @property
     def worse_by(self) -> float:

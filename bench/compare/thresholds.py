@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bench.compare.noise import PERCENTAGE, CellThreshold
 from bench.core.errors import UserError
 from bench.core.metrics import METRICS
 
@@ -24,10 +25,20 @@ class Thresholds:
     """The change (a fraction: 0.05 = 5%) beyond which a significant change counts.
 
     A metric's threshold is the one set for it (``per_metric``), else ``default`` when one
-    is set, else the built-in one (DEFAULT_PER_METRIC, then DEFAULT_THRESHOLD)."""
+    is set, else the built-in one (DEFAULT_PER_METRIC, then DEFAULT_THRESHOLD). ``cells``
+    hold thresholds derived from a cell's own noise (bench.compare.noise), which take
+    precedence for that cell and metric."""
 
     default: float | None = None
     per_metric: tuple[tuple[str, float], ...] = ()
+    cells: tuple[CellThreshold, ...] = ()
+
+    def for_cell(self, key: str, metric: str) -> tuple[float, str]:
+        """The threshold of ``metric`` in cell ``key`` and the model that set it."""
+        for derived in self.cells:
+            if derived.key == key and derived.metric == metric:
+                return derived.value, derived.model
+        return self.of(metric), PERCENTAGE
 
     def of(self, metric: str) -> float:
         own = dict(self.per_metric)
@@ -51,7 +62,7 @@ class Thresholds:
                 per_metric[check_metric(name, spec)] = parse_fraction(value, spec)
             else:
                 default = parse_fraction(value, spec)
-        return Thresholds(default, tuple(sorted(per_metric.items())))
+        return Thresholds(default, tuple(sorted(per_metric.items())), self.cells)
 
 
 def check_metric(name: str, spec: str) -> str:
@@ -62,12 +73,13 @@ def check_metric(name: str, spec: str) -> str:
     return name
 
 
-def parse_fraction(text: str, spec: str) -> float:
-    """``5%`` or ``0.05`` → 0.05; anything else, or a value outside (0, 10), is an error."""
+def parse_fraction(text: str, spec: str, what: str = "threshold") -> float:
+    """``5%`` or ``0.05`` → 0.05; anything else, or a value outside (0, 10), is an error
+    naming ``what`` was given."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
     if not match:
-        raise UserError(f"threshold '{spec}' is not a number: write 5% or 0.05")
+        raise UserError(f"{what} '{spec}' is not a number: write 5% or 0.05")
     value = float(match.group(1)) / (100 if match.group(2) else 1)
     if not 0 < value < 10:
-        raise UserError(f"threshold '{spec}' must be above 0 and below 1000%")
+        raise UserError(f"{what} '{spec}' must be above 0 and below 1000%")
     return value

@@ -112,6 +112,9 @@ class CompareConfig(Strict):
     """Every metric without a threshold of its own; unset: the built-in ones."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
+    threshold_model: Literal["percentage", "t-test", "iqr"] = "percentage"
+    """``t-test``/``iqr``: each cell's threshold from its own noise over the runs given
+    with ``compare --noise`` (bench.compare.noise)."""
 
     @field_validator("thresholds")
     @classmethod
@@ -122,6 +125,24 @@ class CompareConfig(Strict):
             if not 0 < threshold < 10:
                 raise ValueError(f"threshold of {name} must be a fraction above 0, e.g. 0.05")
         return value
+
+
+class AbConfig(Strict):
+    """The paired A/B gate (``ab``): each worker loads both sides and alternates their
+    requests; workers are added until the ratio's interval is within ``half_width`` (a
+    fraction of the ratio) or a cell has measured for ``max_s`` seconds, at least
+    ``min_workers`` of them; a change counts when the interval excludes no change and
+    the ratio is beyond ``threshold``. An alert is re-measured by fresh workers
+    (``confirm``) before it fails the gate."""
+
+    threshold: float = Field(0.01, gt=0, lt=10)
+    half_width: float = Field(0.005, gt=0, lt=1)
+    max_s: float = Field(120.0, gt=0)
+    min_workers: int = Field(3, ge=2, le=1000)
+    worker_s: float = Field(4.0, gt=0)
+    warmup_s: float = Field(0.5, ge=0)
+    max_pairs: int = Field(4000, ge=10)
+    confirm: bool = True
 
 
 class HostConfig(Strict):
@@ -185,6 +206,7 @@ class BenchConfig(Strict):
     measure: MeasureConfig = MeasureConfig()
     runtime: RuntimeOptions = RuntimeOptions()
     compare: CompareConfig = CompareConfig()
+    ab: AbConfig = AbConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
     cluster: ClusterConfig = ClusterConfig()
