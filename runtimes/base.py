@@ -37,7 +37,9 @@ class LoadOptions:
     that builds for fixed shapes, TensorRT, optimises for) and the suite's batch sizes
     (what its shape profile spans; empty: the cell's batch only). ``module`` builds the
     PyTorch module the ONNX file was exported from (``exporters.source.module_loader``;
-    None for an ONNX file): the runtimes that run modules take it from here."""
+    None for an ONNX file): the runtimes that run modules take it from here. ``shared``:
+    another session of the same process runs between this one's requests (the paired
+    A/B loop), so its thread pool must not spin while it waits."""
 
     threads: int = 0
     in_flight: int = 1
@@ -46,6 +48,7 @@ class LoadOptions:
     batch: int = 1
     batch_sizes: tuple[int, ...] = ()
     module: Callable[[], Any] | None = None
+    shared: bool = False
 
     @property
     def profile_batches(self) -> list[int]:

@@ -138,7 +138,7 @@ def measure_cell(job: CellJob) -> Measured:
     session = runtime.load(built, model, cell.target, options)
     load_s = time.perf_counter() - start
 
-    feeds, reference = _inputs_and_reference(model, cell.batch)
+    feeds, reference = inputs_and_reference(model, cell.batch)
     enter_phase("first inference")
     start = time.perf_counter()
     outputs = session.infer(feeds)
@@ -179,7 +179,7 @@ def measure_cell(job: CellJob) -> Measured:
     )
 
 
-def _inputs_and_reference(
+def inputs_and_reference(
     model: PreparedModel, batch: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """The stored inputs for ``batch`` and the reference outputs on them (None where the
