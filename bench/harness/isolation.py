@@ -17,6 +17,7 @@ a crash names it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import signal
@@ -195,6 +196,17 @@ def serve_job(fd: int) -> None:
         sender.close()
     except OSError:  # the parent is gone: nobody to tell
         os._exit(1)
+    _exit_without_teardown()
+
+
+def _exit_without_teardown() -> None:
+    """End the worker once its answer is sent: exit handlers run and output is flushed,
+    but the interpreter does not unload its modules, which the parent would wait for
+    (after a PyTorch cell, about 0.9 s of nothing measured)."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _read_job() -> tuple[Callable[[Any], Any], Any]:
