@@ -18,6 +18,7 @@ from bench.core.settings import MeasureConfig
 from bench.core.stopping import BATCHES, Progress, StopRule, half_width, t975
 from bench.core.timing import ThroughputWindow, time_latency
 from bench.harness.start import ResumeRequest, resumed_run
+from bench.views.report import COLUMNS, summary_rows
 
 MS = 1_000_000  # nanoseconds per millisecond
 TARGET = 0.01
@@ -226,3 +227,21 @@ def test_a_run_stored_before_early_stopping_resumes_with_fixed_windows(tmp_path:
     resumed = resumed_run(ResumeRequest(tmp_path, cache_dir=tmp_path / "cache"))
     assert resumed.config.measure.half_width == 0.0
     assert resumed.config.measure.measurement_rule() == StopRule(3.0, 50, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("window", "text"),
+    [
+        ({"stop": "early", "half_width": 0.0063, "target": 0.01}, "0.6%"),
+        ({"stop": "window", "half_width": 0.031, "target": 0.01}, "3.1%!"),
+        ({"stop": "cap", "half_width": 0.072, "target": 0.01}, "7.2%! cap"),
+        ({"stop": "window", "half_width": 0.031, "target": 0.0}, "3.1%"),  # fixed windows
+        ({"stop": "window", "half_width": 125.1, "target": 0.01}, ">100%!"),
+        ({"stop": "window", "half_width": None, "target": 0.01}, "-"),
+    ],
+)
+def test_the_summary_says_how_well_each_median_is_known(window: dict, text: str) -> None:
+    record = CellRecord.model_validate(
+        {"key": "k", "cell": cell_dict(), "status": "ok", "window": window}
+    )
+    assert summary_rows([record])[0][COLUMNS.index("known ±")] == text

@@ -43,7 +43,7 @@ class MeasureConfig(Strict):
     warmup_min_iters: int = Field(10, ge=0)
     min_duration_s: float = Field(3.0, ge=0)
     min_iters: int = Field(50, ge=1)
-    max_duration_s: float = Field(10.0, gt=0)
+    max_duration_s: float = Field(5.0, gt=0)
     half_width: float = Field(0.01, ge=0, lt=1)
     settle: float = Field(0.05, gt=0, lt=1)
     cv_threshold: float = Field(0.10, gt=0)

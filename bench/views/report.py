@@ -97,7 +97,8 @@ def _known(record: CellRecord) -> str:
     if window is None or window.half_width is None:
         return "-"
     short = "!" if window.target and window.half_width > window.target else ""
-    return f"{window.half_width:.1%}{short}" + (" cap" if window.stop == "cap" else "")
+    width = ">100%" if window.half_width > 1 else f"{window.half_width:.1%}"
+    return width + short + (" cap" if window.stop == "cap" else "")
 
 
 def _runs(record: CellRecord) -> str:
