@@ -42,6 +42,7 @@ SCRIPTS = {
         r"bench_app",
     ),
     "suite_time": (["--config", "{tiny}"], r"default suite, warm cache .* s"),
+    "stop_rule": (["--config", "{tiny}", "--record-s", "4.5"], r"consecutive 2 s windows"),
     "edge_overhead": (  # a loopback sshd: the run over SSH and the transport's cost
         ["--config", "{tiny}", "--calls", "3"],
         r"s per cell \(1 cells\)(.|\n)*one guarded command over the master connection",
