@@ -61,7 +61,7 @@ def run_checkouts(request: AbRequest, console: Console) -> int:
     path = own if own.is_file() else request.config_path
     config = load_config(path, request.profile, request.overrides)
     settings = config.ab.model_copy(update=request.settings)
-    thresholds = Thresholds(config.compare.threshold, tuple(config.compare.thresholds.items()))
+    thresholds = Thresholds.of_suite(config.compare)
     root = Path(config.suite.results_dir) / f"ab-{time.strftime('%Y%m%d-%H%M%S')}"
     flags = flags_for(request.overrides, skip=("suite.results_dir",))
     flags += ["--profile", request.profile] if request.profile else []

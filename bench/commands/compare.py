@@ -47,8 +47,8 @@ class CompareRequest:
 
 def run_compare(request: CompareRequest, console: Console) -> int:
     """Compare, print the table, write the requested files; 1 when the gate fails."""
-    settings = _settings(request.config)
-    thresholds = Thresholds(settings.threshold, tuple(sorted(settings.thresholds.items())))
+    settings = compare_settings(request.config)
+    thresholds = Thresholds.of_suite(settings)
     thresholds = thresholds.with_specs(request.thresholds)
     thresholds = _with_noise(
         thresholds, request.threshold_model or settings.threshold_model, request.noise
@@ -200,7 +200,7 @@ def _with_noise(thresholds: Thresholds, model: str, history: list[Path]) -> Thre
     return replace(thresholds, cells=tuple(derived))
 
 
-def _settings(path: Path | None) -> CompareConfig:
+def compare_settings(path: Path | None) -> CompareConfig:
     """The suite's ``[compare]`` table: from ``path``, else bench.toml when present."""
     if path is None:
         if not DEFAULT_SUITE.is_file():

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from bench.commands.compare import compare_settings
 from bench.commands.console import console
 from bench.compare.history import (
     MIN_BEFORE_NEWEST,
@@ -25,12 +26,10 @@ from bench.compare.history import (
 )
 from bench.compare.thresholds import Thresholds
 from bench.core.metrics import METRICS
-from bench.harness.config import load_config
 from bench.harness.results import check_output_folders, write_output
 from bench.views.html.page import Page, text
 from bench.views.report import markdown_table, markdown_text
 
-DEFAULT_SUITE = Path("bench.toml")
 SHOWN = ("latency_median", "throughput")
 """The metrics whose trend every cell shows; any other metric shows where it changed."""
 CHANGE_COLUMNS = ("cell", "metric", "run", "before", "after", "change", "kind")
@@ -55,7 +54,8 @@ class HistoryRequest:
 def run_history(request: HistoryRequest, console: Console) -> int:
     """Analyse the runs, print, write the requested files; 1 when the newest run starts a
     regression beyond its threshold."""
-    thresholds = _thresholds(request.config).with_specs(request.thresholds)
+    thresholds = Thresholds.of_suite(compare_settings(request.config))
+    thresholds = thresholds.with_specs(request.thresholds)
     check_output_folders(request.markdown, request.json, request.html)
     found = history(load_runs(request.runs), thresholds)
     console.print(terminal(found))
@@ -259,14 +259,6 @@ def _tip(point: ChangePoint) -> str:
 
 def _figure(value: float, metric: str) -> str:
     return f"{value:.4g} {METRICS[metric].unit}"
-
-
-def _thresholds(path: Path | None) -> Thresholds:
-    """The ``[compare]`` thresholds of ``path``, else of bench.toml when present."""
-    if path is None and not DEFAULT_SUITE.is_file():
-        return Thresholds()
-    settings = load_config(path or DEFAULT_SUITE).compare
-    return Thresholds(settings.threshold, tuple(sorted(settings.thresholds.items())))
 
 
 def history_verb(args: argparse.Namespace) -> int:

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
-from bench.compare.ab import FAILED, AbCell, Stage
-from bench.compare.gate import ORDER
+from bench.compare.ab import AbCell, Stage
+from bench.compare.gate import GATE_FAILS, ORDER
+from bench.compare.output import gate_table
 from bench.compare.significance import REGRESSED
 from bench.views.report import markdown_table, markdown_text
 
@@ -30,7 +29,6 @@ COLUMNS = (
     "confirmed",
     "note",
 )
-_GATE_FAILS = (FAILED, REGRESSED)
 
 
 @dataclass
@@ -48,7 +46,7 @@ class AbResult:
 
     @property
     def failed(self) -> bool:
-        return any(cell.verdict in _GATE_FAILS for cell in self.cells)
+        return any(cell.verdict in GATE_FAILS for cell in self.cells)
 
     def ordered(self) -> list[AbCell]:
         """Worst first: failed, regressed, inconclusive, improved, unchanged, skipped."""
@@ -157,17 +155,8 @@ def _note(cell: AbCell, stage: Stage | None) -> str:
 
 
 def terminal(result: AbResult) -> Group:
-    table = Table(title=headline(result), title_justify="left")
-    for name in COLUMNS:
-        table.add_column(
-            name,
-            justify="right" if name in ("base", "new", "change", "± reached") else "left",
-            no_wrap=name not in ("note", "cell"),
-            overflow="fold" if name == "cell" else "ellipsis",
-        )
-    for row in rows(result):
-        style = "bold red" if row[0] in _GATE_FAILS else None
-        table.add_row(*(escape(text) for text in row), style=style)
+    right = ("base", "new", "change", "± reached")
+    table = gate_table(headline(result), COLUMNS, rows(result), right)
     return Group(*(Text(line) for line in context_lines(result)), table)
 
 
@@ -185,13 +174,13 @@ def junit(result: AbResult) -> str:
         "testsuite",
         name="deploybench ab",
         tests=str(len(cells)),
-        failures=str(sum(cell.verdict in _GATE_FAILS for cell in cells)),
+        failures=str(sum(cell.verdict in GATE_FAILS for cell in cells)),
         skipped=str(sum(cell.verdict == "skipped" for cell in cells)),
     )
     for cell, row in zip(cells, rows(result), strict=True):
         case = ET.SubElement(suite, "testcase", classname="ab", name=cell.key)
         message = f"{row[4]} {row[5]} ({row[-1] or cell.verdict})".strip()
-        if cell.verdict in _GATE_FAILS:
+        if cell.verdict in GATE_FAILS:
             ET.SubElement(case, "failure", message=message, type=cell.verdict)
         elif cell.verdict == "skipped":
             ET.SubElement(case, "skipped", message=cell.reason or "skipped")

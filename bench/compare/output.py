@@ -86,18 +86,28 @@ def context_lines(comparison: Comparison) -> list[str]:
 
 
 def terminal(comparison: Comparison) -> Group:
-    table = Table(title=headline(comparison), title_justify="left")
-    for name in COLUMNS:
+    right = ("baseline", "current", "change", "p")
+    table = gate_table(headline(comparison), COLUMNS, rows(comparison), right)
+    return Group(*(Text(line) for line in context_lines(comparison)), table)
+
+
+def gate_table(
+    title: str, columns: tuple[str, ...], rows: list[list[str]], right: tuple[str, ...]
+) -> Table:
+    """A gate's terminal table: its first column the verdict (a failing one in bold red),
+    ``right`` aligned right, the cell folded and the note wrapped; text, never markup."""
+    table = Table(title=title, title_justify="left")
+    for name in columns:
         table.add_column(
             name,
-            justify="right" if name in ("baseline", "current", "change", "p") else "left",
+            justify="right" if name in right else "left",
             no_wrap=name not in ("note", "cell"),
             overflow="fold" if name == "cell" else "ellipsis",
         )
-    for row in rows(comparison):
+    for row in rows:
         style = "bold red" if row[0] in GATE_FAILS else None
-        table.add_row(*(escape(cell) for cell in row), style=style)  # text, not markup
-    return Group(*(Text(line) for line in context_lines(comparison)), table)
+        table.add_row(*(escape(cell) for cell in row), style=style)
+    return table
 
 
 def markdown(comparison: Comparison) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bench.compare.noise import PERCENTAGE, CellThreshold
 from bench.core.errors import UserError
 from bench.core.metrics import METRICS
+from bench.harness.config import CompareConfig
 
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_PER_METRIC = (("latency_p99", 0.50), ("peak_memory", 0.05), ("device_memory", 0.05))
@@ -32,6 +33,11 @@ class Thresholds:
     default: float | None = None
     per_metric: tuple[tuple[str, float], ...] = ()
     cells: tuple[CellThreshold, ...] = ()
+
+    @classmethod
+    def of_suite(cls, settings: CompareConfig) -> Thresholds:
+        """The thresholds a suite's ``[compare]`` table sets."""
+        return cls(settings.threshold, tuple(sorted(settings.thresholds.items())))
 
     def for_cell(self, key: str, metric: str) -> tuple[float, str]:
         """The threshold of ``metric`` in cell ``key`` and the model that set it."""
