@@ -308,10 +308,10 @@ class _ThreadPools:
         session); what it is, or None after a session with a pool of its own.
 
         With a pool each, a busy core slows whichever side's pool thread the scheduler
-        left there, for the whole worker: with one core taken by another process, measured
-        on the 2-core development VM, paired workers of two identical ResNet-18 sessions
-        gave ratios from 0.68 to 1.47 (a 31% spread); with one shared pool, a 3.7% spread.
-        Idle, both spread 0.2-0.3%, at 17.7 and 18.3 ms a request."""
+        left there, for the whole worker: with one core taken by another process, paired
+        workers of two identical ResNet-18 sessions gave ratios from 0.67 to 1.44 (a 28%
+        spread); with one shared pool, a 2.7% spread. Idle, 0.27% and 0.37%, at 18.05
+        and 18.6 ms a request (scripts/thread_pools.py on the 2-core development VM)."""
         if self.shared is None and not self.sessions_made:
             from onnxruntime.capi import _pybind_state
 

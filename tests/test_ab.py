@@ -289,3 +289,32 @@ def test_ab_measures_two_onnx_files_paired_and_says_so(tmp_path: Path, cache_dir
     (run,) = (tmp_path / "results").iterdir()
     lines = (run / "workers.jsonl").read_text().splitlines()
     assert len(lines) == sum(len(s["worker_ratios"]) for s in cell["stages"])
+
+
+@pytest.mark.slow
+def test_two_checkouts_are_run_in_interleaved_rounds_and_say_so(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    suite = tmp_path / "bench.toml"
+    suite.write_text(
+        "[suite]\nname = 'tiny'\nmodels = ['mlp']\nruntimes = ['onnxruntime']\n"
+        "precisions = ['fp32']\nscenarios = ['latency']\n"
+        "[measure]\nwarmup_s = 0.05\nwarmup_min_iters = 5\nmin_duration_s = 0.05\n"
+        "min_iters = 20\n[ab]\nmax_s = 1\n"
+    )
+    out = tmp_path / "gate.json"
+    repo = Path(__file__).resolve().parent.parent
+    done = cli(
+        "ab", repo, repo, "--config", suite, "--results-dir", tmp_path / "results",
+        "--json", out, "--markdown", tmp_path / "gate.md", cache_dir=cache_dir, timeout=600,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "design: interleaved processes" in done.stdout
+    document = json.loads(out.read_text())
+    assert document["design"] == "interleaved processes"
+    (cell,) = document["cells"]
+    (change,) = [c for c in cell["changes"] if c["metric"] == "latency_median"]
+    assert change["n_baseline"] == change["n_current"] == 5  # the least that can decide
+    rounds = sorted(p.name for p in (tmp_path / "results").glob("ab-*/*-*"))
+    assert rounds == sorted(f"{side}-{n}" for side in ("base", "new") for n in range(1, 6))
+    assert "interleaved processes" in (tmp_path / "gate.md").read_text()
