@@ -95,7 +95,7 @@ def context_lines(result: AbResult) -> list[str]:
         f"new:  {result.new}",
         f"design: {result.design} ({result.why})",
         f"threshold {settings['threshold']:.1%}; interval: 95%, Student's t over workers "
-        f"of the ratio of medians, each worker's pairs bootstrapped for the floor; "
+        f"of each worker's median pair ratio, floored by a bootstrap of its pairs; "
         f"stop at ±{settings['half_width']:.1%} or {settings['max_s']:g} s a cell",
         f"measured: {spent['workers']} workers in {spent['seconds']:.0f} s",
     ]
