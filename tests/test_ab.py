@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +319,17 @@ def test_two_checkouts_are_run_in_interleaved_rounds_and_say_so(
     rounds = sorted(p.name for p in (tmp_path / "results").glob("ab-*/*-*"))
     assert rounds == sorted(f"{side}-{n}" for side in ("base", "new") for n in range(1, 6))
     assert "interleaved processes" in (tmp_path / "gate.md").read_text()
+
+
+def test_a_paired_speedup_runs_the_new_side_in_its_own_precision() -> None:
+    job = replace(_job(0), new_precision="fp16")
+    assert job.target(0).precision == "fp32" and job.target(1).precision == "fp16"
+    assert _job(0).target(1).precision == "fp32"
+    cell = AbCell(CELL, "m", new_precision="fp16")
+    assert cell.key == "m/onnxruntime/cpu/fp32→fp16/b1/latency"
+    assert cell.to_dict()["new_precision"] == "fp16"
+    assert AbCell(CELL, "other").key == "m→other/onnxruntime/cpu/fp32/b1/latency"
+    executed = {"precision": "fp32", "device": "cpu", "threads": 2}
+    cell.executed = {"base": executed, "new": executed}  # ONNX Runtime's CPU: FP16 runs in FP32
+    result = AbResult("m", "m", PAIRED, "why", AbConfig().model_dump(), [cell])
+    assert "executed base fp32, new fp32" in markdown(result)

@@ -24,6 +24,7 @@ from bench.compare import ab_output
 from bench.compare.ab import SKIPPED, AbCell, Measurer, window_rules
 from bench.compare.ab_output import PAIRED, AbResult
 from bench.compare.thresholds import parse_fraction
+from bench.core.cell import Target
 from bench.core.errors import UserError
 from bench.core.spec import PreparedModel
 from bench.harness.config import AbConfig
@@ -63,6 +64,7 @@ class Pairing:
             tuple(config.suite.batch_sizes),
             self.setups[0].cache_dir,
             seed,
+            cell.new_precision,
         )
 
 
@@ -86,7 +88,9 @@ def pairing(request: AbRequest, console: Console) -> Pairing:
     sides = ("base", "new")
     models = [_prepared(setup, side, console) for setup, side in zip(setups, sides, strict=True)]
     _check_pairable(models, request)
-    cells = _cells(setups, models)
+    if request.new_precision == "int8":
+        raise UserError("--new-precision int8 is not paired: each side needs its calibration")
+    cells = _cells(setups, models, request.new_precision)
     if not any(cell.status == "ok" for cell in cells):
         reasons = "; ".join(sorted({cell.reason or "" for cell in cells}))
         raise UserError(f"no cell of this suite can run both sides here: {reasons}")
@@ -217,20 +221,27 @@ def _check_pairable(models: list[PreparedModel], request: AbRequest) -> None:
         )
 
 
-def _cells(setups: list[Setup], models: list[PreparedModel]) -> list[AbCell]:
+def _cells(
+    setups: list[Setup], models: list[PreparedModel], new_precision: str | None
+) -> list[AbCell]:
     """The suite's latency cells for the base, each skipped where either side cannot run
-    it here; int8 cells are left out (each side would need its own calibration)."""
+    it here (the new side in ``new_precision`` where given); int8 cells are left out (each
+    side would need its own calibration), and so are the cells already in
+    ``new_precision``."""
     cells = []
     new_model = models[1].name
     for planned in expand(setups[0].config, setups[0].models):
         cell = planned.cell
-        if cell.scenario != "latency" or cell.precision == "int8":
+        if cell.scenario != "latency" or "int8" in (cell.precision, new_precision):
+            continue
+        if new_precision == cell.precision:
             continue
         runtime = RUNTIMES[cell.runtime]
-        reason = planned.skip_reason or runtime.unavailable_reason(cell.target, models[1].source)
+        target = Target(cell.device, new_precision) if new_precision else cell.target
+        reason = planned.skip_reason or runtime.unavailable_reason(target, models[1].source)
         cell = replace(cell, model=models[0].name)
         status = SKIPPED if reason else "ok"
-        cells.append(AbCell(cell, new_model, status, reason))
+        cells.append(AbCell(cell, new_model, status, reason, new_precision=new_precision))
     return cells
 
 
@@ -254,6 +265,7 @@ def ab_verb(args: argparse.Namespace) -> int:
         overrides=overrides_from(vars(args)),
         base_options=args.base_option,
         new_options=args.new_option,
+        new_precision=args.new_precision,
         shapes=args.shape,
         ranges=args.input_range,
         cache_dir=args.cache_dir,

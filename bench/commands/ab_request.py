@@ -19,6 +19,8 @@ class AbRequest:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_options: list[str] = field(default_factory=list)
     new_options: list[str] = field(default_factory=list)
+    new_precision: str | None = None
+    """Run the new side in this precision, every cell (a paired speedup)."""
     shapes: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
     cache_dir: Path | None = None

@@ -51,6 +51,20 @@ def is_checkout(text: str) -> bool:
 def run_checkouts(request: AbRequest, console: Console) -> int:
     """Measure and gate two checkouts in interleaved rounds; 1 when a regression is
     confirmed or a cell newly fails."""
+    paired_only = [
+        flag
+        for flag, given in (
+            ("--base-option", request.base_options),
+            ("--new-option", request.new_options),
+            ("--new-precision", request.new_precision),
+        )
+        if given
+    ]
+    if paired_only:
+        raise UserError(
+            f"{', '.join(paired_only)} applies to two models measured paired, not to two "
+            "checkouts: drop it, or give the checkouts' suite files the settings"
+        )
     for side, text in (("base", request.base), ("new", request.new)):
         if not is_checkout(text):
             raise UserError(

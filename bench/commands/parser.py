@@ -415,6 +415,12 @@ def _add_ab(commands: Any) -> None:
             "onnxruntime.graph_optimization=basic (repeatable)",
         )
     ab.add_argument(
+        "--new-precision",
+        choices=["fp32", "fp16", "bf16"],
+        help="run the new side in this precision in every cell: a paired speedup, e.g. "
+        "ab resnet18 resnet18 --precisions fp32 --new-precision fp16",
+    )
+    ab.add_argument(
         "--shape", action="append", default=[], metavar="NAME=1x3x224x224", help="input size"
     )
     ab.add_argument(

@@ -93,12 +93,18 @@ class AbCell:
     reason: str | None = None
     stages: list[Stage] = field(default_factory=list)
     executed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_precision: str | None = None
+    """The new side's precision where it differs from the cell's (a paired speedup)."""
 
     @property
     def key(self) -> str:
-        if self.new_model == self.cell.model:
-            return self.cell.key
-        return self.cell.key.replace(self.cell.model, f"{self.cell.model}→{self.new_model}", 1)
+        """The cell's key, with ``base→new`` where the sides differ in model or precision."""
+        parts = self.cell.key.split("/")
+        if self.new_model != self.cell.model:
+            parts[0] = f"{self.cell.model}→{self.new_model}"
+        if self.new_precision and self.new_precision != self.cell.precision:
+            parts[3] = f"{self.cell.precision}→{self.new_precision}"
+        return "/".join(parts)
 
     @property
     def first(self) -> Stage | None:
@@ -129,6 +135,7 @@ class AbCell:
             "key": self.key,
             "cell": self.cell.to_dict(),
             "new_model": self.new_model,
+            "new_precision": self.new_precision or self.cell.precision,
             "status": self.status,
             "reason": self.reason,
             "verdict": self.verdict,

@@ -146,8 +146,9 @@ def _note(cell: AbCell, stage: Stage | None) -> str:
             f"first stage {first.estimate.ratio - 1:+.2%} ({first.verdict}), "
             f"confirmation {cell.confirmation.verdict}"
         )
+    asked = {"base": cell.cell.precision, "new": cell.new_precision or cell.cell.precision}
     executed = {side: e.get("precision") for side, e in cell.executed.items()}
-    if len(set(executed.values())) > 1:
+    if executed and executed != asked:
         notes.append(f"executed base {executed['base']}, new {executed['new']}")
     if stage is not None and stage.note:
         notes.append(stage.note)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.cell import Cell
+from bench.core.cell import Cell, Target
 from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
 from bench.core.spec import PreparedModel
@@ -34,8 +34,9 @@ _clock = time.perf_counter_ns
 class PairJob:
     """One worker of an A/B cell: the two prepared models and their runtime options (the
     cell's ``model`` names the base), how long to warm up and measure, the threads, the
-    suite's batch sizes, the cache, and the seed that draws the load order and each
-    pair's order."""
+    suite's batch sizes, the cache, the seed that draws the load order and each pair's
+    order, and the new side's precision where it differs from the cell's (a paired
+    speedup: fp16 against fp32 in one worker)."""
 
     cell: Cell
     models: tuple[PreparedModel, PreparedModel]
@@ -47,6 +48,13 @@ class PairJob:
     batch_sizes: tuple[int, ...]
     cache_dir: Path
     seed: int
+    new_precision: str | None = None
+
+    def target(self, index: int) -> Target:
+        """Side ``index``'s target: the cell's, the new side in its own precision."""
+        if index == 1 and self.new_precision:
+            return Target(self.cell.device, self.new_precision)
+        return self.cell.target
 
 
 @dataclass
@@ -111,9 +119,9 @@ def _loaded(job: PairJob, index: int, feeds: dict[str, np.ndarray]) -> Session:
     )
     runtime = get_runtime(cell.runtime)()
     enter_phase(f"build ({side})")
-    built = runtime.build(model, cell.target, options, job.cache_dir)
+    built = runtime.build(model, job.target(index), options, job.cache_dir)
     enter_phase(f"load ({side})")
-    session = runtime.load(built, model, cell.target, options)
+    session = runtime.load(built, model, job.target(index), options)
     enter_phase(f"first inference ({side})")
     session.infer(feeds)
     return session
