@@ -11,7 +11,10 @@ met, or at a cap. With a target, a loop may end sooner, once its figure is known
   (t-interval over the parts). Consecutive requests are correlated (a neighbour's burst,
   a frequency step lasts many requests), so an interval that treats them as independent,
   as MLPerf LoadGen's binomial early-stopping bound does, is too narrow; parts that grow
-  with the window take in correlation up to an eighth of its length.
+  with the window take in correlation up to an eighth of its length. The check runs from
+  ``BATCHES`` requests and ``BATCHES`` × ``batch_s`` on, then each time the window has
+  grown by a tenth (at least ``batch_s``); a window of fewer than 2 × ``BATCHES`` requests
+  (a slow cell) is judged with one request a part.
 - the warm-up, once the medians (rates) of its last ``SETTLE_BATCHES`` batches of at least
   ``batch_s`` each lie within ±``settle`` of their mean, as Triton perf_analyzer calls a
   measurement stable when its last three windows agree within its stability percentage.
@@ -89,8 +92,9 @@ def half_width(
     """The relative half-width of the 95% interval of ``figure`` over a window from
     ``start_ns`` to ``end_ns`` whose requests took ``times_ns`` and completed at ``ends_ns``
     (ascending), and the number of parts it came from: ``BATCHES`` parts of equal time
-    (empty ones left out), or for a median over fewer than twice as many requests, one
-    request a part. None with fewer than 3 parts."""
+    (for a median, empty ones left out; for a rate, an empty one counts as 0), or for a
+    median over fewer than twice as many requests, one request a part. None with fewer
+    than 3 parts."""
     count = len(times_ns)
     if count < 3 or end_ns <= start_ns:
         return None, 0
@@ -141,8 +145,8 @@ class Progress:
         self.ends.append(now_ns)
         elapsed = now_ns - self.start_ns
         rule = self.rule
-        batch_ended = now_ns - self._batch_start[1] >= self._batch_ns
-        if rule.settle > 0 and batch_ended and self._settled(now_ns):
+        batch_ended = rule.settle > 0 and now_ns - self._batch_start[1] >= self._batch_ns
+        if batch_ended and self._settled(now_ns):
             self.stop = "settled"
             return True
         if rule.half_width > 0 and now_ns >= self._next_check:
