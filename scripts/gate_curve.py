@@ -80,10 +80,9 @@ def main() -> int:
     if args.model == "resnet18":
         conditions.append(("real +5% work", f"{VARIANTS}:resnet18_deeper", 0.0))
     console = Console(stderr=True)
-    pairings = {
-        name: prepared(args, new or copy_of(args.model), settings, console)
-        for name, new, _ in conditions
-    }
+    sides = {new or copy_of(args.model) for _, new, _ in conditions}  # each pair prepared once
+    prepared_sides = {new: prepared(args, new, settings, console) for new in sorted(sides)}
+    pairings = {name: prepared_sides[new or copy_of(args.model)] for name, new, _ in conditions}
     pools: dict[str, list[tuple[WorkerPairs, float]]] = {name: [] for name, _, _ in conditions}
     order = np.random.default_rng(1)
     started = time.perf_counter()
