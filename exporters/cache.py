@@ -27,6 +27,8 @@ def module_file_digest(module_name: str) -> str:
     Locates the file without executing the module, so a cache key can follow edits to a
     model's code without importing torch.
     """
+    if module_name.endswith(".py"):  # a factory given by its file
+        return file_digest(Path(module_name)) if Path(module_name).is_file() else ""
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):

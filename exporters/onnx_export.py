@@ -78,7 +78,7 @@ class _Request:
             task=self.task,
             opset=self.opset,
             seed=self.seed,
-            builder=module_file_digest(builder_path(self.source).partition(":")[0]),
+            builder=module_file_digest(builder_path(self.source).rpartition(":")[0]),
             torch=_version("torch"),
             onnxscript=_version("onnxscript"),
             exporter=EXPORTER_VERSION,

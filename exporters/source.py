@@ -8,8 +8,13 @@ torch is imported only by the functions that build or read modules.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import UserError
@@ -41,12 +46,18 @@ def builder_path(source: str) -> str:
 
 
 def resolve_callable(path: str) -> Callable[[], Any]:
-    """The callable named by ``package.module:function``; UserError naming the fix if none."""
-    module_name, sep, attr = path.partition(":")
+    """The callable named by ``package.module:function`` or ``path/to/file.py:function``;
+    UserError naming the fix if none."""
+    module_name, sep, attr = path.rpartition(":")
     if not sep or not module_name or not attr:
         raise UserError(f"--model expects package.module:function, got '{path}'")
     try:
-        module = importlib.import_module(module_name)
+        if module_name.endswith(".py"):
+            module = _module_from_file(Path(module_name))
+        else:
+            module = importlib.import_module(module_name)
+    except UserError:
+        raise
     except Exception as exc:  # a user module may fail to import in any way
         raise UserError(
             f"cannot import '{module_name}' for --model {path} ({_first_line(exc)}): "
@@ -63,6 +74,32 @@ def resolve_callable(path: str) -> Callable[[], Any]:
     if not callable(target):
         raise UserError(f"--model {path} names a {type(target).__name__}, not a function")
     return target
+
+
+def _module_from_file(path: Path) -> ModuleType:
+    """The module of a factory's file, imported under a name of its own (its path's
+    digest), so that two checkouts' ``models.py`` can live in one process (the paired
+    A/B worker); its folder comes first on the import path while it loads. Its own
+    imports of sibling modules are still shared by name: give such sides as ONNX files."""
+    if not path.is_file():
+        raise UserError(f"--model {path}: no such file: give an existing .py file")
+    resolved = path.resolve()
+    name = f"_factory_{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(resolved.parent))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        sys.path.remove(str(resolved.parent))
+    return module
 
 
 def _as_example(value: Any, path: str) -> tuple[torch.Tensor, ...]:

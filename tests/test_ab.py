@@ -333,3 +333,32 @@ def test_a_paired_speedup_runs_the_new_side_in_its_own_precision() -> None:
     cell.executed = {"base": executed, "new": executed}  # ONNX Runtime's CPU: FP16 runs in FP32
     result = AbResult("m", "m", PAIRED, "why", AbConfig().model_dump(), [cell])
     assert "executed base fp32, new fp32" in markdown(result)
+
+
+FACTORY = """import torch
+from torch import nn
+
+
+def build():
+    layers = [nn.Linear(256, 256) for _ in range({layers})]
+    return nn.Sequential(*layers), torch.zeros(1, 256)
+"""
+
+
+@pytest.mark.e2e
+def test_two_checkouts_factories_of_one_name_share_a_paired_worker(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    for checkout, layers in (("base", 1), ("new", 4)):
+        (tmp_path / checkout).mkdir()
+        (tmp_path / checkout / "models.py").write_text(FACTORY.format(layers=layers))
+    out = tmp_path / "ab.json"
+    done = cli(
+        "ab", tmp_path / "base/models.py:build", tmp_path / "new/models.py:build",
+        "--runtimes", "pytorch", "--precisions", "fp32", "--max-time", "0.5", "--no-confirm",
+        "--results-dir", tmp_path / "results", "--json", out, cache_dir=cache_dir, timeout=180,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    (cell,) = json.loads(out.read_text())["cells"]
+    assert cell["status"] == "ok", cell
+    assert cell["stages"][0]["estimate"]["ratio"] > 1.5  # four layers against one

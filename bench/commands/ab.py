@@ -165,10 +165,13 @@ def _side_request(request: AbRequest, text: str, options: list[str], side: str) 
         overrides.setdefault("suite", {})["models"] = [text]
         return RunRequest(**common)
     if ":" in text and not path.exists():
+        module, _, function = text.rpartition(":")
+        if module.endswith(".py"):  # a factory by its file: the same from any folder
+            text = f"{Path(module).resolve()}:{function}"
         return RunRequest(**common, factory=text, shapes=request.shapes, ranges=request.ranges)
     raise UserError(
         f"{side} side '{text}' is not an ONNX file, a zoo model (python cli.py list) or a "
-        "factory package.module:function: give one of those"
+        "factory package.module:function or file.py:function: give one of those"
     )
 
 
