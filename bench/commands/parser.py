@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         dest="factory",
         metavar="PACKAGE.MODULE:FACTORY",
-        help="benchmark the PyTorch module this function returns",
+        help="benchmark the PyTorch module this function returns (or FILE.py:FACTORY)",
     )
     run.add_argument(
         "--shape",
