@@ -118,7 +118,15 @@ def run_ab(request: AbRequest, console: Console) -> int:
     measurer = Measurer(
         paired.settings, paired.job, config.suite.cell_timeout_s, results / "workers.jsonl", say
     )
-    measurer.gate(paired.cells)
+    try:
+        measurer.gate(paired.cells)
+    except KeyboardInterrupt:
+        console.print(
+            f"\ninterrupted: every finished worker's pairs are kept in {results / 'workers.jsonl'}",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise
     result = AbResult(
         request.base,
         request.new,
