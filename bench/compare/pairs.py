@@ -62,12 +62,12 @@ class WorkerPairs:
     def size(self) -> int:
         return int(self.base_ns.size)
 
-    @property
+    @cached_property
     def ratio(self) -> float:
         """This worker's estimate: the median of its pairs' ratios new ÷ base."""
         return math.exp(float(np.median(self.log_ratios)))
 
-    @property
+    @cached_property
     def log_ratios(self) -> np.ndarray:
         return np.log(self.new_ns / self.base_ns)
 
