@@ -29,7 +29,8 @@ ALL_OVERRIDES = [
     "--power", "none", "--repeat", "4", "--results-dir", "out", "--name", "x",
     "--calibration-data", "c.npz", "--calibration-samples", "16",
     "--quantize-method", "entropy", "--cluster", "auto", "--fleet", "shard",
-    "--nodes", "a,b", "--per-gpu",
+    "--nodes", "a,b", "--per-gpu", "--latency-bound", "15", "--target-qps", "0",
+    "--loadgen-duration", "2.5",
 ]  # fmt: skip
 
 
@@ -45,6 +46,9 @@ def test_every_override_is_a_run_flag_and_its_flags_read_back_the_same() -> None
     assert sum(len(keys) for keys in overrides.values()) == len(OVERRIDES)
     assert overrides["suite"]["devices"] == ["hetero:gpu,cpu", "cpu"]
     assert overrides["suite"]["cell_timeout_s"] == 90.0
+    assert overrides["loadgen"] == {
+        "latency_bound_ms": 15.0, "target_qps": 0.0, "min_duration_s": 2.5
+    }  # fmt: skip
     assert overrides["cluster"] == {
         "address": "auto", "plan": "shard", "nodes": ["a", "b"], "per_gpu": True
     }  # fmt: skip

@@ -98,7 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precisions", type=_csv(str), help="comma-separated precisions (fp32)")
     run.add_argument("--batch-sizes", type=_csv(int), help="comma-separated batch sizes")
     run.add_argument(
-        "--scenarios", type=_csv(str), help="latency, throughput, train (comma-separated)"
+        "--scenarios",
+        type=_csv(str),
+        help="latency, throughput, train, and MLPerf LoadGen's single_stream, multi_stream, "
+        "server, offline (comma-separated)",
+    )
+    run.add_argument(
+        "--latency-bound",
+        type=float,
+        metavar="MS",
+        help="the server scenario's bound on its p99 latency, ms ([loadgen] latency_bound_ms)",
+    )
+    run.add_argument(
+        "--target-qps",
+        type=float,
+        help="the server scenario's arrival rate; 0 searches for the highest VALID one",
+    )
+    run.add_argument(
+        "--loadgen-duration",
+        type=float,
+        metavar="S",
+        help="the least seconds of a LoadGen run ([loadgen] min_duration_s; MLPerf: 600)",
     )
     run.add_argument("--threads", type=int, help="intra-op threads in all (0 = physical cores)")
     run.add_argument("--in-flight", type=int, help="requests in flight in the throughput scenario")

@@ -6,6 +6,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+SERVING_SCENARIOS = ("single_stream", "multi_stream", "server", "offline")
+"""MLPerf LoadGen's four scenarios, run by LoadGen itself (bench.harness.serving)."""
+SCENARIOS = ("latency", "throughput", "train", *SERVING_SCENARIOS)
+
 
 @dataclass(frozen=True)
 class Target:

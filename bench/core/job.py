@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.cell import Cell
-from bench.core.settings import MeasureConfig, PowerSettings, RuntimeSettings
+from bench.core.settings import LoadgenConfig, MeasureConfig, PowerSettings, RuntimeSettings
 from bench.core.spec import PreparedModel
 
 
@@ -15,7 +15,8 @@ from bench.core.spec import PreparedModel
 class CellJob:
     """One cell to measure: the prepared model, how to measure, the threads and requests
     in flight resolved for it, the suite's batch sizes (a shape profile spans them), the
-    cell's runtime options (its runtime's own model), the cache and the power source."""
+    cell's runtime options (its runtime's own model), the cache and the power source, and
+    how LoadGen runs a LoadGen scenario's cell."""
 
     cell: Cell
     model: PreparedModel
@@ -27,3 +28,4 @@ class CellJob:
     cache_dir: Path
     power: PowerSettings
     spawned_at: float
+    loadgen: LoadgenConfig = LoadgenConfig()

@@ -214,6 +214,40 @@ class Accuracy(Section):
     verdict: str | None = None
 
 
+class Serving(Section):
+    """``loadgen``: an MLPerf LoadGen cell's run as LoadGen judged it (bench.harness.serving).
+    ``valid`` and ``why`` not (LoadGen's words); ``scenario`` in LoadGen's name; the
+    Server's ``target_qps`` (the Offline query's expected rate), ``scheduled_qps`` and
+    ``completed_qps`` (samples/s); per-sample latency percentiles in ms (``latency_ms``:
+    p50 … p99.9, mean, min, max), per query too in MultiStream (``query_latency_ms``);
+    ``early_stopping`` (LoadGen's text) and its percentile estimate; the limits the run
+    had (``min_duration_s``, ``min_query_count``, ``target_latency_ms`` at
+    ``target_percentile``) and what it did (``query_count``, ``duration_s``); ``errors``
+    LoadGen logged. ``search``: a Server peak search's runs (``probes``, the latency-vs-
+    load curve), ``peak_qps`` and its method. An INVALID run keeps its figures beside
+    ``valid = false``: no reader takes them for a result."""
+
+    scenario: str | None = None
+    valid: bool | None = None
+    why: list[str] | None = None
+    target_qps: float | None = None
+    scheduled_qps: float | None = None
+    completed_qps: float | None = None
+    latency_ms: dict[str, float] | None = None
+    query_latency_ms: dict[str, float] | None = None
+    early_stopping: str | None = None
+    early_stopping_ms: float | None = None
+    min_duration_s: float | None = None
+    min_query_count: int | None = None
+    query_count: int | None = None
+    samples_per_query: int | None = None
+    target_latency_ms: float | None = None
+    target_percentile: float | None = None
+    duration_s: float | None = None
+    errors: list[str] | None = None
+    search: dict[str, Any] | None = None
+
+
 class Training(Section):
     """``training``: the loss at the first and last timed step of a train cell (in place
     of an accuracy check), the steps taken and the FLOPs of a step per forward pass."""
@@ -272,9 +306,15 @@ class Measured(Section):
     device_metrics: DeviceMetrics | None = None
     accuracy: Accuracy | None = None
     training: Training | None = None
+    loadgen: Serving | None = None
     notes: list[str] | None = None
     raw_times_ms: list[float] | None = None
     traceback: str | None = None
+    attached: dict[str, str] | None = None
+    """Files to keep beside the record (LoadGen's logs), name → text: the run folder
+    writes them under ``cells/`` and stores their paths in ``files`` instead."""
+    files: list[str] | None = None
+    """The files kept beside the record, relative to the run folder."""
 
     @classmethod
     def timed(

@@ -73,6 +73,45 @@ class QuantizeConfig(Strict):
     calibration_data: str | None = None
 
 
+MLPERF_SEEDS = (1780908523862526354, 14771362308971278857, 18209322760996052031)
+"""LoadGen's seeds in MLPerf Inference's mlperf.conf: the sample library's, the sample
+indices' and the Server schedule's."""
+
+
+class LoadgenConfig(Strict):
+    """``[loadgen]``: how MLPerf LoadGen runs the ``single_stream``, ``multi_stream``,
+    ``server`` and ``offline`` cells (bench.harness.serving). MLPerf's own values (its
+    mlperf.conf) are named where ours differ; ours are shorter, for a table in minutes.
+
+    ``min_duration_s`` and ``min_query_count``: a run lasts at least this long and issues
+    at least this many queries (MLPerf: 600 s; 662 queries in MultiStream, 24,576 samples
+    in ResNet-50's Offline). ``latency_bound_ms``: the Server bound on the
+    ``server_percentile`` latency (MLPerf: 10 ms by default, ResNet-50 15 ms, BERT 130 ms).
+    ``target_qps``: the Server's Poisson arrival rate; 0 searches for the highest rate
+    whose run is VALID (``search``: ``bisect``, our bisection over LoadGen runs that keeps
+    each probe's latencies for the load curve, or ``loadgen``, LoadGen's own
+    FindPeakPerformance), to within ``search_precision`` of the rate, in at most
+    ``search_runs`` runs. ``samples_per_query``: MultiStream's query size (MLPerf: 8).
+    ``sample_count``: the sample library's size (MLPerf's ResNet-50: 1024). Seeds:
+    MLPerf's published ones by default."""
+
+    min_duration_s: float = Field(10.0, gt=0, le=7 * 24 * 3600)
+    min_query_count: int = Field(100, ge=1)
+    latency_bound_ms: float = Field(10.0, gt=0)
+    server_percentile: float = Field(0.99, gt=0, lt=1)
+    single_stream_percentile: float = Field(0.90, gt=0, lt=1)
+    multi_stream_percentile: float = Field(0.99, gt=0, lt=1)
+    target_qps: float = Field(0.0, ge=0)
+    search: Literal["bisect", "loadgen"] = "bisect"
+    search_precision: float = Field(0.05, gt=0, lt=1)
+    search_runs: int = Field(8, ge=2, le=64)
+    samples_per_query: int = Field(8, ge=1)
+    sample_count: int = Field(1024, ge=1)
+    qsl_seed: int = Field(MLPERF_SEEDS[0], ge=0, lt=2**64)
+    sample_index_seed: int = Field(MLPERF_SEEDS[1], ge=0, lt=2**64)
+    schedule_seed: int = Field(MLPERF_SEEDS[2], ge=0, lt=2**64)
+
+
 @dataclass(frozen=True)
 class PowerSettings:
     """``suite.power`` (auto, a source name or none), the sampling rate for polled

@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
-from bench.core.settings import MeasureConfig, QuantizeConfig, RuntimeSettings, Strict
+from bench.core.settings import (
+    LoadgenConfig,
+    MeasureConfig,
+    QuantizeConfig,
+    RuntimeSettings,
+    Strict,
+)
 from runtimes import RUNTIMES
 
 if sys.version_info >= (3, 11):
@@ -44,9 +50,11 @@ class SuiteConfig(Strict):
         default_factory=lambda: ["fp32"], min_length=1
     )
     batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    scenarios: list[Literal["latency", "throughput", "train"]] = Field(
-        default_factory=lambda: ["latency"], min_length=1
-    )
+    scenarios: list[
+        Literal[
+            "latency", "throughput", "train", "single_stream", "multi_stream", "server", "offline"
+        ]
+    ] = Field(default_factory=lambda: ["latency"], min_length=1)
     threads: int = Field(0, ge=0, description="intra-op threads in all; 0 = physical cores")
     in_flight: int = Field(0, ge=0, description="requests in flight (throughput); 0 = auto")
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -208,6 +216,7 @@ class BenchConfig(Strict):
     compare: CompareConfig = CompareConfig()
     ab: AbConfig = AbConfig()
     quantize: QuantizeConfig = QuantizeConfig()
+    loadgen: LoadgenConfig = LoadgenConfig()
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
     cluster: ClusterConfig = ClusterConfig()
 

@@ -6,8 +6,9 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.core.cell import Cell
+from bench.core.cell import SERVING_SCENARIOS, Cell
 from bench.harness.config import BenchConfig
+from bench.harness.serving import loadgen_unavailable_reason
 from runtimes import get_runtime
 from runtimes.pytorch_train import train_unavailable_reason
 
@@ -96,10 +97,11 @@ def expand(config: BenchConfig, models: list[ModelRequest]) -> list[PlannedCell]
             suite.runtimes, suite.devices, suite.precisions, suite.batch_sizes, suite.scenarios
         ):
             cell = Cell(model.name, runtime_name, device, precision, batch, scenario)
-            reason = (
-                train_unavailable_reason(runtimes[runtime_name], cell.target, model.source)
-                if scenario == "train"
-                else runtimes[runtime_name].unavailable_reason(cell.target, model.source)
-            )
+            if scenario == "train":
+                reason = train_unavailable_reason(runtimes[runtime_name], cell.target, model.source)
+            else:
+                reason = runtimes[runtime_name].unavailable_reason(cell.target, model.source)
+            if reason is None and scenario in SERVING_SCENARIOS:
+                reason = loadgen_unavailable_reason()
             planned.append(PlannedCell(cell, reason))
     return planned

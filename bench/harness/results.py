@@ -100,11 +100,31 @@ class RunDir:
         mid-write) is ended first, so that this record stays a line of its own."""
         path = self.path / RESULTS_FILE
         torn = path.is_file() and path.stat().st_size > 0 and not _ends_with_newline(path)
-        line = json.dumps(record.to_dict(), default=str)
+        data = record.to_dict()
+        attached = data.pop("attached", None)
+        if attached:
+            data["files"] = self.attach(record, attached)
+        line = json.dumps(data, default=str)
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(("\n" if torn else "") + line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    def attach(self, record: CellRecord, files: dict[str, str]) -> list[str]:
+        """Write a record's files under ``cells/<cell>/`` (a repetition's under its own
+        folder); their paths relative to the run folder."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", record.key)
+        if record.repetition:
+            name += f"-run{record.repetition + 1}"
+        written = []
+        for relative, text in files.items():
+            if Path(relative).is_absolute() or ".." in Path(relative).parts:
+                continue  # a record names files inside its own folder only
+            target = self.path / "cells" / name / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            written.append(str(target.relative_to(self.path)))
+        return written
 
     def records(self) -> list[CellRecord]:
         """Every complete record; a torn last line (a crash mid-write) is left out."""

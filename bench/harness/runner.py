@@ -44,6 +44,10 @@ GPU_IN_FLIGHT = 2
 prepares the next request; more only add host-side contention."""
 
 
+ONE_AT_A_TIME = ("latency", "train", "single_stream")
+"""The scenarios of one request (or training step) at a time."""
+
+
 def workload(config: BenchConfig, cell: Cell) -> Workload:
     """Latency: one request with every thread. Throughput on the CPU: ``in_flight``
     requests (default: one per physical core, at least two), the threads shared out between
@@ -51,11 +55,11 @@ def workload(config: BenchConfig, cell: Cell) -> Workload:
     stream, the host threads left whole. A runtime that chooses its own threads and requests
     in flight (OpenVINO) gets 0 for each unless the suite sets it, and reports what it chose."""
     if get_runtime(cell.runtime).chooses_in_flight:  # 0 = the runtime's own choice
-        in_flight = 1 if cell.scenario == "latency" else config.suite.in_flight
+        in_flight = 1 if cell.scenario in ONE_AT_A_TIME else config.suite.in_flight
         return Workload(config.suite.threads, in_flight)
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     total = config.suite.threads or cores
-    if cell.scenario in ("latency", "train"):  # one request (or training step) at a time
+    if cell.scenario in ONE_AT_A_TIME:
         return Workload(total, 1)
     if cell.device != "cpu":
         return Workload(total, config.suite.in_flight or GPU_IN_FLIGHT)
@@ -312,6 +316,7 @@ def measure(
         cache_dir=cache_dir,
         power=PowerSettings(suite.power, suite.power_sample_hz, suite.power_idle_s),
         spawned_at=time.time(),
+        loadgen=config.loadgen,
     )
     started_at = time.time()
     outcome = run_in_worker(worker.measure_cell, job, suite.cell_timeout_s)

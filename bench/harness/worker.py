@@ -7,16 +7,18 @@ files it reads.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.core.cell import Cell
+from bench.core.cell import SERVING_SCENARIOS, Cell
 from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
-from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory
+from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory, Serving
 from bench.core.settings import QuantizeConfig, RuntimeSettings
 from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
 from bench.harness.accuracy import cell_accuracy
@@ -26,7 +28,10 @@ from bench.power import CellPower
 from exporters.reference import load_reference, reference_batches
 from exporters.source import module_loader
 from runtimes import get_runtime
-from runtimes.base import LoadOptions
+from runtimes.base import LoadOptions, Session
+
+if TYPE_CHECKING:
+    from bench.harness.serving import Served
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ def measure_cell(job: CellJob) -> Measured:
     options = LoadOptions(
         job.threads,
         job.in_flight,
-        cell.scenario,
+        load_scenario(cell.scenario),
         job.options,
         cell.batch,
         job.batch_sizes,
@@ -146,8 +151,12 @@ def measure_cell(job: CellJob) -> Measured:
 
     warmup, measurement = job.measure.warmup_rule(), job.measure.measurement_rule()
     enter_phase("timed loop")
+    served = None
     with CellPower(job.power, cell.device) as power:
-        if cell.scenario == "latency":
+        if cell.scenario in SERVING_SCENARIOS:
+            served = serve_cell(session, feeds, job, options.in_flight)
+            loop = served.loop
+        elif cell.scenario == "latency":
             loop = session.run_latency(feeds, warmup, measurement)
         else:
             loop = session.run_throughput(feeds, options.in_flight, warmup, measurement)
@@ -176,7 +185,51 @@ def measure_cell(job: CellJob) -> Measured:
         device_metrics=DeviceMetrics.of(device_metrics, loop),
         accuracy=cell_accuracy(model, outputs, reference, cell.precision),
         notes=[*model.notes, *built.notes],
+        **(served_sections(served) if served else {}),
     )
+
+
+def load_scenario(scenario: str) -> str:
+    """The scenario a session is loaded for: a LoadGen scenario's closest own (one
+    stream is latency; the rest keep several requests in flight), so that runtimes with
+    hints (OpenVINO's performance hint) need not know LoadGen's names."""
+    if scenario not in SERVING_SCENARIOS:
+        return scenario
+    return "latency" if scenario == "single_stream" else "throughput"
+
+
+def serve_cell(
+    session: Session, feeds: dict[str, np.ndarray], job: CellJob, in_flight: int
+) -> Served:
+    """Run the cell's LoadGen scenario on ``in_flight`` request slots of ``session``
+    (the runtime's own optimum where it chooses: OpenVINO), its logs written to a
+    scratch folder and carried back in the result."""
+    from bench.harness.serving import serve
+
+    if not in_flight:  # the runtime chooses: take the optimum it reported (OpenVINO's)
+        properties = session.executed.details.get("properties", {})
+        in_flight = int(properties.get("OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
+    slots = session.request_slots(feeds, in_flight)
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as scratch:
+        return serve(
+            slots,
+            job.cell.batch,
+            job.cell.scenario,
+            job.loadgen,
+            job.measure.warmup_rule(),
+            Path(scratch),
+        )
+
+
+def served_sections(served: Served) -> dict[str, Any]:
+    """The record's ``loadgen`` section and the log files to keep beside it."""
+    figures = served.result.figures()
+    if served.search is not None:
+        figures["search"] = served.search.figures()
+    return {
+        "loadgen": Serving(**figures),
+        "attached": {f"loadgen/{name}": text for name, text in served.result.logs.items()},
+    }
 
 
 def inputs_and_reference(

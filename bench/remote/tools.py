@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.core.cell import Cell
+from bench.core.cell import SERVING_SCENARIOS, Cell
 from bench.core.errors import Unavailable, UserError
 from bench.core.record import CellRecord
 from bench.core.spec import PreparedModel
@@ -55,6 +55,11 @@ def tools_skip_reason(cell: Cell, device: Device) -> str | None:
         )
     if cell.scenario == "train":
         return "tools mode runs inference only: training needs the agent mode"
+    if cell.scenario in SERVING_SCENARIOS:
+        return (
+            f"tools mode times with {tool.name}'s own loop: MLPerf LoadGen's {cell.scenario} "
+            "needs the agent mode"
+        )
     return tool.skip_reason(cell, device)
 
 
