@@ -11,6 +11,8 @@ the board back as it was at the end, after Ctrl-C and after a lost connection.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from rich.console import Console
 
 from bench.commands.execution import Display, execute
 from bench.commands.executors import get_executor
-from bench.harness.executor import Target
+from bench.harness.executor import Executor, Target
 from bench.harness.start import Setup
 from bench.remote.device import Device
 from bench.remote.device_tools import DEVICE_TOOLS
@@ -110,6 +112,19 @@ def edge_run(setup: Setup, target: Target, console: Console, display: Display) -
         if dirs:
             machines_report(dirs, [], None, console)
         return code
+
+
+@contextmanager
+def device_executor(target: Target, setup: Setup, console: Console) -> Iterator[Executor]:
+    """The executor of the device ``target.host`` names, connected for as long as the
+    caller measures (``tune``: one run per configuration)."""
+    host = resolve_host(
+        str(target.host), setup.config.hosts, target.config_path, target.remote_mode
+    )
+    with connected(host) as (ssh, device):
+        mode = chosen_mode(host, device, console)
+        console.print(f"{host.name}: {describe(device)}; {mode} mode")
+        yield get_executor(f"ssh-{mode}")(ssh, device, host)
 
 
 def labelled(setup: Setup, label: str) -> Setup:

@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(commands)
     _add_history(commands)
     _add_ab(commands)
+    _add_tune(commands)
     _add_baseline(commands)
     _add_hw(commands)
     _add_report(commands)
@@ -465,6 +466,91 @@ def _add_ab(commands: Any) -> None:
     ab.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     ab.add_argument("--no-progress", action="store_true", help="print only the stage ends")
     ab.set_defaults(handler="bench.commands.ab:ab_verb")
+
+
+def _add_tune(commands: Any) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="choose the configuration to ship: runtime, precision, batch, requests in flight",
+        description="Measure one model's configurations (runtimes × devices × precisions × "
+        "batch sizes × requests in flight) under constraints: the p99 latency bound (or a "
+        "VALID LoadGen Server run at --target-qps), the accuracy verdict, peak memory and "
+        "power. A configuration over a limit rules out every larger one of its runtime "
+        "and precision unmeasured; a large space is searched with Optuna within --budget. "
+        "Writes the decision, every rejected configuration with its reason, the Pareto "
+        "front (report.html) and the artifact to ship (the model file the runtime loaded, "
+        "manifest.json, run.py). Exit code 0: chosen; 1: nothing met the constraints (the "
+        "closest are listed); 2: bad input.",
+    )
+    tune.add_argument("model", nargs="?", help="a zoo model (or give --onnx / --model)")
+    tune.add_argument(
+        "--config", type=Path, default=Path("bench.toml"), help="suite file (default: bench.toml)"
+    )
+    tune.add_argument("--profile", help="a [profiles.NAME] table of the suite file")
+    tune.add_argument("--onnx", type=Path, help="tune this ONNX file")
+    tune.add_argument(
+        "--model",
+        dest="factory",
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="tune the PyTorch module this function returns (or FILE.py:FACTORY)",
+    )
+    tune.add_argument(
+        "--shape", action="append", default=[], metavar="NAME=1x3x224x224", help="input size"
+    )
+    tune.add_argument(
+        "--input-range", action="append", default=[], metavar="NAME=LO:HI", help="input values"
+    )
+    tune.add_argument("--runtimes", type=_csv(str), help="runtimes to try (default: the suite's)")
+    tune.add_argument("--devices", type=_devices, help="devices to try (default: the suite's)")
+    tune.add_argument(
+        "--precisions", type=_csv(str), help="precisions to try, e.g. fp32,fp16,bf16,int8"
+    )
+    tune.add_argument("--batch-sizes", type=_csv(int), help="batch sizes to try, e.g. 1,4,16")
+    tune.add_argument(
+        "--in-flight",
+        dest="in_flight_values",
+        type=_csv(int),
+        default=[1, 2, 4],
+        metavar="N,N",
+        help="requests in flight to try (default: 1,2,4); 1 is the latency scenario",
+    )
+    tune.add_argument("--threads", type=int, help="intra-op threads in all (0 = physical cores)")
+    tune.add_argument(
+        "--latency-bound",
+        type=float,
+        metavar="MS",
+        help="the p99 latency bound, ms (default: [loadgen] latency_bound_ms, 10)",
+    )
+    tune.add_argument(
+        "--target-qps",
+        type=float,
+        help="instead of closed-loop p99: each configuration must serve this Poisson rate "
+        "with a VALID LoadGen Server run under the bound",
+    )
+    tune.add_argument("--max-memory", type=float, metavar="MB", help="peak resident memory")
+    tune.add_argument(
+        "--max-watts", type=float, metavar="W", help="average power, where it is measured"
+    )
+    tune.add_argument(
+        "--ignore-accuracy", action="store_true", help="ship even a failed accuracy verdict"
+    )
+    tune.add_argument(
+        "--search",
+        choices=["auto", "grid"],
+        default="auto",
+        help="auto (default): a grid up to 48 configurations, Optuna beyond; grid: always",
+    )
+    tune.add_argument(
+        "--budget", type=int, default=24, help="measurements an Optuna search may make"
+    )
+    tune.add_argument("--no-artifact", action="store_true", help="choose, but write no artifact")
+    tune.add_argument("--results-dir", help="where the tune-<time> folder is made")
+    tune.add_argument("--cache-dir", type=Path, help="export cache (default: the platform's)")
+    tune.add_argument(
+        "--host", metavar="NAME|[USER@]HOST[:PORT]", help="tune on this device over SSH"
+    )
+    tune.add_argument("--cluster", metavar="ADDRESS", help="tune on a node of this Ray cluster")
+    tune.set_defaults(handler="bench.commands.tune:tune_verb")
 
 
 def _add_history(commands: Any) -> None:

@@ -1,0 +1,190 @@
+"""The deployment decision (bench.harness.tuner, cli.py tune): on synthetic spaces whose
+optimum is known, what pruning saves, Optuna within a budget, the choice and its reasons;
+bad constraints; and a real small space end to end, its artifact run in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.core.cell import Cell
+from bench.core.errors import UserError
+from bench.core.record import Accuracy, CellRecord, Measured, Memory, Throughput
+from bench.core.stats import Summary
+from bench.harness.tuner import (
+    Configuration,
+    Constraints,
+    decide,
+    grid,
+    judge,
+    optuna_search,
+    space,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEED = {"onnxruntime": 1.0, "openvino": 1.3, "pytorch": 0.6}
+PRECISION = {"fp32": 1.0, "fp16": 1.5, "bf16": 1.7, "int8": 2.6}
+
+
+def synthetic(c: Configuration) -> tuple[float, float, float, str]:
+    """A space whose truth is known: samples/s grows with batch and requests in flight
+    (saturating), p99 with both, memory with the batch; bf16 fails accuracy on openvino."""
+    service_ms = c.batch * 2.0 / (SPEED[c.runtime] * PRECISION[c.precision]) + 0.5
+    rate = c.batch * 1e3 / service_ms * min(c.in_flight, 2) ** 0.8
+    p99 = service_ms * c.in_flight * 1.2
+    memory = 100 + 20 * c.batch * c.in_flight
+    verdict = "fail" if (c.runtime, c.precision) == ("openvino", "bf16") else "pass"
+    return rate, p99, memory, verdict
+
+
+def record_of(c: Configuration) -> CellRecord:
+    rate, p99, memory, verdict = synthetic(c)
+    cell = Cell("m", c.runtime, c.device, c.precision, c.batch, "throughput")
+    measured = Measured(
+        latency_ms=Summary(count=100, min=p99 / 3, mean=p99 / 2, median=p99 / 2, p99=p99),
+        throughput=Throughput(samples_per_s=rate),
+        memory=Memory(peak_rss_mb=memory),
+        accuracy=Accuracy(verdict=verdict),
+    )
+    return CellRecord.new("run", cell, "ok", measured=measured)
+
+
+SPACE = space(SPEED, ["cpu"], PRECISION, [1, 2, 4, 8, 16, 32], [1, 2, 4, 8])
+LIMITS = Constraints(latency_bound_ms=12.0, max_memory_mb=500)
+
+
+def truth(limits: Constraints) -> Configuration:
+    """The best configuration by brute force over the synthetic space."""
+    trials = [judge(c, record_of(c), limits) for c in SPACE]
+    return decide(trials, "all").chosen.configuration
+
+
+def test_the_grid_finds_the_known_optimum_and_pruning_saves_measurements() -> None:
+    measured: list[Configuration] = []
+
+    def measure(c: Configuration) -> CellRecord:
+        measured.append(c)
+        return record_of(c)
+
+    decision = grid(SPACE, measure, LIMITS)
+    assert decision.chosen.configuration == truth(LIMITS)
+    assert decision.measurements == len(measured) < len(SPACE) // 2
+    for trial in decision.trials:  # nothing pruned could have met the constraints
+        if trial.status == "pruned":
+            assert (
+                judge(trial.configuration, record_of(trial.configuration), LIMITS).status != "met"
+            )
+    failed = [t for t in decision.trials if t.configuration.path == ("openvino", "cpu", "bf16")]
+    assert sum(t.status == "rejected" for t in failed) == 1  # one measured, the rest pruned
+    assert all("failed accuracy" in t.reason for t in failed if t.status == "pruned")
+
+
+def test_optuna_finds_the_optimum_of_a_large_space_within_its_budget() -> None:
+    measured: list[Configuration] = []
+
+    def measure(c: Configuration) -> CellRecord:
+        measured.append(c)
+        return record_of(c)
+
+    decision = optuna_search(SPACE, measure, LIMITS, budget=40, seed=0)
+    best = judge(truth(LIMITS), record_of(truth(LIMITS)), LIMITS)
+    assert len(measured) <= 40 and len(set(measured)) == len(measured)
+    assert decision.chosen is not None
+    assert decision.chosen.samples_per_s >= 0.9 * best.samples_per_s
+
+
+def test_nothing_meeting_the_constraints_lists_the_closest() -> None:
+    limits = Constraints(latency_bound_ms=0.1)
+    decision = grid(SPACE, record_of, limits)
+    assert decision.chosen is None and decision.closest
+    assert all("over the 0.1 ms bound" in t.reason for t in decision.closest)
+
+
+def test_as_fast_configurations_are_decided_by_p99() -> None:
+    def fixed(rate: float, p99: float) -> CellRecord:
+        cell = Cell("m", "onnxruntime", "cpu", "fp32", 1, "throughput")
+        latency = Summary(count=10, min=p99, mean=p99, median=p99, p99=p99)
+        measured = Measured(latency_ms=latency, throughput=Throughput(samples_per_s=rate))
+        return CellRecord.new("run", cell, "ok", measured=measured)
+
+    limits = Constraints(latency_bound_ms=10)
+    a = judge(Configuration("onnxruntime", "cpu", "fp16", 8, 2), fixed(1000, 4.0), limits)
+    b = judge(Configuration("onnxruntime", "cpu", "fp32", 8, 1), fixed(985, 2.0), limits)
+    c = judge(Configuration("onnxruntime", "cpu", "fp32", 1, 1), fixed(500, 0.5), limits)
+    decision = decide([a, b, c], "grid")
+    assert decision.chosen is b and "lowest p99" in decision.why
+    assert [t.configuration.batch for t in decision.front] == [1, 8, 8]
+
+
+def tune(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "tune", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--latency-bound", "-1"], "--latency-bound must be a positive number"),
+        (["--latency-bound", "nan"], "--latency-bound must be a positive number"),
+        (["--target-qps", "inf"], "--target-qps must be a positive number"),
+        (["--max-memory", "0"], "--max-memory must be a positive number"),
+        (["--in-flight", "0,2"], "--in-flight takes whole numbers of 1 or more"),
+    ],
+)
+def test_bad_constraints_are_refused_before_measuring(flags: list[str], message: str) -> None:
+    from bench.commands.tune import constraints_of
+    from cli import build_parser
+
+    args = build_parser().parse_args(["tune", "lenet5", *flags])
+    with pytest.raises(UserError, match=re.escape(message)):
+        constraints_of(args)
+
+
+@pytest.mark.e2e
+def test_bad_input_is_one_line_and_exit_2() -> None:
+    done = tune("lenet5", "--latency-bound", "-1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "error: --latency-bound must be a positive number, not -1"
+
+
+@pytest.mark.e2e
+def test_a_real_small_space_ends_in_a_shipped_artifact(tmp_path: Path, cache_dir: Path) -> None:
+    suite = tmp_path / "bench.toml"
+    suite.write_text(
+        "[measure]\nwarmup_s = 0.1\nwarmup_min_iters = 5\nmin_duration_s = 0.3\n"
+        "min_iters = 20\nmax_duration_s = 1.0\n"
+    )
+    done = tune(
+        "lenet5",
+        "--config", str(suite),
+        "--runtimes", "onnxruntime",
+        "--precisions", "fp32",
+        "--batch-sizes", "1",
+        "--in-flight", "1,2",
+        "--latency-bound", "50",
+        "--results-dir", str(tmp_path / "results"),
+        "--cache-dir", str(cache_dir),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = next((tmp_path / "results").glob("tune-*"))
+    data = json.loads((folder / "tune.json").read_text())
+    assert data["chosen"]["status"] == "met" and data["measurements"] == 2
+    assert "<svg" in (folder / "report.html").read_text()
+    artifact = folder / "artifact"
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["cell"]["batch"] == data["chosen"]["configuration"]["batch"]
+    ran = subprocess.run(
+        [sys.executable, "run.py"], cwd=artifact, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "logits" in ran.stdout
