@@ -14,7 +14,7 @@ import pytest
 
 from bench.core.cell import Cell
 from bench.core.errors import UserError
-from bench.core.record import Accuracy, CellRecord, Measured, Memory, Throughput
+from bench.core.record import CellRecord, Measured, Throughput
 from bench.core.stats import Summary
 from bench.harness.tuner import (
     Configuration,
@@ -23,38 +23,10 @@ from bench.harness.tuner import (
     grid,
     judge,
     optuna_search,
-    space,
 )
+from scripts.tune_search import SPACE, main, record_of
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEED = {"onnxruntime": 1.0, "openvino": 1.3, "pytorch": 0.6}
-PRECISION = {"fp32": 1.0, "fp16": 1.5, "bf16": 1.7, "int8": 2.6}
-
-
-def synthetic(c: Configuration) -> tuple[float, float, float, str]:
-    """A space whose truth is known: samples/s grows with batch and requests in flight
-    (saturating), p99 with both, memory with the batch; bf16 fails accuracy on openvino."""
-    service_ms = c.batch * 2.0 / (SPEED[c.runtime] * PRECISION[c.precision]) + 0.5
-    rate = c.batch * 1e3 / service_ms * min(c.in_flight, 2) ** 0.8
-    p99 = service_ms * c.in_flight * 1.2
-    memory = 100 + 20 * c.batch * c.in_flight
-    verdict = "fail" if (c.runtime, c.precision) == ("openvino", "bf16") else "pass"
-    return rate, p99, memory, verdict
-
-
-def record_of(c: Configuration) -> CellRecord:
-    rate, p99, memory, verdict = synthetic(c)
-    cell = Cell("m", c.runtime, c.device, c.precision, c.batch, "throughput")
-    measured = Measured(
-        latency_ms=Summary(count=100, min=p99 / 3, mean=p99 / 2, median=p99 / 2, p99=p99),
-        throughput=Throughput(samples_per_s=rate),
-        memory=Memory(peak_rss_mb=memory),
-        accuracy=Accuracy(verdict=verdict),
-    )
-    return CellRecord.new("run", cell, "ok", measured=measured)
-
-
-SPACE = space(SPEED, ["cpu"], PRECISION, [1, 2, 4, 8, 16, 32], [1, 2, 4, 8])
 LIMITS = Constraints(latency_bound_ms=12.0, max_memory_mb=500)
 
 
@@ -96,6 +68,13 @@ def test_optuna_finds_the_optimum_of_a_large_space_within_its_budget() -> None:
     assert len(measured) <= 40 and len(set(measured)) == len(measured)
     assert decision.chosen is not None
     assert decision.chosen.samples_per_s >= 0.9 * best.samples_per_s
+
+
+def test_the_search_figures_script_counts_each_search() -> None:
+    (row,) = main(["--bounds", "12", "--seeds", "1"])
+    assert row["best"] == truth(Constraints(latency_bound_ms=12, max_memory_mb=2000)).label
+    assert row["grid_found_at"] <= row["grid_measured"] < row["exhaustive"] == len(SPACE)
+    assert 1 <= row["optuna_found_at_median"] <= len(SPACE)
 
 
 def test_nothing_meeting_the_constraints_lists_the_closest() -> None:

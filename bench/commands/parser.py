@@ -541,7 +541,7 @@ def _add_tune(commands: Any) -> None:
         help="auto (default): a grid up to 48 configurations, Optuna beyond; grid: always",
     )
     tune.add_argument(
-        "--budget", type=int, default=24, help="measurements an Optuna search may make"
+        "--budget", type=int, default=40, help="measurements an Optuna search may make"
     )
     tune.add_argument("--no-artifact", action="store_true", help="choose, but write no artifact")
     tune.add_argument("--results-dir", help="where the tune-<time> folder is made")
