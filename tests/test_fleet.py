@@ -195,7 +195,9 @@ def test_shard_plan_spreads_one_suite_over_the_nodes(
         "shard",
         "--nodes",
         "alpha,beta",
-        scenarios=["latency", "throughput"],
+        "--loadgen-duration",
+        "0.3",
+        scenarios=["latency", "single_stream"],
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (root,) = results.iterdir()
@@ -203,6 +205,9 @@ def test_shard_plan_spreads_one_suite_over_the_nodes(
     records = records_of(root / "shard")
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert {r["node"]["name"] for r in records} == {"alpha", "beta"}
+    served = [r for r in records if r["cell"]["scenario"] == "single_stream"]
+    assert all(r["loadgen"]["valid"] for r in served)  # LoadGen ran on the nodes
+    assert all((root / "shard" / f).is_file() for r in served for f in r["files"])
     environment = json.loads((root / "shard" / "environment.json").read_text())
     assert environment["fleet"]["nodes"] == ["alpha", "beta"]
     summary = cli("compare", root, root / "shard", cache_dir=cache_dir)
