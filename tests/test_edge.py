@@ -134,15 +134,16 @@ def test_agent_mode_runs_deploybench_on_the_device(ssh_server, tmp_path: Path, c
     PATH); progress streams back line by line and the run folder is copied here."""
     edge = start_edge_host(ssh_server, tmp_path, "agx-orin-jp6")
     suite = edge.write_suite('models = ["mlp"]\nruntimes = ["onnxruntime"]')
-    code = cli.main(
-        ["run", "--config", str(suite), "--host", "jetson", "--scenarios", "latency,throughput"]
-    )
+    argv = ["run", "--config", str(suite), "--host", "jetson", "--loadgen-duration", "0.3"]
+    code = cli.main([*argv, "--scenarios", "latency,single_stream"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "agent mode" in out and "jetson> [1/2] mlp/onnxruntime/cpu/fp32/b1/latency: ok" in out
     records = _records(edge.results)
     assert {r["status"] for r in records.values()} == {"ok"} and len(records) == 2
     run = _run_dir(edge.results)
+    served = records["mlp/onnxruntime/cpu/fp32/b1/single_stream"]
+    assert served["loadgen"]["valid"] and all((run / f).is_file() for f in served["files"])
     stored = json.loads((run / RUN_FILE).read_text())["remote"]
     assert stored["mode"] == "agent" and stored["run_dir"].startswith(str(edge.home))
     environment = json.loads((run / ENVIRONMENT_FILE).read_text())
