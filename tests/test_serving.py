@@ -205,3 +205,48 @@ def test_every_scenario_on_both_cpu_runtimes(
     if scenario == "server":  # no target rate: the peak was searched
         search = record.loadgen.search
         assert search["peak_qps"] and any(not p["valid"] for p in search["probes"])
+
+
+def test_loadgen_missing_is_one_line_before_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from bench.core.errors import UserError
+    from bench.harness.plan import ModelRequest, expand
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mlperf_loadgen" else real(name, *a),
+    )
+    suite = {"runtimes": ["onnxruntime"], "scenarios": ["latency", "server"]}
+    with pytest.raises(UserError, match="pip install mlcommons-loadgen"):
+        expand(config_from_dict({"suite": suite}), [ModelRequest("mlp", "zoo", "mlp")])
+    suite["scenarios"] = ["latency"]  # without a LoadGen scenario nothing is asked of it
+    assert len(expand(config_from_dict({"suite": suite}), [ModelRequest("mlp", "zoo", "mlp")])) == 1
+
+
+def test_a_tools_mode_device_refuses_loadgen_scenarios_in_one_line() -> None:
+    from bench.core.errors import UserError
+    from bench.harness.plan import PlannedCell
+    from bench.remote.tools import tools_plan
+
+    class Jetson:
+        name = "jetson"
+
+    cell = Cell("mlp", "tensorrt", "cuda:0", "fp16", 1, "offline")
+    with pytest.raises(UserError, match="offline scenario here: .*needs the agent mode"):
+        tools_plan(Jetson(), [PlannedCell(cell)])
+
+
+@pytest.mark.slow
+def test_a_loadgen_cell_past_its_timeout_is_stopped_like_any_cell(lenet, cache_dir: Path) -> None:
+    import psutil
+
+    raw = loadgen_suite(min_duration_s=600.0)
+    raw["suite"] = {"cell_timeout_s": 4.0}
+    cell = Cell("lenet5", "onnxruntime", "cpu", "fp32", 1, "single_stream")
+    before = set(psutil.Process().children(recursive=True))
+    record = measure(cell, lenet, config_from_dict(raw), cache_dir, "run")
+    assert record.status == "timeout" and record.phase == "timed loop"
+    assert set(psutil.Process().children(recursive=True)) <= before  # no orphan left

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.core.cell import SERVING_SCENARIOS, Cell
+from bench.core.errors import UserError
 from bench.harness.config import BenchConfig
 from bench.harness.serving import loadgen_unavailable_reason
 from runtimes import get_runtime
@@ -104,4 +105,17 @@ def expand(config: BenchConfig, models: list[ModelRequest]) -> list[PlannedCell]
             if reason is None and scenario in SERVING_SCENARIOS:
                 reason = loadgen_unavailable_reason()
             planned.append(PlannedCell(cell, reason))
+    return check_servable(planned)
+
+
+def check_servable(planned: list[PlannedCell]) -> list[PlannedCell]:
+    """``planned``, unless a LoadGen scenario was asked for and none of its cells can run
+    LoadGen (not installed; a tools-mode device): that is bad input, a UserError before
+    anything is measured, not a suite of skipped cells."""
+    for scenario in SERVING_SCENARIOS:
+        reasons = [p.skip_reason for p in planned if p.cell.scenario == scenario]
+        if reasons and None not in reasons:
+            why = next((r for r in reasons if r and "LoadGen" in r), None)
+            if why:
+                raise UserError(f"no cell can run the {scenario} scenario here: {why}")
     return planned

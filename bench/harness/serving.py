@@ -53,7 +53,7 @@ def loadgen_unavailable_reason() -> str | None:
     import importlib.util
 
     if importlib.util.find_spec("mlperf_loadgen") is None:
-        return f"mlcommons-loadgen is not installed: {INSTALL_HINT}"
+        return f"MLPerf LoadGen (mlcommons-loadgen) is not installed: {INSTALL_HINT}"
     return None
 
 

@@ -21,7 +21,7 @@ from bench.core.spec import PreparedModel
 from bench.harness.config import BenchConfig
 from bench.harness.environment import fingerprint
 from bench.harness.executor import Column
-from bench.harness.plan import ModelRequest, PlannedCell
+from bench.harness.plan import ModelRequest, PlannedCell, check_servable
 from bench.harness.progress import Progress
 from bench.harness.results import ENVIRONMENT_FILE, RUN_FILE, RunDir
 from bench.harness.runner import cell_record
@@ -37,7 +37,7 @@ from bench.remote.ssh import ConnectionLost, RemoteError
 def tools_plan(device: Device, planned: list[PlannedCell]) -> list[PlannedCell]:
     """``planned``'s cells with the skip reasons of ``device`` in tools mode (the host's
     own are not the device's)."""
-    return [PlannedCell(p.cell, tools_skip_reason(p.cell, device)) for p in planned]
+    return check_servable([PlannedCell(p.cell, tools_skip_reason(p.cell, device)) for p in planned])
 
 
 def tools_skip_reason(cell: Cell, device: Device) -> str | None:
