@@ -167,3 +167,25 @@ def test_a_real_small_space_ends_in_a_shipped_artifact(tmp_path: Path, cache_dir
     )
     assert ran.returncode == 0, ran.stderr
     assert "logits" in ran.stdout
+
+
+def test_an_invalid_server_run_at_the_target_rate_rejects_and_prunes() -> None:
+    from bench.core.record import Serving
+    from bench.harness.tuner import rules_out
+
+    def served(valid: bool) -> CellRecord:
+        cell = Cell("m", "onnxruntime", "cpu", "fp32", 2, "server")
+        why = [] if valid else ["the 99th percentile latency is above the 10 ms bound"]
+        figures = Serving(valid=valid, why=why, completed_qps=900.0, latency_ms={"p99": 12.0})
+        latency = Summary(count=10, min=1, mean=1, median=1, p99=1)
+        measured = Measured(latency_ms=latency, loadgen=figures)
+        return CellRecord.new("run", cell, "ok", measured=measured)
+
+    limits = Constraints(latency_bound_ms=10, target_qps=900)
+    small = Configuration("onnxruntime", "cpu", "fp32", 2, 1)
+    trial = judge(small, served(False), limits)
+    assert trial.status == "rejected" and "INVALID at 900 QPS" in trial.reason
+    assert trial.p99_ms == 12.0 and trial.samples_per_s == 900.0  # LoadGen's, not the loop's
+    assert rules_out(trial)(Configuration("onnxruntime", "cpu", "fp32", 4, 2))
+    assert rules_out(trial)(Configuration("onnxruntime", "cpu", "fp16", 4, 2)) is None
+    assert judge(small, served(True), limits).status == "met"

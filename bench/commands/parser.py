@@ -527,6 +527,12 @@ def _add_tune(commands: Any) -> None:
         help="instead of closed-loop p99: each configuration must serve this Poisson rate "
         "with a VALID LoadGen Server run under the bound",
     )
+    tune.add_argument(
+        "--loadgen-duration",
+        type=float,
+        metavar="S",
+        help="the least seconds of each --target-qps LoadGen run ([loadgen] min_duration_s)",
+    )
     tune.add_argument("--max-memory", type=float, metavar="MB", help="peak resident memory")
     tune.add_argument(
         "--max-watts", type=float, metavar="W", help="average power, where it is measured"
