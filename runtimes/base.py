@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.core.cell import Target
+from bench.core.errors import Unavailable
 from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
 from bench.core.spec import PreparedModel, Quantized, TensorSpec
@@ -64,6 +65,27 @@ class Built:
     artifact: Any
     build_s: float
     cache_hit: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What ``Runtime.ship`` wrote: the artifact a deployment takes from a measured cell.
+
+    ``files``: the files written, relative to the folder, the model file the snippet loads
+    first. ``settings``: what the session was loaded with, as JSON-ready values (providers
+    and thread counts, a compile config, an engine's build plan). ``snippet``: the source
+    of a ``run.py`` for that folder that loads the file with exactly those settings and
+    runs one request on random inputs of the model's shapes and dtypes, printing each
+    output's name and shape; it defines ``load()`` and ``infer(loaded, feeds)`` so that a
+    caller can import it and check it against the session (see ``runtimes.shipping``).
+    ``version``: the framework version that made the file (a compiled blob or an engine
+    runs only there). ``notes``: what a deployer must know that the settings do not say."""
+
+    files: tuple[str, ...]
+    settings: dict[str, Any]
+    snippet: str
+    version: str
     notes: tuple[str, ...] = ()
 
 
@@ -228,3 +250,16 @@ class Runtime(ABC):
         self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
     ) -> Session:
         """A session on the built artifact, ready to run."""
+
+    def ship(
+        self,
+        built: Built,
+        model: PreparedModel,
+        target: Target,
+        options: LoadOptions,
+        out_dir: Path,
+    ) -> Shipped:
+        """Write into ``out_dir`` the file that ``load`` made a session of from ``built``,
+        and say how to load it as the session was (see ``Shipped``). A runtime without
+        this step skips the shipping job with that reason."""
+        raise Unavailable(f"{self.name} cannot ship its artifact: it has no Runtime.ship")

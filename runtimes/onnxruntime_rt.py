@@ -18,8 +18,9 @@ from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
 from bench.core.spec import BATCH, PreparedModel
 from runtimes import provider_libraries
-from runtimes.base import Built, LoadOptions, Runtime, Session
+from runtimes.base import Built, LoadOptions, Runtime, Session, Shipped
 from runtimes.provider_libraries import PROVIDER_FILES
+from runtimes.shipping import copy_onnx, literal, snippet
 from runtimes.tensorrt.build import profile_shapes
 
 GPU_INSTALL = (
@@ -27,6 +28,9 @@ GPU_INSTALL = (
     "(both packages install the one onnxruntime module: keep only the GPU one)"
 )
 
+_CACHE_PATHS = ("trt_engine_cache_path", "trt_timing_cache_path")
+_SHIPPED_CACHE = "ort-tensorrt"
+"""Where a shipped session's TensorRT provider caches go, relative to run.py."""
 _GRAPH_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
@@ -118,6 +122,66 @@ class OnnxRuntime(Runtime):
     ) -> Session:
         return OnnxRuntimeSession(built.artifact, model, target, options)
 
+    def ship(
+        self,
+        built: Built,
+        model: PreparedModel,
+        target: Target,
+        options: LoadOptions,
+        out_dir: Path,
+    ) -> Shipped:
+        """The graph the session loaded (the FP32 export, its FP16 conversion or the int8
+        QDQ copy) as model.onnx, with the session's providers, graph optimisation level,
+        intra-op threads and config entries. The TensorRT provider's engine and timing
+        caches move to ort-tensorrt/ beside run.py."""
+        import onnxruntime
+
+        settings = OnnxRuntime.settings_of(options)
+        graph: OrtGraph = built.artifact
+        files = copy_onnx(graph.path, out_dir)
+        providers = _shipped(_providers(target, settings, model, options, graph.cache_dir))
+        level = _GRAPH_LEVELS[settings.graph_optimization]
+        entries = config_entries(options, None)
+        lines = [
+            f"options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.{level}",
+            f"options.intra_op_num_threads = {options.threads}",
+            *(
+                f"options.add_session_config_entry({literal(k)}, {literal(v)})"
+                for k, v in entries.items()
+            ),
+        ]
+        body = _SESSION_SOURCE.format(
+            providers="".join(
+                f"    {_provider_source(name, given)},\n" for name, given in providers
+            ),
+            options="".join(f"    {line}\n" for line in lines),
+        )
+        version = onnxruntime.__version__
+        notes = []
+        if any(name == "TensorrtExecutionProvider" for name, _ in providers):
+            notes.append(
+                "the TensorRT provider builds its engine into ort-tensorrt/ beside run.py on "
+                "the first run (the measured run's engine cache stayed behind)"
+            )
+        if target.device_kind == "cuda" and settings.io_binding:
+            notes.append(
+                "the cell timed requests with IO binding (inputs and outputs kept on the "
+                "device); run.py's session.run copies them in and out with each request"
+            )
+        title = f"{model.name} on ONNX Runtime {version}: {target.precision} on {target.device}."
+        return Shipped(
+            files=files,
+            settings={
+                "providers": [[name, given] for name, given in providers],
+                "graph_optimization_level": level,
+                "intra_op_num_threads": options.threads,
+                "session_config": entries,
+            },
+            snippet=snippet(title, model, options.batch, ("import onnxruntime",), body),
+            version=version,
+            notes=tuple(notes),
+        )
+
 
 class OnnxRuntimeSession(Session):
     def __init__(
@@ -143,10 +207,8 @@ class OnnxRuntimeSession(Session):
             session_options.use_per_session_threads = False
         else:
             session_options.intra_op_num_threads = options.threads
-        if options.in_flight > 1 or (options.shared and pool is None):
-            # Requests in flight, or another session, share the cores: spinning threads
-            # would steal them from each other.
-            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in config_entries(options, pool).items():
+            session_options.add_session_config_entry(key, value)
         compiled = "TensorrtExecutionProvider" in names  # compiled nodes cannot be saved
         with tempfile.TemporaryDirectory() as scratch:
             optimized = Path(scratch) / "optimized.onnx"
@@ -263,6 +325,58 @@ def _providers(
         trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache)
         trt.update(trt_timing_cache_enable=True, trt_timing_cache_path=cache)
     return [("TensorrtExecutionProvider", trt), *chain]
+
+
+_SESSION_SOURCE = '''
+PROVIDERS = [
+{providers}]
+
+
+def load() -> onnxruntime.InferenceSession:
+    """model.onnx in a session made as the cell's was."""
+    options = onnxruntime.SessionOptions()
+{options}    path = str(HERE / "model.onnx")
+    return onnxruntime.InferenceSession(path, options, providers=PROVIDERS)
+
+
+def infer(
+    session: onnxruntime.InferenceSession, feeds: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """One request: every output by name."""
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds), strict=True))
+'''
+"""The ``load`` and ``infer`` of a shipped session's run.py."""
+
+
+def _shipped(providers: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A cell's provider list as (name, options) pairs, the TensorRT provider's cache
+    folders moved beside run.py (``_SHIPPED_CACHE``)."""
+    pairs = [(p, {}) if isinstance(p, str) else p for p in providers]
+    return [
+        (name, {k: _SHIPPED_CACHE if k in _CACHE_PATHS else v for k, v in given.items()})
+        for name, given in pairs
+    ]
+
+
+def _provider_source(name: str, given: dict[str, Any]) -> str:
+    """One (name, options) pair of a shipped provider list as Python source, the cache
+    folders written relative to the script (``HERE``)."""
+    items = (
+        f"{literal(k)}: " + (f"str(HERE / {literal(v)})" if k in _CACHE_PATHS else literal(v))
+        for k, v in given.items()
+    )
+    return f"({literal(name)}, {{{', '.join(items)}}})"
+
+
+def config_entries(options: LoadOptions, pool: str | None) -> dict[str, str]:
+    """The session config entries a cell's session is made with (``pool``: the thread pool
+    shared by the process's sessions, if any): spinning off where requests in flight, or
+    another session, share the cores, since spinning threads would steal them from each
+    other."""
+    if options.in_flight > 1 or (options.shared and pool is None):
+        return {"session.intra_op.allow_spinning": "0"}
+    return {}
 
 
 def _shape_option(shapes: dict[str, tuple[tuple[int, ...], ...]], which: int) -> str:

@@ -23,7 +23,8 @@ from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
 from bench.core.spec import PreparedModel, TensorSpec
 from bench.core.timing import LoopRecord, StopRule, ThroughputWindow
-from runtimes.base import CPU, Built, LoadOptions, Runtime, Session
+from runtimes.base import CPU, Built, LoadOptions, Runtime, Session, Shipped
+from runtimes.shipping import copy_onnx, literal, snippet
 
 _HINT_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
 """An int8 cell compiles the QDQ copy: its quantized operators run in int8, the rest f32."""
@@ -157,10 +158,7 @@ class OpenVinoRuntime(Runtime):
         if settings.model_cache:
             key = cache_key(device=device, config=config, precision=target.precision)
             config["CACHE_DIR"] = str(cache_dir / "openvino" / key)
-        onnx, notes = model.onnx_path, ()
-        if target.precision == "int8":  # OpenVINO reads QDQ and runs those operators in int8
-            quantized = OpenVinoRuntime.quantized(model, target, settings)
-            onnx, notes = quantized.path, quantized.notes
+        onnx, notes = _source(model, target, settings)
         start = time.perf_counter()
         compiled = _core().compile_model(str(onnx), device, config)
         build_s = time.perf_counter() - start
@@ -172,6 +170,106 @@ class OpenVinoRuntime(Runtime):
         self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
     ) -> Session:
         return OpenVinoSession(built.artifact, model)
+
+    def ship(
+        self,
+        built: Built,
+        model: PreparedModel,
+        target: Target,
+        options: LoadOptions,
+        out_dir: Path,
+    ) -> Shipped:
+        """The compiled model as OpenVINO exports it (model.blob, which
+        ``core.import_model`` reads on the same OpenVINO and device) and the ONNX file it
+        was compiled from (model.onnx: the FP32 export or the int8 QDQ copy), with the
+        device and compile config; run.py compiles model.onnx with that config where the
+        blob does not import. Where the measured compiled model's export does not import
+        (OpenVINO 2026.4.1 exports so a model it loaded from its model cache: "Unable to
+        read the model"), the blob is the same ONNX compiled again with the same config."""
+        import openvino
+
+        settings = OpenVinoRuntime.settings_of(options)
+        device = target.device.upper()
+        config = compile_config(target, options, settings)
+        onnx, _ = _source(model, target, settings)
+        blob, notes = _exported(built.artifact), []
+        try:
+            _core().import_model(blob, device, config)
+        except RuntimeError:
+            blob = _exported(_core().compile_model(str(onnx), device, config))
+            notes.append(
+                "model.blob is the ONNX compiled again with the same config: the measured "
+                "compiled model's export did not import (it came from the model cache)"
+            )
+        (out_dir / "model.blob").write_bytes(blob)
+        files = ("model.blob", *copy_onnx(onnx, out_dir))
+        version = openvino.get_version()
+        notes.append(
+            f"model.blob runs only on OpenVINO {version} and {device}: elsewhere run.py "
+            "compiles model.onnx with the same config (its compile time is then a cold "
+            "start cost)"
+        )
+        body = _SHIP_SOURCE.format(device=literal(device), config=_config_source(config))
+        title = f"{model.name} on OpenVINO {version}: {target.precision} on {target.device}."
+        return Shipped(
+            files=files,
+            settings={"device": device, "config": config},
+            snippet=snippet(
+                title, model, options.batch, ("import openvino",), body, ("import sys",)
+            ),
+            version=version,
+            notes=tuple(notes),
+        )
+
+
+def _exported(compiled: Any) -> bytes:
+    """``compiled.export_model()`` as bytes (which it returns as a BytesIO in 2026.4)."""
+    blob = compiled.export_model()
+    return blob.getvalue() if hasattr(blob, "getvalue") else bytes(blob)
+
+
+def _source(
+    model: PreparedModel, target: Target, settings: OpenVinoOptions
+) -> tuple[Path, tuple[str, ...]]:
+    """The ONNX file a cell compiles and its notes: the export, or for int8 the QDQ copy
+    (OpenVINO reads QDQ and runs those operators in int8)."""
+    if target.precision == "int8":
+        quantized = OpenVinoRuntime.quantized(model, target, settings)
+        return quantized.path, quantized.notes
+    return model.onnx_path, ()
+
+
+_SHIP_SOURCE = '''
+DEVICE = {device}
+CONFIG = {config}
+
+
+def load() -> openvino.CompiledModel:
+    """model.blob imported as it was exported; where this OpenVINO or device refuses it
+    (a blob is tied to the OpenVINO version and device that exported it), model.onnx
+    compiled with the same config."""
+    core = openvino.Core()
+    try:
+        return core.import_model((HERE / "model.blob").read_bytes(), DEVICE, CONFIG)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        print(f"model.blob does not import ({{reason}}): compiling model.onnx", file=sys.stderr)
+        return core.compile_model(str(HERE / "model.onnx"), DEVICE, CONFIG)
+
+
+def infer(
+    compiled: openvino.CompiledModel, feeds: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """One request: every output by name."""
+    results = compiled.create_infer_request().infer(feeds)
+    return {{port.get_any_name(): np.array(value) for port, value in results.items()}}
+'''
+"""The ``load`` and ``infer`` of a shipped compiled model's run.py."""
+
+
+def _config_source(config: dict[str, Any]) -> str:
+    """A compile config as a Python dict literal, one property a line."""
+    return "{\n" + "".join(f"    {literal(k)}: {literal(v)},\n" for k, v in config.items()) + "}"
 
 
 def compile_config(target: Target, options: LoadOptions, settings: OpenVinoOptions) -> dict:

@@ -21,8 +21,9 @@ from bench.core.devices import cuda_unavailable_reason
 from bench.core.errors import Unavailable
 from bench.core.record import Executed
 from bench.core.settings import RuntimeSettings
-from bench.core.spec import PreparedModel
-from runtimes.base import Built, LoadOptions, Runtime, Session
+from bench.core.spec import BATCH, PreparedModel, TensorSpec, make_inputs
+from runtimes.base import Built, LoadOptions, Runtime, Session, Shipped
+from runtimes.shipping import literal, request_sizes, snippet
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -113,6 +114,121 @@ class PyTorchRuntime(Runtime):
     ) -> Session:
         return PyTorchSession(built.artifact, model, target, options)
 
+    def ship(
+        self,
+        built: Built,
+        model: PreparedModel,
+        target: Target,
+        options: LoadOptions,
+        out_dir: Path,
+    ) -> Shipped:
+        """The module as it ran (its dtype, device and memory format) as a ``torch.export``
+        program (model.pt2, its batch axis dynamic), or, where torch.export refuses it, a
+        TorchScript trace at the cell's batch (model.pt); run.py loads it with the thread
+        count, ``torch.compile`` mode and CUDA switches the session set. torch.export
+        (torch 2.14) takes the zoo's mlp, lenet5, resnet18 and lstm_classifier in fp32,
+        fp16 and channels_last, and matches the module on another batch; loading a .pt2
+        imports torch.export's deserializer, about 1.3 s beyond torch's own 1.5 s on the
+        2-core development VM (a TorchScript file needs none of it)."""
+        import torch
+
+        settings = PyTorchRuntime.settings_of(options)
+        module = getattr(built.artifact, "_orig_mod", built.artifact)  # torch.compile's
+        parameter = next(module.parameters())
+
+        def example(batch: int) -> tuple[Any, ...]:
+            feeds = make_inputs(model.inputs, request_sizes(model, batch), model.seed)
+            return tuple(
+                to_tensors(
+                    torch,
+                    feeds,
+                    model.inputs,
+                    parameter.dtype,
+                    parameter.device,
+                    settings.channels_last,
+                )
+            )
+
+        form, file, loader, notes = _save(torch, module, example, model, target, options, out_dir)
+        cuda = target.device_kind == "cuda"
+        setup = [f"torch.set_num_threads({options.threads})"] if options.threads else []
+        shipped: dict[str, Any] = {
+            "format": form,
+            "file": file,
+            "device": target.device,
+            "dtype": str(parameter.dtype).removeprefix("torch."),
+            "channels_last": settings.channels_last,
+            "threads": options.threads,
+            "compile": settings.compile,
+        }
+        if cuda:
+            setup.append(f"torch.backends.cudnn.benchmark = {settings.cudnn_benchmark}")
+            shipped["cudnn_benchmark"] = settings.cudnn_benchmark
+        if cuda and target.precision == "fp32":  # as the session: true fp32, no TF32
+            setup += ["torch.backends.cudnn.allow_tf32 = False"]
+            setup += ["torch.backends.cuda.matmul.allow_tf32 = False"]
+            shipped["allow_tf32"] = False
+        setup.append(f"module = {loader}")
+        if settings.compile != "none":
+            mode = "" if settings.compile == "default" else f", mode={literal(settings.compile)}"
+            setup.append(f"module = torch.compile(module{mode})")
+            notes.append("torch.compile compiles on the first request: run.py's includes it")
+        if cuda and settings.cuda_graphs:
+            notes.append("the cell replayed its forward as a CUDA graph; run.py runs it eagerly")
+        channels = _NHWC_SOURCE if settings.channels_last else ""
+        body = _SHIP_SOURCE.format(
+            outputs=literal([spec.name for spec in model.outputs]),
+            device=literal(target.device),
+            dtype=shipped["dtype"],
+            setup="".join(f"    {line}\n" for line in setup),
+            channels=channels,
+            host=".float()" if parameter.dtype == torch.bfloat16 else "",  # numpy has no bf16
+        )
+        title = (
+            f"{model.name} on PyTorch {torch.__version__}: {target.precision} on {target.device}."
+        )
+        return Shipped(
+            files=(file,),
+            settings=shipped,
+            snippet=snippet(title, model, options.batch, ("import torch",), body),
+            version=torch.__version__,
+            notes=tuple(notes),
+        )
+
+
+def _save(
+    torch: Any,
+    module: Any,
+    example: Callable[[int], tuple[Any, ...]],
+    model: PreparedModel,
+    target: Target,
+    options: LoadOptions,
+    out_dir: Path,
+) -> tuple[str, str, str, list[str]]:
+    """``module`` saved into ``out_dir`` as a ``torch.export`` program whose batch axis is
+    dynamic, or, where torch.export refuses it, as a TorchScript trace on the ``example``
+    of the cell's batch: the format, the file, the source that loads it onto the target's
+    device and why torch.export failed (if it did)."""
+    dimension = torch.export.Dim("batch", min=1)
+    dynamic = tuple({0: dimension} if s.shape[:1] == (BATCH,) else None for s in model.inputs)
+    try:  # a batch of 2 at least: torch.export takes a size of 1 for a constant
+        example_inputs = example(max(2, options.batch))
+        program = torch.export.export(module, example_inputs, dynamic_shapes=dynamic)
+        torch.export.save(program, str(out_dir / "model.pt2"))
+        loader = 'torch.export.load(str(HERE / "model.pt2")).module()'
+        return "torch.export", "model.pt2", loader, []
+    except Exception as exc:  # torch.export refuses Python it cannot trace in many ways
+        traced = torch.jit.trace(module, example(options.batch))
+        torch.jit.save(traced, str(out_dir / "model.pt"))
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        note = (
+            f"torch.export failed ({reason}): traced to TorchScript (deprecated by recent "
+            f"torch) at batch {options.batch}, which replays the operations of that one trace"
+        )
+        device = literal(target.device)
+        loader = f'torch.jit.load(str(HERE / "model.pt"), map_location={device})'
+        return "torchscript", "model.pt", loader, [note]
+
 
 def module_of(options: LoadOptions) -> Any:
     """The module ``options.module`` builds; Unavailable for a model without one."""
@@ -166,17 +282,9 @@ class PyTorchSession(Session):
             self._events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(2))
 
     def _to_device(self, feeds: dict[str, np.ndarray]) -> list[Any]:
-        """Inputs on the device; floating ones in the module's own dtype, 4-d ones NHWC
-        when ``channels_last`` is set."""
-        tensors = []
-        for spec in self.inputs:
-            tensor = self._torch.from_numpy(np.ascontiguousarray(feeds[spec.name]))
-            dtype = self._dtype if tensor.is_floating_point() else tensor.dtype
-            tensor = tensor.to(device=self._device, dtype=dtype)
-            if self._channels_last and tensor.dim() == 4:
-                tensor = tensor.contiguous(memory_format=self._torch.channels_last)
-            tensors.append(tensor)
-        return tensors
+        return to_tensors(
+            self._torch, feeds, self.inputs, self._dtype, self._device, self._channels_last
+        )
 
     def _forward(self, tensors: list[Any]) -> Any:
         with self._torch.inference_mode():
@@ -265,6 +373,59 @@ class PyTorchSession(Session):
             stream.synchronize()
 
         return run
+
+
+_SHIP_SOURCE = '''
+OUTPUTS = {outputs}
+DEVICE = {device}
+DTYPE = torch.{dtype}
+
+
+def load() -> torch.nn.Module:
+    """The module as the cell ran it."""
+{setup}    return module
+
+
+def infer(module: torch.nn.Module, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One request: floating inputs in the module's dtype on its device, every output by
+    name."""
+    tensors = []
+    for name in INPUTS:
+        tensor = torch.from_numpy(feeds[name]).to(DEVICE)
+        if tensor.is_floating_point():
+            tensor = tensor.to(DTYPE)
+{channels}        tensors.append(tensor)
+    with torch.inference_mode():
+        result = module(*tensors)
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    pairs = zip(OUTPUTS, results, strict=True)
+    return {{name: value{host}.cpu().numpy() for name, value in pairs}}
+'''
+"""The ``load`` and ``infer`` of a shipped module's run.py."""
+_NHWC_SOURCE = """\
+        if tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+"""
+
+
+def to_tensors(
+    torch: Any,
+    feeds: dict[str, np.ndarray],
+    specs: tuple[TensorSpec, ...],
+    dtype: Any,
+    device: Any,
+    channels_last: bool,
+) -> list[Any]:
+    """``feeds`` as the module takes them, in the order of ``specs``: on ``device``,
+    floating ones in ``dtype`` (the module's own), 4-d ones NHWC when ``channels_last``."""
+    tensors = []
+    for spec in specs:
+        tensor = torch.from_numpy(np.ascontiguousarray(feeds[spec.name]))
+        tensor = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+        if channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        tensors.append(tensor)
+    return tensors
 
 
 def _executed_precision(torch: Any, module: Any, device: Any) -> str:

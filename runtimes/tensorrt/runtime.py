@@ -22,7 +22,7 @@ from bench.core.devices import cuda_device_count, cuda_devices, cuda_unavailable
 from bench.core.errors import Unavailable
 from bench.core.settings import RuntimeSettings
 from bench.core.spec import PreparedModel
-from runtimes.base import CUDA, Built, LoadOptions, Runtime, Session
+from runtimes.base import CUDA, Built, LoadOptions, Runtime, Session, Shipped
 from runtimes.tensorrt.build import (
     BuildPlan,
     EngineFile,
@@ -35,6 +35,7 @@ from runtimes.tensorrt.build import (
     timing_cache_path,
 )
 from runtimes.tensorrt.cuda import cuda_python_installed, require_device
+from runtimes.tensorrt.ship import ship_engine
 from runtimes.tensorrt.trtexec_driver import find_trtexec
 
 JETSON_RELEASE = Path("/etc/nv_tegra_release")
@@ -201,7 +202,7 @@ class TensorRTRuntime(Runtime):
         self, built: Built, model: PreparedModel, target: Target, options: LoadOptions
     ) -> Session:
         engine, settings = built.artifact, TensorRTRuntime.settings_of(options)
-        run = {"cuda_graph": settings.cuda_graph, "data_transfers": settings.data_transfers}
+        run = _run_settings(settings)
         if engine.driver == "python":
             from runtimes.tensorrt.session import TensorRTSession
 
@@ -212,6 +213,24 @@ class TensorRTRuntime(Runtime):
         if trtexec is None:
             raise Unavailable("trtexec went missing between build and load")
         return TrtexecSession(engine, model, target, trtexec, **run)
+
+    def ship(
+        self,
+        built: Built,
+        model: PreparedModel,
+        target: Target,
+        options: LoadOptions,
+        out_dir: Path,
+    ) -> Shipped:
+        """The serialized engine the build made, its build plan and the session's run
+        settings, and a run.py on TensorRT's Python API (``runtimes.tensorrt.ship``)."""
+        run = _run_settings(TensorRTRuntime.settings_of(options))
+        return ship_engine(built.artifact, model, target, options.batch, run, out_dir)
+
+
+def _run_settings(settings: TensorRTOptions) -> dict[str, bool]:
+    """How a session runs its engine: a captured CUDA graph, copies in each request."""
+    return {"cuda_graph": settings.cuda_graph, "data_transfers": settings.data_transfers}
 
 
 def _gpu_name(target: Target) -> str:
