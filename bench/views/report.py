@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from rich.markup import escape
 from rich.table import Table
 
+from bench.core.cell import SERVING_SCENARIOS
 from bench.core.record import CellRecord
 from bench.published import Beside
 from bench.views.speedup import Speedup
@@ -40,7 +41,7 @@ class Column:
         return self.value is not None
 
 
-def _target(record: CellRecord) -> str:
+def target_text(record: CellRecord) -> str:
     """Requested device and precision, with what ran beside each when it differs, and for
     an int8 cell whose compute layers did not all run in int8, how many did."""
     cell, executed = record.cell, record.executed
@@ -72,7 +73,9 @@ def _requested_vs_executed(requested: str, executed: str | None) -> str:
     return f"{requested}→{executed}"
 
 
-def _number(value: float | None) -> str:
+def number_text(value: float | None) -> str:
+    """A figure to 3 significant digits (whole, with thousands separators, from 100 up);
+    ``-`` for none."""
     if value is None:
         return "-"
     if value >= 100:
@@ -101,7 +104,7 @@ def _known(record: CellRecord) -> str:
     return width + short + (" cap" if window.stop == "cap" else "")
 
 
-def _runs(record: CellRecord) -> str:
+def repetitions_mark(record: CellRecord) -> str:
     """' ×N' for a cell merged from N repetitions (bench.harness.repetitions)."""
     runs = record.repetitions
     return f" ×{len(runs)}" if runs else ""
@@ -139,19 +142,19 @@ def _status(record: CellRecord) -> str:
 SUMMARY_COLUMNS = (
     Column("model", lambda r: r.cell.model),
     Column("runtime", lambda r: r.cell.runtime),
-    Column("target", _target),  # requested → executed (read back)
-    Column("scenario", lambda r: f"{r.cell.scenario} b{r.cell.batch}" + _runs(r)),
-    Column("median ms", lambda r: _number(r.median_ms), lambda r: r.median_ms),
+    Column("target", target_text),  # requested → executed (read back)
+    Column("scenario", lambda r: f"{r.cell.scenario} b{r.cell.batch}" + repetitions_mark(r)),
+    Column("median ms", lambda r: number_text(r.median_ms), lambda r: r.median_ms),
     Column("known ±", _known, _half_width),
-    Column("p99 ms", lambda r: _number(_p99(r)), _p99),
+    Column("p99 ms", lambda r: number_text(_p99(r)), _p99),
     Column("CV", lambda r: _cv(_cv_of(r), r.unstable), _cv_of),
-    Column("samples/s", lambda r: _number(r.samples_per_s), lambda r: r.samples_per_s),
+    Column("samples/s", lambda r: number_text(r.samples_per_s), lambda r: r.samples_per_s),
     Column("accuracy", lambda r: r.verdict or _loss(r)),
     Column("status", _status),
 )
 POWER_COLUMNS = (
-    Column("avg W", lambda r: _number(_avg_w(r)), _avg_w),
-    Column("J/sample", lambda r: _number(r.j_per_sample), lambda r: r.j_per_sample),
+    Column("avg W", lambda r: number_text(_avg_w(r)), _avg_w),
+    Column("J/sample", lambda r: number_text(r.j_per_sample), lambda r: r.j_per_sample),
 )
 """Put before ``status`` when some cell measured power."""
 COLUMNS = tuple(column.name for column in SUMMARY_COLUMNS)
@@ -185,14 +188,23 @@ def summary_table(records: list[CellRecord], title: str) -> Table:
     columns = summary_columns(records)
     if columns != SUMMARY_COLUMNS:
         caption += "; avg W and J/sample over the same window (each cell's power.source)"
+    if any(record.cell.scenario in SERVING_SCENARIOS for record in records):
+        caption += f". {SERVING_NOTE}"
     names = tuple(column.name for column in columns)
-    return _table(title, caption, names, summary_rows(records, columns), "status")
+    return rich_table(title, caption, names, summary_rows(records, columns), "status")
 
 
 def summary_markdown(records: list[CellRecord]) -> str:
     columns = summary_columns(records)
     names = tuple(column.name for column in columns)
     return markdown_table(names, summary_rows(records, columns))
+
+
+SERVING_NOTE = (
+    "In LoadGen's scenarios (single_stream, multi_stream, server, offline) the ms and "
+    "samples/s are the runtime's own requests under LoadGen's load, not LoadGen's figures: "
+    "those are in the LoadGen scenarios table"
+)
 
 
 SPEEDUP_COLUMNS = (
@@ -217,8 +229,8 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
         measured = row.speedup is not None
         figures = (
             [
-                _number(row.fp32_median_ms),
-                _number(row.median_ms),
+                number_text(row.fp32_median_ms),
+                number_text(row.median_ms),
                 f"{row.speedup:.2f}x",
                 _interval(row),
             ]
@@ -256,10 +268,10 @@ def speedup_table(rows: list[Speedup]) -> Table:
         "or more); (1 run) resamples one run's iterations, which are correlated, so it is "
         "too narrow; a speedup whose accuracy failed is no win"
     )
-    return _table(title, caption, SPEEDUP_COLUMNS, speedup_rows(rows), "verdict")
+    return rich_table(title, caption, SPEEDUP_COLUMNS, speedup_rows(rows), "verdict")
 
 
-def _table(
+def rich_table(
     title: str,
     caption: str,
     columns: tuple[str, ...],
@@ -321,7 +333,7 @@ def beside_table(beside: Beside, machine: str = "") -> Table:
     if beside.notes:
         caption += f"; {beside.notes_heading.lower()}: " + "; ".join(beside.notes)
     title = f"{beside.title}: {machine}" if machine else beside.title
-    return _table(title, caption, beside.columns, beside.rows, beside.text[-1], beside.text)
+    return rich_table(title, caption, beside.columns, beside.rows, beside.text[-1], beside.text)
 
 
 def beside_markdown(beside: Beside, machine: str = "") -> str:

@@ -1,5 +1,6 @@
 """A run folder's report: speedups.json, report.md and report.html written from its
-records, the summary printed, and its roofline where there are peaks for it."""
+records, the summary (and the LoadGen scenarios' table) printed, and its roofline where
+there are peaks for it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from bench.views.report import (
 )
 from bench.views.reproduce import reproduction
 from bench.views.roofline import find_hw, roofline_rows, roofline_table
+from bench.views.serving import serving_markdown, serving_table
 from bench.views.speedup import speedups
 
 
@@ -50,7 +52,7 @@ def finish(
     rows = speedups(records, seed=run.config.suite.seed)
     run.run_dir.write_json(SPEEDUP_FILE, [row.to_dict() for row in rows])
     heading = markdown_text(f"{run.config.suite.name} ({run.run_dir.run_id})")
-    report = f"# {heading}\n\n{summary_markdown(records)}"
+    report = f"# {heading}\n\n{summary_markdown(records)}{serving_markdown(records)}"
     if rows:
         report += f"\n## Low-precision speedup over fp32\n\n{speedup_markdown(rows)}"
     besides = reproduction(records)
@@ -72,6 +74,9 @@ def finish(
     if not show:
         return code
     console.print(summary_table(records, f"{run.config.suite.name}: {run.run_dir.path}"))
+    serving = serving_table(records)
+    if serving is not None:
+        console.print(serving)
     if rows:
         console.print(speedup_table(rows))
     for beside in besides:

@@ -2,7 +2,15 @@
 model, runtime, device, batch and scenario in one run, with a bootstrap interval: over
 repetitions (``run --repeat`` 3 or more, each repetition's median one sample, as
 ``compare`` does), else over one run's iterations, which are correlated and so give an
-interval too narrow (the row says which)."""
+interval too narrow (the row says which).
+
+MLPerf LoadGen's scenarios (single_stream, multi_stream, server, offline) are left out.
+Their per-request times are the runtime's requests under LoadGen's load (queued behind
+each other in Server and Offline), so their ratio is no latency speedup; and the
+scenario's own metric is one figure per run (a percentile, a rate, a searched peak) with
+no per-request sample to bootstrap an interval from, judged VALID or INVALID, so a ratio
+of two of them would have no interval and could set an INVALID run against a VALID one.
+The LoadGen scenarios table shows each precision's metric and verdict side by side."""
 
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from bench.core.cell import Cell
+from bench.core.cell import SERVING_SCENARIOS, Cell
 from bench.core.record import CellRecord
 
 CONFIDENCE = 0.95
@@ -55,11 +63,12 @@ class Speedup:
 
 
 def speedups(records: list[CellRecord], seed: int = 0) -> list[Speedup]:
-    """A row for every non-fp32 cell whose twin fp32 cell is in ``records``."""
+    """A row for every non-fp32 cell whose twin fp32 cell is in ``records``, cells of
+    LoadGen's scenarios left out (see the module's docstring)."""
     by_key = {_twin_key(r.cell, r.cell.precision): r for r in records}
     rows = []
     for record in records:
-        if record.cell.precision == "fp32":
+        if record.cell.precision == "fp32" or record.cell.scenario in SERVING_SCENARIOS:
             continue
         base = by_key.get(_twin_key(record.cell, "fp32"))
         if base is None:

@@ -353,3 +353,91 @@ def roofline_chart(points: Sequence[tuple[str, float, float, str]], roof: Roof, 
         axes.grid(alpha=0.3, which="both")
         axes.legend(loc="lower right", fontsize=8, frameon=False)
         return _svg(figure, tips, ident)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One LoadGen Server run of a peak search: the offered rate (target QPS), its p50 and
+    p99 per-sample latency (ms), LoadGen's verdict and a tip."""
+
+    qps: float
+    p50: float | None
+    p99: float
+    valid: bool
+    tip: str
+
+
+@dataclass(frozen=True)
+class LoadCurve:
+    """A Server cell's probes, its peak (the highest VALID rate, None when none was) and
+    the latency bound of its runs (ms)."""
+
+    label: str
+    probes: Sequence[Probe]
+    peak: float | None
+    bound: float | None
+
+
+def load_chart(curves: Sequence[LoadCurve], ident: str, percentile: str = "p99") -> str:
+    """Latency against offered load: each curve's p99 (solid) and p50 (dashed) at each
+    probe's target QPS, a VALID probe filled and an INVALID one hollow; each bound a
+    dotted horizontal line (on ``percentile``), each peak a star on its p99 and a dotted
+    vertical line. Each probe's p99 point is a mark."""
+    with rc():
+        figure = _figure(8, 3.8 + 0.12 * len(curves))
+        axes = figure.subplots()
+        tips: dict[str, str] = {}
+        handles, labels = [], []
+        latencies = []
+        for index, curve in enumerate(curves):
+            colour = f"C{index % 10}"
+            probes = sorted(curve.probes, key=lambda p: p.qps)
+            (line,) = axes.plot(
+                [p.qps for p in probes], [p.p99 for p in probes], "-", color=colour, linewidth=1.2
+            )
+            halves = [p for p in probes if p.p50 is not None]
+            axes.plot(
+                [p.qps for p in halves],
+                [p.p50 for p in halves],
+                "--",
+                color=colour,
+                linewidth=0.9,
+                alpha=0.8,
+            )
+            handles.append(line)
+            labels.append(curve.label)
+            for probe in probes:
+                face = colour if probe.valid else "white"
+                gid = f"mark-{ident}-{len(tips)}"
+                axes.plot(
+                    [probe.qps],
+                    [probe.p99],
+                    "o",
+                    color=colour,
+                    markerfacecolor=face,
+                    markersize=6,
+                    gid=gid,
+                )
+                tips[gid] = probe.tip
+                if probe.p50 is not None:
+                    axes.plot(
+                        [probe.qps], [probe.p50], "s", color=colour, markerfacecolor=face, ms=4
+                    )
+                latencies += [v for v in (probe.p50, probe.p99) if v is not None]
+            if curve.peak is not None:
+                at_peak = [p.p99 for p in probes if p.valid and p.qps == curve.peak]
+                axes.axvline(curve.peak, color=colour, linestyle=":", linewidth=1)
+                if at_peak:
+                    axes.plot([curve.peak], at_peak[:1], "*", color=colour, markersize=13)
+        for bound in sorted({c.bound for c in curves if c.bound is not None}):
+            bound_line = axes.axhline(bound, color="black", linestyle=":", linewidth=1)
+            handles.append(bound_line)
+            labels.append(f"bound {bound:g} ms on {percentile}")
+            latencies.append(bound)
+        positive = [v for v in latencies if v > 0]
+        if positive and max(positive) / min(positive) > 10:
+            _log(axes, "y")
+        axes.set(xlabel="offered load: LoadGen's target QPS", ylabel="latency per sample (ms)")
+        axes.grid(alpha=0.3, which="both")
+        figure.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
+        return _svg(figure, tips, ident)

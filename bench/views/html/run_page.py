@@ -1,6 +1,7 @@
-"""``report.html`` of a run: the summary table, each cell's latency distribution, the
-low-precision speedups, throughput against batch size and requests in flight, power and
-efficiency, the roofline where an ``hw`` result exists, and the environment."""
+"""``report.html`` of a run: the summary table, LoadGen's scenarios (their table and
+latency-vs-load curves), each cell's latency distribution, the low-precision speedups,
+throughput against batch size and requests in flight, power and efficiency, the roofline
+where an ``hw`` result exists, and the environment."""
 
 from __future__ import annotations
 
@@ -10,15 +11,24 @@ from typing import Any
 
 import numpy as np
 
+from bench.core.cell import SERVING_SCENARIOS
 from bench.core.record import CellRecord
 from bench.hw.records import HwRecord, best_of
 from bench.views.html import charts
 from bench.views.html.page import Cell, Page
 from bench.views.html.published_page import published_sections
-from bench.views.report import SPEEDUP_COLUMNS, speedup_rows, summary_columns, summary_rows
+from bench.views.html.serving_page import serving_section
+from bench.views.report import (
+    SERVING_NOTE,
+    SPEEDUP_COLUMNS,
+    speedup_rows,
+    summary_columns,
+    summary_rows,
+)
 from bench.views.reproduce import reproduction
 from bench.views.roofline import COLUMNS as ROOFLINE_COLUMNS
 from bench.views.roofline import RooflineRow, roofline_rows, row_cells
+from bench.views.serving import serving_records
 from bench.views.speedup import Speedup
 
 LINES_PER_CHART = 10
@@ -40,6 +50,7 @@ def run_page(
     page.paragraph(_counts(records) + f" Machine: {environment_label(environment)}.")
     page.items(warnings)
     _summary(page, records)
+    serving_section(page, records)
     _latency(page, records)
     _speedups(page, speedups)
     _scaling(page, records)
@@ -87,7 +98,8 @@ def _summary(page: Page, records: list[CellRecord]) -> None:
         rows,
         row_classes=[row_class(r) for r in records],
         caption="Click a heading to sort. Red: failed, crashed or timed out (reason in "
-        "status); grey: skipped; yellow: unstable (CV above the suite's cv_threshold).",
+        "status); grey: skipped; yellow: unstable (CV above the suite's cv_threshold)."
+        + (f" {SERVING_NOTE}." if serving_records(records) else ""),
         ident="summary-table",
     )
 
@@ -189,12 +201,13 @@ def _speedups(page: Page, rows: list[Speedup]) -> None:
 
 def scaling_series(records: list[CellRecord], axis: str) -> list[charts.Series]:
     """samples/s against ``batch`` or ``in_flight``: one series per cell that differs only
-    in that, kept where it has two points or more."""
+    in that, kept where it has two points or more. LoadGen's scenarios are left out: their
+    samples/s follow the load LoadGen offered (their rates are in the LoadGen table)."""
     groups: dict[tuple, list[tuple[float, float, str]]] = defaultdict(list)
     for record in records:
         cell, samples = record.cell, record.samples_per_s
         flight = record.executed and record.executed.in_flight
-        if not record.ok or not samples or not flight:
+        if not record.ok or not samples or not flight or cell.scenario in SERVING_SCENARIOS:
             continue
         if axis == "batch":
             key = (cell.model, cell.runtime, cell.device, record.executed_precision, cell.scenario)
