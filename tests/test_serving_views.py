@@ -338,6 +338,26 @@ def test_compare_sees_a_loadgen_regression_under_a_threshold_by_name() -> None:
         Thresholds().with_specs(["loadgen_rate=5%"])
 
 
+def test_compare_fails_a_loadgen_run_that_turns_invalid() -> None:
+    """An INVALID run has no figure to compare: the verdict itself is compared."""
+    from bench.compare.output import rows
+
+    def runs(valid: bool) -> list[CellRecord]:
+        figures = serving("Server", valid=valid)
+        return [loadgen_cell("server", figures, repetition=r) for r in range(3)]
+
+    environment = {"cpu": {"model": "Example CPU 9000", "usable_cores": 8}, "gpus": []}
+    base = side_from_records("base", "base", environment, runs(True))
+    current = side_from_records("now", "now", environment, runs(False))
+    comparison = compare(base, current, Thresholds())
+    (cell,) = comparison.cells
+    assert cell.verdict == REGRESSED and comparison.failed
+    assert "now INVALID (was VALID)" in cell.decisive.note
+    assert any("LoadGen validity" in " ".join(row) for row in rows(comparison))
+    back = compare(current, base, Thresholds()).cells[0]
+    assert "now VALID" in back.decisive.note
+
+
 @pytest.mark.e2e
 def test_a_real_runs_folder_shows_its_loadgen_cells(tmp_path: Path, cache_dir: Path) -> None:
     """One searched Server cell of a one-layer ONNX file at tiny settings (about 5 s)."""

@@ -9,7 +9,7 @@ from typing import Any
 from bench.compare.fingerprint import Difference, differences, setting_differences
 from bench.compare.sides import CellRuns, Side
 from bench.compare.significance import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, Change, assess
-from bench.compare.thresholds import ACCURACY, Thresholds
+from bench.compare.thresholds import ACCURACY, VALIDITY, Thresholds
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
 
@@ -164,9 +164,9 @@ def _compare_cell(
         return CellComparison(current.key, current.cell, verdict, note=_status(current))
     changes = _metric_changes(current.key, base, current, thresholds, alpha, seed)
     measured = bool(changes)
-    accuracy = _accuracy_change(base, current)
-    if accuracy is not None:
-        changes.append(accuracy)
+    for change in (_accuracy_change(base, current), _validity_change(base, current)):
+        if change is not None:
+            changes.append(change)
     verdict = _cell_verdict(changes)
     if not measured and verdict == UNCHANGED:  # no timing was compared: not a sign of "same"
         note = "no metric measured on both sides"
@@ -191,6 +191,36 @@ def _metric_changes(
             change = assess(metric.name, a, b, metric.higher_is_worse, threshold, alpha, seed)
             changes.append(replace(change, threshold_model=model))
     return changes
+
+
+def _validity_change(base: CellRuns, current: CellRuns) -> Change | None:
+    """A LoadGen run that turns INVALID is a regression whatever its other figures (it
+    has none to compare); one that turns VALID an improvement. Compared on the share of
+    repetitions LoadGen called VALID."""
+    if not base.valid or not current.valid:
+        return None
+    was, now = sum(base.valid) / len(base.valid), sum(current.valid) / len(current.valid)
+    if now < 1 and was == 1:
+        verdict, note = REGRESSED, "LoadGen's run is now INVALID (was VALID)"
+    elif was < 1 and now == 1:
+        verdict, note = IMPROVED, "LoadGen's run is now VALID (was INVALID)"
+    else:
+        verdict, note = UNCHANGED, None
+    return Change(
+        metric=VALIDITY,
+        baseline=was,
+        current=now,
+        ratio=now / was if was else (1.0 if now == 0 else float("inf")),
+        ci_low=None,
+        ci_high=None,
+        p_value=None,
+        n_baseline=len(base.valid),
+        n_current=len(current.valid),
+        threshold=0.0,
+        higher_is_worse=False,
+        verdict=verdict,
+        note=note,
+    )
 
 
 def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:

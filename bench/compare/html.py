@@ -9,7 +9,6 @@ from collections import defaultdict
 from bench.compare import output
 from bench.compare.gate import GATE_FAILS, Comparison
 from bench.compare.significance import Change
-from bench.compare.thresholds import ACCURACY
 from bench.core.metrics import METRICS
 from bench.views.html import charts
 from bench.views.html.page import Page
@@ -35,7 +34,7 @@ def comparison_page(comparison: Comparison) -> str:
     )
     for number, (metric, changes) in enumerate(metric_changes(comparison).items()):
         ident = f"compare-{number}"
-        label = METRICS[metric].label if metric in METRICS else ACCURACY
+        label = METRICS[metric].label if metric in METRICS else metric
         threshold = {change.threshold for _, change in changes}
         band = None
         if len(threshold) == 1:

@@ -17,7 +17,7 @@ from rich.text import Text
 from bench.compare.gate import GATE_FAILS, CellComparison, Comparison
 from bench.compare.sides import Side
 from bench.compare.significance import INCONCLUSIVE, UNCHANGED, Change
-from bench.compare.thresholds import ACCURACY
+from bench.compare.thresholds import ACCURACY, VALIDITY
 from bench.core.metrics import METRICS
 from bench.harness.quiet import noise_warnings
 from bench.views.report import markdown_table, markdown_text
@@ -34,6 +34,9 @@ COLUMNS = (
     "p",
     "note",
 )
+
+NON_METRIC_UNITS = {ACCURACY: "scaled error", VALIDITY: "VALID share"}
+"""What the figures of a change that is no metric of METRICS are."""
 
 
 def rows(comparison: Comparison) -> list[list[str]]:
@@ -206,8 +209,8 @@ def github_benchmark(side: Side) -> list[dict[str, Any]]:
 def _figures(change: Change) -> list[str]:
     """metric, runs, baseline, current, change, interval, p."""
     metric = METRICS.get(change.metric)
-    unit = metric.unit if metric else "scaled error"
-    label = metric.label if metric else ACCURACY
+    unit = metric.unit if metric else NON_METRIC_UNITS.get(change.metric, "")
+    label = metric.label if metric else change.metric
     interval = (
         f"[{_percent(change.ci_low - 1)}, {_percent(change.ci_high - 1)}]"
         if change.ci_low is not None and change.ci_high is not None

@@ -45,6 +45,8 @@ class CellRuns:
     repetitions: list[dict[str, float]]
     accuracy: dict[str, Any] | None = None
     executed: dict[str, Any] = field(default_factory=dict)
+    valid: list[bool] | None = None
+    """A LoadGen cell's verdict per repetition that ran (VALID: true); None for others."""
 
 
 @dataclass
@@ -187,6 +189,7 @@ def _cell_runs(key: str, records: list[CellRecord]) -> CellRuns:
         if accuracy
         else None,
         executed=first.executed.to_dict() if first.executed else {},
+        valid=[bool(r.loadgen.valid) for r in ran] if ran and ran[0].loadgen else None,
     )
 
 
