@@ -450,3 +450,22 @@ def test_a_node_lost_mid_cell_is_crashed_and_resume_finishes(
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert all(r["node"]["name"] == "epsilon" for r in records)
     assert len(records_of(root / "alpha")) == 4
+
+
+def test_tune_measures_on_the_node_it_names(
+    fleet: LocalFleet, tmp_path: Path, cache_dir: Path
+) -> None:
+    config = write_suite(tmp_path / "bench.toml", results_dir=str(tmp_path / "results"), **SUITE)
+    done = cli(
+        "tune", "mlp", "--config", config, "--cluster", fleet.address, "--node", "beta",
+        "--precisions", "fp32", "--in-flight", "1,2", "--latency-bound", "100",
+        "--no-artifact", cache_dir=cache_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (folder,) = (tmp_path / "results").glob("tune-*")
+    data = json.loads((folder / "tune.json").read_text())
+    assert data["measurements"] == 2 and data["chosen"]["status"] == "met"
+    nodes = {
+        r["node"]["name"] for run in (folder / "runs").iterdir() for r in records_of(run / "beta")
+    }
+    assert nodes == {"beta"}

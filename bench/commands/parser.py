@@ -556,6 +556,9 @@ def _add_tune(commands: Any) -> None:
         "--host", metavar="NAME|[USER@]HOST[:PORT]", help="tune on this device over SSH"
     )
     tune.add_argument("--cluster", metavar="ADDRESS", help="tune on a node of this Ray cluster")
+    tune.add_argument(
+        "--node", metavar="NAME", help="the cluster's node to tune on (name, address or id)"
+    )
     tune.set_defaults(handler="bench.commands.tune:tune_verb")
 
 

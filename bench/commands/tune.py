@@ -126,6 +126,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = overrides_from(vars(args))
     if args.model:
         overrides.setdefault("suite", {})["models"] = [args.model]
+    if args.node:
+        if not args.cluster:
+            raise UserError("--node names a node of a Ray cluster: give --cluster too")
+        overrides["cluster"] = {"plan": "compare", "nodes": [args.node]}
     return overrides
 
 
@@ -191,6 +195,9 @@ class Measurer:
         else:
             run = new_run(setup, self.executor.name)
             columns = run_suite(run, self.executor, Console(quiet=True), show_progress=False)
+            if len(columns) > 1:
+                names = ", ".join(str(column.name) for column in columns)
+                raise UserError(f"tune measures on one node: give --node NAME (nodes: {names})")
             records = [r for column in columns for r in column.run_dir.records()]
         return records[0] if records else None
 

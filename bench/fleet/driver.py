@@ -110,8 +110,9 @@ class RayExecutor(Executor):
     def _join(self) -> list[Node]:
         if not self.address:
             raise UserError("the ray executor needs a cluster: give --cluster ADDRESS")
-        join(str(self.address), self.cluster.connect_timeout_s)
-        self.joined = True
+        if not self.joined:  # once, however many runs it measures (tune: one each)
+            join(str(self.address), self.cluster.connect_timeout_s)
+            self.joined = True
         return chosen_nodes(live_nodes(), self.wanted, str(self.address))
 
     def adjust(self, config: BenchConfig, models: list[ModelRequest]) -> BenchConfig:
