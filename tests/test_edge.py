@@ -192,3 +192,22 @@ def test_a_device_behind_a_jump_host(ssh_server, tmp_path: Path, capsys) -> None
     assert edge.server.log_text().count("Accepted publickey") >= 2  # the jump, then the device
     (cell,) = _records(edge.results).values()
     assert cell["status"] == "skipped" and "agent mode" in cell["reason"]
+
+
+@pytest.mark.slow
+def test_tune_on_a_device_in_agent_mode(ssh_server, tmp_path: Path, capsys) -> None:
+    """Each configuration is handed over to deploybench on the device; its run folder
+    comes back into the tune folder."""
+    edge = start_edge_host(ssh_server, tmp_path, "agx-orin-jp6")
+    suite = edge.write_suite('models = ["mlp"]\nruntimes = ["onnxruntime"]')
+    argv = ["tune", "mlp", "--config", str(suite), "--host", "jetson", "--in-flight", "1,2"]
+    code = cli.main([*argv, "--precisions", "fp32", "--latency-bound", "100", "--no-artifact"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "agent mode" in out and "chosen: onnxruntime cpu fp32 b1" in out
+    (folder,) = edge.results.glob("tune-*")
+    data = json.loads((folder / "tune.json").read_text())
+    assert data["measurements"] == 2
+    runs = list((folder / "runs").iterdir())
+    environments = [json.loads((run / ENVIRONMENT_FILE).read_text()) for run in runs]
+    assert len(runs) == 2 and all(e["remote"]["host"] == "jetson" for e in environments)
