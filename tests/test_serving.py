@@ -250,3 +250,14 @@ def test_a_loadgen_cell_past_its_timeout_is_stopped_like_any_cell(lenet, cache_d
     record = measure(cell, lenet, config_from_dict(raw), cache_dir, "run")
     assert record.status == "timeout" and record.phase == "timed loop"
     assert set(psutil.Process().children(recursive=True)) <= before  # no orphan left
+
+
+def test_single_stream_serves_in_loadgens_issue_thread() -> None:
+    threads: set[int] = set()
+    completed: list[list[int]] = []
+    dispatcher = Dispatcher(
+        [lambda: threads.add(threading.get_ident())], 1, completed.append, inline=True
+    )
+    dispatcher.issue([7])
+    assert completed == [[7]] and threads == {threading.get_ident()}
+    dispatcher.close()
