@@ -118,7 +118,7 @@ def test_the_server_search_finds_a_known_knee(tmp_path: Path) -> None:
     assert 0.75 * expected <= search.peak_qps <= 1.05 * expected, (search.peak_qps, expected)
     valid = [p["target_qps"] for p in search.probes if p["valid"]]
     invalid = [p["target_qps"] for p in search.probes if not p["valid"]]
-    assert max(valid) == search.peak_qps and min(invalid) > search.peak_qps
+    assert max(valid) == search.peak_qps and max(invalid) > search.peak_qps
 
 
 def test_the_search_bisects_to_its_precision_and_keeps_every_probe() -> None:
@@ -145,6 +145,19 @@ def test_the_search_bisects_to_its_precision_and_keeps_every_probe() -> None:
     assert search.note == ""
     never, _ = peak_search(lambda t: Run(t * 1e6), 1000.0, config)  # nothing is VALID
     assert never.peak_qps is None and "no rate tried was VALID" in never.note
+    assert runs.count(runs[-1]) == 2  # the last INVALID end was run twice before it counted
+
+    disturbed: list[float] = []
+
+    def noisy(target: float) -> Run:  # the first run near the peak meets a neighbour's burst
+        outcome = Run(target)
+        if 700 <= target <= peak and not disturbed:
+            disturbed.append(target)
+            outcome.valid = False
+        return outcome
+
+    search, found = peak_search(noisy, 1000.0, config)
+    assert disturbed and peak / 1.02 <= search.peak_qps <= peak, search.probes
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +194,8 @@ def test_a_loadgen_cell_keeps_its_figures_and_logs(
     assert record.executed.in_flight >= 1 and record.latency_ms.count > 0
     if scenario == "server":
         assert figures.target_qps == 200.0 and figures.search is None
+    if figures.completed_qps:  # the record's throughput is LoadGen's count of samples
+        assert record.throughput.samples_per_s == figures.completed_qps
     run_dir = RunDir.create(tmp_path, "serving")
     run_dir.append(record)
     stored = run_dir.records()[0]

@@ -329,18 +329,17 @@ class Measured(Section):
         """A timed cell's figures (inference or training): what ran, the latency summary
         and whether it is unstable, throughput and power over the same window, how the
         window ended, the raw times, and ``sections`` (cold start, memory, accuracy …) as
-        given."""
+        given (a LoadGen cell gives its own throughput)."""
         summary = Summary.from_ns(loop.times_ns)
-        return cls(
-            executed=ExecutedFigures.of(executed, loop.in_flight),
-            latency_ms=summary,
-            unstable=summary.cv > cv_threshold,
-            throughput=Throughput.of(loop, batch),
-            window=Window.of(loop),
-            power=Power(**power),
-            **sections,
-            raw_times_ms=[t / 1e6 for t in loop.times_ns],
-        )
+        figures: dict[str, Any] = {
+            "executed": ExecutedFigures.of(executed, loop.in_flight),
+            "latency_ms": summary,
+            "unstable": summary.cv > cv_threshold,
+            "throughput": Throughput.of(loop, batch),
+            "window": Window.of(loop),
+            "power": Power(**power),
+        }
+        return cls(**{**figures, **sections, "raw_times_ms": [t / 1e6 for t in loop.times_ns]})
 
     def sections(self) -> dict[str, Any]:
         """The sections that were set, as typed values."""

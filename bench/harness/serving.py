@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.core.record import Throughput
 from bench.core.settings import LoadgenConfig
 from bench.core.timing import LoopRecord, StopRule, time_throughput
 
@@ -78,6 +79,8 @@ class Dispatcher:
         self.batch = batch
         self.complete = complete
         self.times_ns: list[int] = []
+        self.sizes: list[int] = []
+        """The samples each served request carried."""
         self.error: BaseException | None = None
         self._waiting: deque[int] = deque()
         self._ready = threading.Condition()
@@ -121,6 +124,7 @@ class Dispatcher:
             except BaseException as exc:  # re-raised by the cell once LoadGen ended
                 self.error = exc
             self.times_ns.append(time.perf_counter_ns() - start)
+            self.sizes.append(len(ids))
         self.complete(ids)
 
     def close(self) -> None:
@@ -360,6 +364,7 @@ def test_settings(lg: Any, load: Load, config: LoadgenConfig) -> Any:
     settings.single_stream_expected_latency_ns = latency_ns
     settings.multi_stream_expected_latency_ns = latency_ns * config.samples_per_query
     settings.offline_expected_qps = max(1.0, load.rate * OFFLINE_MARGIN)
+    settings.server_find_peak_qps_decimals_of_precision = 0  # whole QPS: runs differ more
     return settings
 
 
@@ -383,23 +388,31 @@ def peak_search(
     run: Callable[[float], Result], rate: float, config: LoadgenConfig
 ) -> tuple[Search, Result | None]:
     """The highest Server rate whose run is VALID, by bisection over LoadGen runs
-    (``run(target_qps)``): the first probe at 80% of the slots' measured rate ``rate``,
+    (``run(target_qps)``): the first probe at 60% of the slots' measured rate ``rate``
+    (which leaves out the dispatcher and LoadGen: a tiny model's peak is well below it),
     then up by a quarter (or down to 80% of what an overloaded run completed) until the
     VALID and INVALID rates bracket the peak, then halving the bracket until it is
-    within ``search_precision`` of the VALID end or ``search_runs`` runs were made.
-    Returns the search and the run at the peak (None when no rate was VALID)."""
+    within ``search_precision`` of the VALID end or ``search_runs`` runs were made. The
+    INVALID end of the last bracket is run once more before it is believed: one
+    disturbed run (a neighbour's burst) would otherwise cap the answer. Returns the
+    search and the run at the peak (None when no rate was VALID)."""
     start = time.perf_counter()
     probes: list[Result] = []
     valid: Result | None = None
     low, high = 0.0, math.inf
-    target = max(rate * 0.8, 1e-3)
+    checked: set[float] = set()
+    target = max(rate * 0.6, 1e-3)
     while len(probes) < config.search_runs:
         result = run(target)
         probes.append(result)
         if result.valid:
             low, valid = target, result
+            if target >= high:  # the INVALID end, run again, was VALID after all
+                high = math.inf
         else:
-            high = target
+            high = min(high, target)
+            if target == high and target in checked:
+                break  # the bracket's INVALID end, confirmed
         if math.isinf(high):
             target = low * 1.25
         elif low == 0:  # overloaded: it completed what it could serve, at best
@@ -407,7 +420,10 @@ def peak_search(
             if target < rate * 1e-3:  # a thousandth of what the slots serve: give up
                 break
         elif (high - low) / low <= config.search_precision:
-            break
+            if high in checked:
+                break
+            checked.add(high)
+            target = high  # once more, before it bounds the answer
         else:
             target = (low + high) / 2
     note = ""
@@ -431,12 +447,28 @@ def peak_search(
 @dataclass
 class Served:
     """A LoadGen cell's outcome: the reported run (the Server's peak run when searched),
-    the search where there was one, and the reported run's request times as a loop."""
+    the search where there was one, the reported run's request times as a loop (its
+    window: LoadGen's whole run), and the samples its requests served."""
 
-    result: Result | None
+    result: Result
     search: Search | None
     loop: LoopRecord
-    error: BaseException | None = None
+    samples: int
+
+    def throughput(self) -> Throughput:
+        """The record's ``throughput``: samples per second as LoadGen counted them (the
+        dispatcher's count where LoadGen gives no rate: MultiStream), requests per
+        second over LoadGen's run (a request carries up to the cell's batch)."""
+        window_s = self.loop.window_ns / 1e9
+        rate = self.result.completed_qps or (self.samples / window_s if window_s else None)
+        return Throughput(
+            samples_per_s=rate,
+            requests_per_s=self.loop.completed / window_s if window_s else None,
+            window_s=window_s,
+            requests=self.loop.completed,
+            warmup_requests=self.loop.warmup_count,
+            capped=False,
+        )
 
 
 def serve(
@@ -456,7 +488,7 @@ def serve(
     latency_s = sorted(estimate.times_ns)[len(estimate.times_ns) // 2] / 1e9
     runs = 0
 
-    def run(target_qps: float = 0.0, find_peak: bool = False) -> tuple[Result, list[int], int]:
+    def run(target_qps: float = 0.0, find_peak: bool = False) -> Served:
         nonlocal runs
         runs += 1
         dispatcher = Dispatcher(slots, batch, _complete, inline=scenario == "single_stream")
@@ -468,45 +500,40 @@ def serve(
             dispatcher.close()
         if dispatcher.error is not None:
             raise dispatcher.error
-        return result, dispatcher.times_ns, start
+        window_ns = round(result.duration_s * 1e9)
+        times = dispatcher.times_ns
+        loop = LoopRecord(times, window_ns, len(times), 0, in_flight=len(slots))
+        loop.start_ns, loop.end_ns, loop.figure = start, start + window_ns, "loadgen"
+        loop.warmup_count = estimate.completed + estimate.warmup_count
+        loop.warmup_ns = estimate.window_ns + (estimate.warmup_ns or 0)
+        loop.warmup_stop = estimate.warmup_stop
+        return Served(result, None, loop, sum(dispatcher.sizes))
 
-    search = None
     if scenario == "server" and not config.target_qps:
         if config.search == "loadgen":
-            found, _, _ = run(rate * 0.5, find_peak=True)
-            search = loadgen_search(found, config)
+            # its start must be VALID (it only searches upward): a tenth of the slots' rate
+            search = loadgen_search(run(rate * 0.1, find_peak=True).result, config)
             # its log describes its last run, not the peak: measure the peak itself
-            result, times, start = run(search.peak_qps or rate * 0.5)
+            served = run(search.peak_qps or rate * 0.1)
         else:
-            kept: dict[float, tuple[Result, list[int], int]] = {}
+            kept: dict[float, Served] = {}
 
             def probe(target: float) -> Result:
                 kept[target] = run(target)
-                return kept[target][0]
+                return kept[target].result
 
             search, peak = peak_search(probe, rate, config)
-            target = next((t for t, k in kept.items() if k[0] is peak), None)
-            result, times, start = kept[target] if target is not None else kept[max(kept)]
-    else:
-        result, times, start = run(config.target_qps)
-        if scenario == "offline" and not result.valid and result.completed_qps:
-            # the query was sized on the warm-up's rate and ended early: size it on
-            # the rate LoadGen measured, once (the first run's figures are replaced)
-            rate = max(rate, result.completed_qps)
-            result, times, start = run(config.target_qps)
-    loop = LoopRecord(
-        times,
-        round(result.duration_s * 1e9),
-        len(times),
-        estimate.completed + estimate.warmup_count,
-        in_flight=len(slots),
-        start_ns=start,
-        end_ns=start + round(result.duration_s * 1e9),
-    )
-    loop.figure = "loadgen"
-    loop.warmup_ns = estimate.window_ns + (estimate.warmup_ns or 0)
-    loop.warmup_stop = estimate.warmup_stop
-    return Served(result, search, loop)
+            served = next((k for k in kept.values() if k.result is peak), kept[max(kept)])
+        served.search = search
+        return served
+    served = run(config.target_qps)
+    ended_early = any("minimum duration" in why for why in served.result.why)
+    if scenario == "offline" and ended_early and served.result.completed_qps:
+        # the query was sized on the warm-up's rate and ended early: size it on the rate
+        # LoadGen measured, once (the first run's figures are replaced)
+        rate = max(rate, served.result.completed_qps)
+        served = run(config.target_qps)
+    return served
 
 
 def _complete(ids: list[int]) -> None:

@@ -21,6 +21,7 @@ from bench.core.memory import peak_rss_mb
 from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory, Serving
 from bench.core.settings import QuantizeConfig, RuntimeSettings
 from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
+from bench.core.timing import LoopRecord
 from bench.harness.accuracy import cell_accuracy
 from bench.harness.isolation import enter_phase
 from bench.harness.plan import ModelRequest
@@ -169,7 +170,7 @@ def measure_cell(job: CellJob) -> Measured:
         loop,
         cell.batch,
         job.measure.cv_threshold,
-        power.result(loop.start_ns, loop.end_ns, loop.completed, cell.batch),
+        power.result(loop.start_ns, loop.end_ns, *_served(loop, cell.batch, served)),
         memory=Memory(after_import_mb=rss_after_import_mb, peak_rss_mb=peak_rss_mb()),
         cold_start=ColdStart(
             worker_start_s=worker_start_s,
@@ -187,6 +188,12 @@ def measure_cell(job: CellJob) -> Measured:
         notes=[*model.notes, *built.notes],
         **(served_sections(served) if served else {}),
     )
+
+
+def _served(loop: LoopRecord, batch: int, served: Served | None) -> tuple[int, int]:
+    """Requests and samples a request of the window: a LoadGen cell's requests carry up to
+    the batch, so its energy is counted per sample served."""
+    return (served.samples, 1) if served else (loop.completed, batch)
 
 
 def load_scenario(scenario: str) -> str:
@@ -227,6 +234,7 @@ def served_sections(served: Served) -> dict[str, Any]:
     if served.search is not None:
         figures["search"] = served.search.figures()
     return {
+        "throughput": served.throughput(),
         "loadgen": Serving(**figures),
         "attached": {f"loadgen/{name}": text for name, text in served.result.logs.items()},
     }
