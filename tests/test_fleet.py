@@ -452,6 +452,7 @@ def test_a_node_lost_mid_cell_is_crashed_and_resume_finishes(
     assert len(records_of(root / "alpha")) == 4
 
 
+@pytest.mark.slow
 def test_tune_measures_on_the_node_it_names(
     fleet: LocalFleet, tmp_path: Path, cache_dir: Path
 ) -> None:

@@ -358,6 +358,7 @@ def test_compare_fails_a_loadgen_run_that_turns_invalid() -> None:
     assert "now VALID" in back.decisive.note
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_a_real_runs_folder_shows_its_loadgen_cells(tmp_path: Path, cache_dir: Path) -> None:
     """One searched Server cell of a one-layer ONNX file at tiny settings (about 5 s)."""

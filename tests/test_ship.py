@@ -125,7 +125,7 @@ def test_the_manifest_records_what_ran_and_each_files_digest(
     assert manifest["settings"]["intra_op_num_threads"] == 2
 
 
-@pytest.mark.e2e
+@pytest.mark.slow  # ship_artifact runs run.py's load and infer itself; tune's e2e test runs one
 def test_run_py_runs_in_a_fresh_process(shipped: tuple[str, str, Path, dict[str, Any]]) -> None:
     runtime, _, out_dir, _ = shipped
     done = subprocess.run(
