@@ -158,6 +158,8 @@ def test_the_search_bisects_to_its_precision_and_keeps_every_probe() -> None:
 
     search, found = peak_search(noisy, 1000.0, config)
     assert disturbed and peak / 1.02 <= search.peak_qps <= peak, search.probes
+    above = [p["target_qps"] for p in search.probes if not p["valid"]]
+    assert search.note == "" and min(t for t in above if t > search.peak_qps) <= peak * 1.02
 
 
 @pytest.fixture(scope="module")

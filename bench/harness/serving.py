@@ -401,18 +401,19 @@ def peak_search(
     valid: Result | None = None
     low, high = 0.0, math.inf
     checked: set[float] = set()
+    invalid: list[float] = []
     target = max(rate * 0.6, 1e-3)
     while len(probes) < config.search_runs:
         result = run(target)
         probes.append(result)
         if result.valid:
             low, valid = target, result
-            if target >= high:  # the INVALID end, run again, was VALID after all
-                high = math.inf
         else:
-            high = min(high, target)
-            if target == high and target in checked:
+            invalid.append(target)
+            if target in checked:
                 break  # the bracket's INVALID end, confirmed
+        # the lowest rate above the VALID end that was found INVALID (and not VALID since)
+        high = min((t for t in invalid if t > low), default=math.inf)
         if math.isinf(high):
             target = low * 1.25
         elif low == 0:  # overloaded: it completed what it could serve, at best
