@@ -205,7 +205,7 @@ def test_tune_on_a_device_in_agent_mode(ssh_server, tmp_path: Path, capsys) -> N
     out = capsys.readouterr().out
     assert code == 0, out
     assert "agent mode" in out and "chosen: onnxruntime cpu fp32 b1" in out
-    (folder,) = edge.results.glob("tune-*")
+    (folder,) = edge.results.glob("*-tune-*")
     data = json.loads((folder / "tune.json").read_text())
     assert data["measurements"] == 2
     runs = list((folder / "runs").iterdir())

@@ -463,7 +463,7 @@ def test_tune_measures_on_the_node_it_names(
         "--no-artifact", cache_dir=cache_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    (folder,) = (tmp_path / "results").glob("tune-*")
+    (folder,) = (tmp_path / "results").glob("*-tune-*")
     data = json.loads((folder / "tune.json").read_text())
     assert data["measurements"] == 2 and data["chosen"]["status"] == "met"
     nodes = {

@@ -155,7 +155,7 @@ def test_a_real_small_space_ends_in_a_shipped_artifact(tmp_path: Path, cache_dir
         "--cache-dir", str(cache_dir),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    folder = next((tmp_path / "results").glob("tune-*"))
+    folder = next((tmp_path / "results").glob("*-tune-*"))
     data = json.loads((folder / "tune.json").read_text())
     assert data["chosen"]["status"] == "met" and data["measurements"] == 2
     assert "<svg" in (folder / "report.html").read_text()

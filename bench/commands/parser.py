@@ -550,7 +550,7 @@ def _add_tune(commands: Any) -> None:
         "--budget", type=int, default=40, help="measurements an Optuna search may make"
     )
     tune.add_argument("--no-artifact", action="store_true", help="choose, but write no artifact")
-    tune.add_argument("--results-dir", help="where the tune-<time> folder is made")
+    tune.add_argument("--results-dir", help="where the <time>-tune-<model> folder is made")
     tune.add_argument("--cache-dir", type=Path, help="export cache (default: the platform's)")
     tune.add_argument(
         "--host", metavar="NAME|[USER@]HOST[:PORT]", help="tune on this device over SSH"

@@ -2,7 +2,7 @@
 measurement under constraints (bench.harness.tuner), and the artifact to ship.
 
 Each configuration is measured as a one-cell run on the executor ``run`` would use (this
-machine, a device over SSH, a Ray cluster), its folder under ``tune-<time>/runs/``: a
+machine, a device over SSH, a Ray cluster), its folder under ``<time>-tune-<model>/runs/``: a
 latency cell for one request in flight, a throughput cell for several, or with
 ``--target-qps`` a LoadGen Server cell at that rate. The decision, every rejected
 configuration with its reason, the Pareto front and the artifact land in the tune folder.
@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import re
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from bench.core.record import CellRecord
 from bench.harness.config import BenchConfig
 from bench.harness.executor import Executor, Target
 from bench.harness.overrides import overrides_from
+from bench.harness.results import RunDir
 from bench.harness.runner import run_suite
 from bench.harness.start import RunRequest, Setup, new_run, settle
 from bench.harness.tuner import (
@@ -134,18 +134,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _folder(root: Path, model: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = root / f"tune-{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', model)}"
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = root / f"tune-{stamp}-{model}-{suffix}"
-    try:
-        (folder / "runs").mkdir(parents=True)
-    except OSError as exc:
-        raise UserError(
-            f"cannot create {folder} ({exc.strerror}): pass a writable --results-dir"
-        ) from None
+    """``<root>/<time>-tune-<model>/`` with its ``runs/`` folder."""
+    folder = RunDir.create(root, f"tune-{model}").path
+    (folder / "runs").mkdir()
     return folder
 
 
@@ -189,8 +180,6 @@ class Measurer:
         self.console.print(f"measuring {configuration.label} …")
         if self.executor.hands_over:
             path, _ = self.executor.hand_over(setup, self.console)
-            from bench.harness.results import RunDir
-
             records = RunDir(path).records() if path else []
         else:
             run = new_run(setup, self.executor.name)

@@ -29,9 +29,8 @@ from bench.core.settings import RuntimeSettings
 from bench.core.spec import PreparedModel, make_inputs
 from bench.harness.environment import git_state
 from bench.harness.isolation import enter_phase
-from exporters.source import module_loader
+from bench.harness.worker import load_options
 from runtimes import get_runtime
-from runtimes.base import LoadOptions
 from runtimes.shipping import request_sizes
 
 MANIFEST = "manifest.json"
@@ -98,15 +97,7 @@ def ship_artifact(job: ShipJob) -> ShipManifest:
         raise UserError(f"{cell.key} trains: ship its latency or throughput cell")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} holds files already: ship into a new or empty folder")
-    options = LoadOptions(
-        job.threads,
-        job.in_flight,
-        cell.scenario,
-        job.options,
-        cell.batch,
-        job.batch_sizes,
-        module_loader(model.source, model.seed),
-    )
+    options = load_options(cell, model, job.threads, job.in_flight, job.options, job.batch_sizes)
     runtime_class = get_runtime(cell.runtime)
     enter_phase("import")
     runtime_class.import_framework()

@@ -116,15 +116,7 @@ def measure_cell(job: CellJob) -> Measured:
     """Build, load, check and time one cell."""
     worker_start_s = time.time() - job.spawned_at
     cell, model = job.cell, job.model
-    options = LoadOptions(
-        job.threads,
-        job.in_flight,
-        load_scenario(cell.scenario),
-        job.options,
-        cell.batch,
-        job.batch_sizes,
-        module_loader(model.source, model.seed),
-    )
+    options = load_options(cell, model, job.threads, job.in_flight, job.options, job.batch_sizes)
     runtime_class = get_runtime(cell.runtime)
     enter_phase("import")
     start = time.perf_counter()
@@ -194,6 +186,26 @@ def _served(loop: LoopRecord, batch: int, served: Served | None) -> tuple[int, i
     """Requests and samples a request of the window: a LoadGen cell's requests carry up to
     the batch, so its energy is counted per sample served."""
     return (served.samples, 1) if served else (loop.completed, batch)
+
+
+def load_options(
+    cell: Cell,
+    model: PreparedModel,
+    threads: int,
+    in_flight: int,
+    settings: RuntimeSettings,
+    batch_sizes: tuple[int, ...],
+) -> LoadOptions:
+    """What a cell's session is built and loaded with (a measured cell, a shipped one)."""
+    return LoadOptions(
+        threads,
+        in_flight,
+        load_scenario(cell.scenario),
+        settings,
+        cell.batch,
+        batch_sizes,
+        module_loader(model.source, model.seed),
+    )
 
 
 def load_scenario(scenario: str) -> str:
