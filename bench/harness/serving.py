@@ -164,8 +164,7 @@ class Result:
 
     def figures(self) -> dict[str, Any]:
         """The record's ``loadgen`` section (the logs travel apart)."""
-        data = {k: v for k, v in self.__dict__.items() if k != "logs"}
-        return data
+        return {k: v for k, v in self.__dict__.items() if k != "logs"}
 
     def probe(self) -> dict[str, Any]:
         """What a peak search keeps of a run: the load curve's point."""
