@@ -72,7 +72,6 @@ def tune_verb(args: argparse.Namespace) -> int:
         suite.runtimes, suite.devices, suite.precisions, suite.batch_sizes, args.in_flight_values
     )
     target = Target(host=args.host, cluster=args.cluster, config_path=args.config)
-    folder = _folder(Path(suite.results_dir), setup.models[0].name)
     name = "ray" if (args.cluster or setup.config.cluster.address) else "local"
     if args.host:
         from bench.commands.edge import device_executor
@@ -82,9 +81,10 @@ def tune_verb(args: argparse.Namespace) -> int:
         executor_class = get_executor(name)
         executor_class.check_target(target, None)
         opened = executor_class.opened(target, setup.config, console)
-    console.print(f"tune folder: {folder}")
-    console.print(_space_line(configurations, limits))
-    with opened as executor:
+    with opened as executor:  # connected: now the folder
+        folder = _folder(Path(suite.results_dir), setup.models[0].name)
+        console.print(f"tune folder: {folder}")
+        console.print(_space_line(configurations, limits))
         measurer = Measurer(setup, executor, folder, limits, console)
         if len(configurations) <= GRID_UP_TO or args.search == "grid":
             decision = grid(configurations, measurer, limits)
