@@ -86,10 +86,18 @@ def tune_verb(args: argparse.Namespace) -> int:
         console.print(f"tune folder: {folder}")
         console.print(_space_line(configurations, limits))
         measurer = Measurer(setup, executor, folder, limits, console)
-        if len(configurations) <= GRID_UP_TO or args.search == "grid":
-            decision = grid(configurations, measurer, limits)
-        else:
-            decision = optuna_search(configurations, measurer, limits, args.budget, suite.seed)
+        try:
+            if len(configurations) <= GRID_UP_TO or args.search == "grid":
+                decision = grid(configurations, measurer, limits)
+            else:
+                decision = optuna_search(configurations, measurer, limits, args.budget, suite.seed)
+        except KeyboardInterrupt:
+            console.print(
+                f"tune interrupted: each configuration measured is kept in {folder / 'runs'}; "
+                "tune itself does not resume: run it again to decide",
+                soft_wrap=True,
+            )
+            return 130
     artifact = None
     if decision.chosen is not None and not args.no_artifact:
         artifact = ship(decision.chosen, measurer, folder, console)
