@@ -189,3 +189,24 @@ def test_an_invalid_server_run_at_the_target_rate_rejects_and_prunes() -> None:
     assert rules_out(trial)(Configuration("onnxruntime", "cpu", "fp32", 4, 2))
     assert rules_out(trial)(Configuration("onnxruntime", "cpu", "fp16", 4, 2)) is None
     assert judge(small, served(True), limits).status == "met"
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_where_the_measured_configurations_are(tmp_path: Path, cache_dir: Path) -> None:
+    import signal
+    import time
+
+    argv = [sys.executable, str(ROOT / "cli.py"), "tune", "lenet5", "--runtimes", "onnxruntime"]
+    argv += ["--precisions", "fp32", "--batch-sizes", "1", "--in-flight", "1,2,4"]
+    argv += ["--results-dir", str(tmp_path), "--cache-dir", str(cache_dir)]
+    process = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*-tune-*/runs/*/results.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first configuration has ended
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "tune interrupted: each configuration measured is kept in" in out
+    assert "Traceback" not in err
