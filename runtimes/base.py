@@ -118,7 +118,8 @@ class Session(ABC):
 
     @abstractmethod
     def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
-        """``count`` independent callables, each running one whole request on ``feeds``.
+        """``count`` independent callables, each running one whole request on ``feeds``
+        (``count`` 0 only for a runtime that ``chooses_in_flight``: its own optimum).
 
         The default ``run_throughput`` calls them from ``count`` threads at once.
         """

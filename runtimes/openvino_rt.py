@@ -342,10 +342,15 @@ class OpenVinoSession(Session):
         self._request.infer()
 
     def request_slots(self, feeds: dict[str, np.ndarray], count: int) -> list[Callable[[], None]]:
-        """One InferRequest per slot, the input tensors shared between them."""
+        """One InferRequest per slot, the input tensors shared between them; ``count`` 0:
+        the compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS."""
         tensors = self._tensors(feeds)
-        requests = [self._compiled.create_infer_request() for _ in range(count)]
+        requests = [self._compiled.create_infer_request() for _ in range(count or self._optimal())]
         return [_bind(request, tensors).infer for request in requests]
+
+    def _optimal(self) -> int:
+        """The requests in flight OpenVINO itself would keep (its own choice)."""
+        return int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def run_throughput(
         self, feeds: dict[str, np.ndarray], in_flight: int, warmup: StopRule, measure: StopRule
@@ -353,7 +358,7 @@ class OpenVinoSession(Session):
         """Requests kept in flight by an AsyncInferQueue of ``in_flight`` requests (0: the
         compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS), with bench.core.timing's window
         rules; each latency is the request's own (start_async to its completion)."""
-        jobs = in_flight or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        jobs = in_flight or self._optimal()
         queue = self._openvino.AsyncInferQueue(self._compiled, jobs)
         tensors = self._tensors(feeds)
         for request in queue:

@@ -221,13 +221,10 @@ def serve_cell(
     session: Session, feeds: dict[str, np.ndarray], job: CellJob, in_flight: int
 ) -> Served:
     """Run the cell's LoadGen scenario on ``in_flight`` request slots of ``session``
-    (the runtime's own optimum where it chooses: OpenVINO), its logs written to a
+    (0: the runtime's own optimum, where it chooses: OpenVINO), its logs written to a
     scratch folder and carried back in the result."""
     from bench.harness.serving import serve
 
-    if not in_flight:  # the runtime chooses: take the optimum it reported (OpenVINO's)
-        properties = session.executed.details.get("properties", {})
-        in_flight = int(properties.get("OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
     slots = session.request_slots(feeds, in_flight)
     with tempfile.TemporaryDirectory(prefix="loadgen-") as scratch:
         return serve(
