@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from bench.core.record import CellRecord
 from bench.harness.config import BenchConfig
 from bench.harness.executor import Executor, Target
 from bench.harness.overrides import overrides_from
-from bench.harness.results import RunDir
+from bench.harness.results import RunDir, file_name
 from bench.harness.runner import run_suite
 from bench.harness.start import RunRequest, Setup, new_run, settle
 from bench.harness.tuner import (
@@ -205,7 +204,6 @@ class Measurer:
             scenario = "server"
         else:
             scenario = "latency" if configuration.in_flight == 1 else "throughput"
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", configuration.label)
         suite = base.suite.model_copy(
             update={
                 "runtimes": [configuration.runtime],
@@ -215,7 +213,7 @@ class Measurer:
                 "in_flight": configuration.in_flight,
                 "scenarios": [scenario],
                 "results_dir": str(self.folder / "runs"),
-                "name": slug,
+                "name": file_name(configuration.label),
                 "repeat": 1,
             }
         )

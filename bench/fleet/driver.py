@@ -16,7 +16,6 @@ the whole group), which ``report``, ``compare`` and ``baseline save`` read as an
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -55,6 +54,7 @@ from bench.harness.results import (
     RESULTS_FILE,
     RUN_FILE,
     RunDir,
+    file_name,
     fleet_columns,
 )
 from bench.harness.runner import repetition_label
@@ -450,7 +450,7 @@ def _write_folders(run: Run, cluster: ClusterConfig, lineups: list[Lineup]) -> l
 
 def _free_folder(parent: Path, name: str) -> Path:
     """A path in ``parent`` named after ``name`` that nothing there holds yet."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "node"
+    slug = file_name(name).strip("-.") or "node"
     folder, suffix = parent / slug, 1
     while folder.exists() or folder.name == "nodes":
         suffix += 1

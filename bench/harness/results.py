@@ -41,6 +41,12 @@ WRITTEN_FILES = (
 log = logging.getLogger(__name__)
 
 
+def file_name(text: str) -> str:
+    """``text`` as a file name: every run of other characters than letters, digits,
+    ``_``, ``.`` and ``-`` made one ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
 @dataclass(frozen=True)
 class RunDir:
     """``results/<run-id>/`` and the files in it."""
@@ -55,7 +61,7 @@ class RunDir:
     def create(cls, root: Path, suite_name: str) -> RunDir:
         """A new, empty run directory named by the time and the suite."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip("-") or "run"
+        slug = file_name(suite_name).strip("-") or "run"
         path = root / f"{stamp}-{slug}"
         suffix = 1
         while path.exists():
@@ -113,7 +119,7 @@ class RunDir:
     def attach(self, record: CellRecord, files: dict[str, str]) -> list[str]:
         """Write a record's files under ``cells/<cell>/`` (a repetition's under its own
         folder); their paths relative to the run folder."""
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", record.key)
+        name = file_name(record.key)
         if record.repetition:
             name += f"-run{record.repetition + 1}"
         written = []
