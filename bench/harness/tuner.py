@@ -76,12 +76,15 @@ class Constraints:
 @dataclass
 class Trial:
     """A configuration and what became of it: ``measured`` (its figures), then ``met``
-    the constraints or ``rejected`` with the reason; ``pruned`` (ruled out by another's
-    measurement, not measured) or ``failed`` (its cell did not end ok)."""
+    the constraints or ``rejected`` with the reason and the limits it broke
+    (``violations``: accuracy, latency, invalid, memory, power); ``pruned`` (ruled out by
+    another's measurement, not measured), ``skipped`` (its runtime cannot run it here) or
+    ``failed`` (its cell did not end ok)."""
 
     configuration: Configuration
     status: str
     reason: str = ""
+    violations: tuple[str, ...] = ()
     samples_per_s: float | None = None
     p99_ms: float | None = None
     peak_rss_mb: float | None = None
@@ -93,6 +96,11 @@ class Trial:
     @property
     def measured(self) -> bool:
         return self.status in ("met", "rejected")
+
+    @property
+    def ran(self) -> bool:
+        """Whether a measurement was spent on it (a failed cell too)."""
+        return self.measured or self.status == "failed"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "label": self.configuration.label}
@@ -127,56 +135,70 @@ def judge(configuration: Configuration, record: CellRecord | None, limits: Const
         why = "not run" if record is None else f"{record.status}: {record.reason}"
         return Trial(configuration, "failed", why)
     trial = Trial(configuration, "met", **figures_of(record))
-    reasons = []
+    reasons: dict[str, str] = {}
     if limits.accuracy and trial.verdict == "fail":
-        reasons.append("accuracy failed against the fp32 reference")
+        reasons["accuracy"] = "accuracy failed against the fp32 reference"
     if limits.target_qps:
         served = record.loadgen
         if served is None or not served.valid:
             why = "; ".join(served.why or []) if served else "no LoadGen run"
-            reasons.append(f"INVALID at {limits.target_qps:g} QPS: {why}")
+            reasons["invalid"] = f"INVALID at {limits.target_qps:g} QPS: {why}"
     elif (
         limits.latency_bound_ms is not None and (trial.p99_ms or math.inf) > limits.latency_bound_ms
     ):
-        reasons.append(f"p99 {trial.p99_ms:.3g} ms over the {limits.latency_bound_ms:g} ms bound")
+        bound = limits.latency_bound_ms
+        reasons["latency"] = f"p99 {trial.p99_ms:.3g} ms over the {bound:g} ms bound"
     if limits.max_memory_mb is not None and (trial.peak_rss_mb or 0) > limits.max_memory_mb:
-        reasons.append(f"peak memory {trial.peak_rss_mb:.0f} MB over {limits.max_memory_mb:g} MB")
+        memory = f"peak memory {trial.peak_rss_mb:.0f} MB over {limits.max_memory_mb:g} MB"
+        reasons["memory"] = memory
     if limits.max_watts is not None and trial.avg_w is not None and trial.avg_w > limits.max_watts:
-        reasons.append(f"{trial.avg_w:.1f} W over {limits.max_watts:g} W")
+        reasons["power"] = f"{trial.avg_w:.1f} W over {limits.max_watts:g} W"
     if reasons:
-        trial.status, trial.reason = "rejected", "; ".join(reasons)
+        trial.status, trial.reason = "rejected", "; ".join(reasons.values())
+        trial.violations = tuple(reasons)
     return trial
 
 
-def rules_out(trial: Trial) -> Callable[[Configuration], str | None]:
-    """What a measured trial says of others: why a configuration is ruled out without
-    measuring (None when it is not)."""
+Rule = Callable[[Configuration], Trial | None]
+"""What a measured trial says of another configuration: its trial without measuring
+(pruned or skipped), or None."""
+GROWING = {"latency", "invalid", "memory"}
+"""The limits a larger batch or more requests in flight cannot bring back under."""
+
+
+def rules_out(trial: Trial) -> Rule:
+    """What a measured trial says of others (see ``Rule``)."""
     done = trial.configuration
     if trial.status == "skipped":  # the runtime cannot run this device and precision here
 
-        def by_skip(other: Configuration) -> str | None:
-            return f"skipped: {trial.reason}" if other.path == done.path else None
+        def by_skip(other: Configuration) -> Trial | None:
+            return Trial(other, "skipped", trial.reason) if other.path == done.path else None
 
         return by_skip
-    if trial.status != "rejected":
-        return lambda other: None
-    if "accuracy failed" in trial.reason:
+    if "accuracy" in trial.violations:
 
-        def by_accuracy(other: Configuration) -> str | None:
+        def by_accuracy(other: Configuration) -> Trial | None:
             if other.path == done.path and other != done:
-                return f"{' '.join(done.path)} failed accuracy ({done.label})"
+                why = f"{' '.join(done.path)} failed accuracy ({done.label})"
+                return Trial(other, "pruned", why)
             return None
 
         return by_accuracy
-    if any(word in trial.reason for word in ("over the", "MB over", "INVALID")):
+    if GROWING & set(trial.violations):
 
-        def by_size(other: Configuration) -> str | None:
+        def by_size(other: Configuration) -> Trial | None:
             if other != done and done.covers(other):
-                return f"no smaller than {done.label}, which was rejected: {trial.reason}"
+                why = f"no smaller than {done.label}, which was rejected: {trial.reason}"
+                return Trial(other, "pruned", why)
             return None
 
         return by_size
     return lambda other: None
+
+
+def ruled(rules: list[Rule], configuration: Configuration) -> Trial | None:
+    """The first trial ``rules`` give ``configuration`` without measuring it, if any."""
+    return next((t for rule in rules if (t := rule(configuration)) is not None), None)
 
 
 @dataclass
@@ -210,12 +232,11 @@ def space(
 def grid(configurations: list[Configuration], measure: Measure, limits: Constraints) -> Decision:
     """Measure each configuration in order, skipping those a measurement ruled out."""
     trials: list[Trial] = []
-    rules: list[Callable[[Configuration], str | None]] = []
+    rules: list[Rule] = []
     for configuration in configurations:
-        reason = next((r for rule in rules if (r := rule(configuration))), None)
-        if reason:
-            status = "skipped" if reason.startswith("skipped: ") else "pruned"
-            trials.append(Trial(configuration, status, reason.removeprefix("skipped: ")))
+        known = ruled(rules, configuration)
+        if known is not None:
+            trials.append(known)
             continue
         trial = judge(configuration, measure(configuration), limits)
         trials.append(trial)
@@ -250,12 +271,12 @@ def optuna_search(
     }
     allowed = set(configurations)
     known: dict[Configuration, Trial] = {}
-    rules: list[Callable[[Configuration], str | None]] = []
+    rules: list[Rule] = []
 
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     asked = 0
-    while sum(t.measured or t.status == "failed" for t in known.values()) < budget:
+    while sum(t.ran for t in known.values()) < budget:
         asked += 1
         if asked > budget * 20 or len(known) == len(allowed):
             break
@@ -267,11 +288,11 @@ def optuna_search(
             }
         )
         if configuration not in known:
-            reason = next((r for rule in rules if (r := rule(configuration))), None)
+            answer = ruled(rules, configuration)
             if configuration not in allowed:
                 known[configuration] = Trial(configuration, "pruned", "not in the space")
-            elif reason:
-                known[configuration] = Trial(configuration, "pruned", reason)
+            elif answer is not None:
+                known[configuration] = answer
             else:
                 known[configuration] = judge(configuration, measure(configuration), limits)
                 rules.append(rules_out(known[configuration]))
@@ -291,7 +312,7 @@ def decide(trials: list[Trial], method: str) -> Decision:
     met = [t for t in trials if t.status == "met" and t.samples_per_s]
     measured = [t for t in trials if t.measured and t.samples_per_s and t.p99_ms is not None]
     front = pareto(measured)
-    count = sum(t.measured or t.status == "failed" for t in trials)
+    count = sum(t.ran for t in trials)
     if not met:
         rejected = sorted(
             (t for t in trials if t.status == "rejected"),
