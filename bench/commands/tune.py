@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from bench.commands.console import console as shown
 from bench.commands.executors import get_executor
@@ -82,7 +82,7 @@ def tune_verb(args: argparse.Namespace) -> int:
         opened = executor_class.opened(target, setup.config, console)
     with opened as executor:  # connected: now the folder
         folder = _folder(Path(suite.results_dir), setup.models[0].name)
-        console.print(f"tune folder: {folder}")
+        console.print(f"tune folder: {escape(str(folder))}")
         console.print(_space_line(configurations, limits))
         measurer = Measurer(setup, executor, folder, limits, console)
         try:
@@ -100,8 +100,7 @@ def tune_verb(args: argparse.Namespace) -> int:
     artifact = None
     if decision.chosen is not None and not args.no_artifact:
         artifact = ship(decision.chosen, measurer, folder, console)
-    write_decision(folder, decision, limits, setup, artifact)
-    show_decision(decision, artifact, console)
+    show_decision(write_decision(folder, decision, limits, setup, artifact), console)
     return 0 if decision.chosen is not None else 1
 
 
@@ -284,9 +283,9 @@ def write_decision(
     limits: Constraints,
     setup: Setup,
     artifact: dict[str, Any] | None,
-) -> None:
+) -> dict[str, Any]:
     """``tune.json`` (everything), ``tune.md`` (the decision, readable) and
-    ``report.html`` (with the Pareto chart) in the tune folder."""
+    ``report.html`` (with the Pareto chart) in the tune folder; what tune.json holds."""
     from bench.views.tune_report import tune_html, tune_markdown
 
     data = {
@@ -304,37 +303,14 @@ def write_decision(
     (folder / TUNE_FILE).write_text(json.dumps(data, indent=2, default=str))
     (folder / "tune.md").write_text(tune_markdown(data))
     (folder / "report.html").write_text(tune_html(data))
+    return data
 
 
-def show_decision(decision: Decision, artifact: dict[str, Any] | None, console: Console) -> None:
-    """Every configuration with its fate, then the choice and why (or the closest)."""
-    table = Table(title=f"tune: {decision.method}, {decision.measurements} measured")
-    for column in ("configuration", "samples/s", "p99 ms", "peak MB", "accuracy", "outcome"):
-        table.add_column(column, justify="right" if column in ("samples/s", "p99 ms") else "left")
-    front = {id(t) for t in decision.front}
-    for trial in decision.trials:
-        mark = "chosen" if trial is decision.chosen else trial.status
-        if id(trial) in front:
-            mark += " (Pareto)"
-        table.add_row(
-            trial.configuration.label,
-            _figure(trial.samples_per_s),
-            _figure(trial.p99_ms),
-            _figure(trial.peak_rss_mb),
-            trial.verdict or "-",
-            f"{mark}: {trial.reason}" if trial.reason else mark,
-        )
-    console.print(table)
-    if decision.chosen is not None:
-        console.print(f"chosen: {decision.chosen.configuration.label}: {decision.why}")
-        if artifact and artifact.get("folder"):
-            console.print(f"artifact: {artifact['folder']} (python run.py loads and runs it)")
-        elif artifact:
-            console.print(f"no artifact: {artifact.get('unavailable')}")
-    else:
-        closest = ", ".join(f"{t.configuration.label} ({t.reason})" for t in decision.closest)
-        console.print(f"{decision.why}; closest: {closest or 'none measured'}")
+def show_decision(data: dict[str, Any], console: Console) -> None:
+    """Every configuration with its fate, then the choice and why (or the closest), as
+    tune.md and report.html say them."""
+    from bench.views.tune_report import decision_lines, tune_table
 
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    console.print(tune_table(data))
+    for line in decision_lines(data):
+        console.print(escape(line), soft_wrap=True)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
+
 from bench.views.html.charts import _figure, _svg, rc
 from bench.views.html.page import Cell, Page
-from bench.views.report import markdown_table, markdown_text
+from bench.views.report import markdown_table, markdown_text, rich_table
 
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
 COLUMNS = ("configuration", "samples/s", "p99 ms", "peak MB", "accuracy", "outcome")
@@ -39,7 +41,7 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _decision_lines(data: dict[str, Any]) -> list[str]:
+def decision_lines(data: dict[str, Any]) -> list[str]:
     chosen = data.get("chosen")
     lines = [f"search: {data['method']}, {data['measurements']} configurations measured"]
     if chosen:
@@ -55,10 +57,17 @@ def _decision_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def tune_table(data: dict[str, Any]) -> Table:
+    """Every configuration with its fate, for the terminal (texts escaped: not markup)."""
+    title = f"tune: {data['method']}, {data['measurements']} measured"
+    text = ("configuration", "accuracy", "outcome")
+    return rich_table(title, "", COLUMNS, _rows(data), "outcome", text)
+
+
 def tune_markdown(data: dict[str, Any]) -> str:
     """The decision and the table of configurations, as Markdown."""
     lines = [f"# tune: {markdown_text(data['model']['name'])}", ""]
-    lines += [f"- {markdown_text(line)}" for line in _decision_lines(data)]
+    lines += [f"- {markdown_text(line)}" for line in decision_lines(data)]
     rows = [[markdown_text(value) for value in row] for row in _rows(data)]
     return "\n".join([*lines, "", markdown_table(COLUMNS, rows), ""])
 
@@ -120,7 +129,7 @@ def tune_html(data: dict[str, Any]) -> str:
     """report.html of a tune folder."""
     page = Page(f"tune: {data['model']['name']}")
     page.heading(f"tune: {data['model']['name']}", level=1)
-    page.items(_decision_lines(data))
+    page.items(decision_lines(data))
     page.figure(
         pareto_chart(data),
         "Samples/s against p99 latency of every measured configuration: filled markers met "
