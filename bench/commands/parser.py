@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--calibration-samples", type=int, metavar="N", help="samples int8 calibration runs"
     )
+    _add_dataset(run)
     run.add_argument(
         "--quantize-method",
         choices=["minmax", "entropy", "percentile"],
@@ -468,6 +469,34 @@ def _add_ab(commands: Any) -> None:
     ab.set_defaults(handler="bench.commands.ab:ab_verb")
 
 
+def _add_dataset(command: argparse.ArgumentParser) -> None:
+    """The flags of labelled data (``[dataset]``), the same on ``run`` and ``tune``."""
+    command.add_argument(
+        "--dataset",
+        metavar="FILE.npz|FOLDER",
+        help="score every cell on this labelled data: an .npz of arrays named as the "
+        "model's inputs plus 'labels', or an image folder (one folder per class)",
+    )
+    command.add_argument(
+        "--dataset-preset",
+        metavar="NAME",
+        help="how an image folder's images become inputs: imagenet, imagenet-v2, inception, "
+        "cifar10, mnist, mnist32",
+    )
+    command.add_argument(
+        "--dataset-samples",
+        type=int,
+        metavar="N",
+        help="samples scored (default 500; 0 = all not held out for int8 calibration)",
+    )
+    command.add_argument(
+        "--accuracy-budget",
+        metavar="POINTS|PCT%",
+        help="how far the metric may fall below the FP32 reference: 1 (one point of "
+        "top-1) or 2%% (relative); gates the speedup table and tune",
+    )
+
+
 def _add_tune(commands: Any) -> None:
     tune = commands.add_parser(
         "tune",
@@ -533,6 +562,7 @@ def _add_tune(commands: Any) -> None:
         metavar="S",
         help="the least seconds of each --target-qps LoadGen run ([loadgen] min_duration_s)",
     )
+    _add_dataset(tune)
     tune.add_argument("--max-memory", type=float, metavar="MB", help="peak resident memory")
     tune.add_argument(
         "--max-watts", type=float, metavar="W", help="average power, where it is measured"

@@ -197,11 +197,42 @@ class DeviceMetrics(Section):
         return metrics
 
 
+class TaskAccuracy(Section):
+    """``accuracy.dataset``: the cell scored on labelled data (``--dataset``). ``metric``:
+    ``top1`` for a classifier, ``miou`` (mean IoU over the classes present) for
+    segmentation, else ``agreement`` (cosine similarity with the reference outputs, also
+    where the data has no labels); ``value`` from 0 to 1, ``reference_value`` the
+    reference's on the same samples; ``top5`` beside them for a classifier of five classes
+    or more. ``samples`` scored; ``labels_outside`` counts labels beyond the model's classes
+    (left out of the metric, not counted wrong); ``dataset`` and ``split`` say what was
+    scored; ``unavailable`` why there is no metric."""
+
+    dataset: str | None = None
+    split: str | None = None
+    samples: int | None = None
+    metric: str | None = None
+    value: float | None = None
+    reference_value: float | None = None
+    top5: float | None = None
+    reference_top5: float | None = None
+    labels_outside: int | None = None
+    unavailable: str | None = None
+
+    @property
+    def drop(self) -> float | None:
+        """How far the metric fell below the reference's (0-1 scale), where both exist."""
+        if self.value is None or self.reference_value is None:
+            return None
+        return self.reference_value - self.value
+
+
 class Accuracy(Section):
     """``accuracy``: the cell's first outputs against the reference on the same input,
     and the verdict under the requested precision's tolerance. ``reference`` says what
     made the reference (PyTorch FP32, or ONNX Runtime on the CPU for an ONNX file);
-    ``unavailable`` why there is no verdict."""
+    ``unavailable`` why there is no verdict. With ``--dataset`` the figures are over every
+    scored sample against the reference's outputs on them, and ``dataset`` holds the task
+    metric."""
 
     reference: str | None = None
     unavailable: str | None = None
@@ -212,6 +243,7 @@ class Accuracy(Section):
     top1_agreement: float | None = None
     tolerance: str | None = None
     verdict: str | None = None
+    dataset: TaskAccuracy | None = None
 
 
 class Serving(Section):

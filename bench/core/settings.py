@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bench.core.budget import AccuracyBudget
 from bench.core.timing import StopRule
 
 
@@ -71,6 +72,36 @@ class QuantizeConfig(Strict):
     calibration_samples: int = Field(32, ge=1, le=100_000)
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
     calibration_data: str | None = None
+
+
+class DatasetConfig(Strict):
+    """``[dataset]``: labelled data every cell is scored on (bench.harness.dataset).
+    ``path``: an ``.npz`` of arrays named as the model's inputs (samples on the first axis)
+    plus ``labels``, or an ImageFolder tree (one folder of images per class) read with
+    ``preset`` (resize, crop, normalise). The samples are shuffled with ``seed``; unless
+    ``[quantize] calibration_data`` names a file, the first ``calibration_samples`` of
+    them calibrate int8 cells and are never scored; then at most ``samples`` are scored
+    (0: all the rest). ``ignore_index``: the label segmentation leaves out (VOC's 255).
+    ``budget``: how far the metric may fall below the FP32 reference (``1``: one point
+    of top-1; ``2%``: relative), gating the speedup table and ``tune``."""
+
+    path: str | None = Field(None, min_length=1)
+    preset: str | None = None
+    samples: int = Field(500, ge=0)
+    seed: int = Field(0, ge=0)
+    ignore_index: int = 255
+    budget: str | None = None
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            AccuracyBudget.parse(value)
+        return value
+
+    def accuracy_budget(self) -> AccuracyBudget | None:
+        """The parsed ``budget``, None where none was given."""
+        return AccuracyBudget.parse(self.budget) if self.budget is not None else None
 
 
 MLPERF_SEEDS = (1780908523862526354, 14771362308971278857, 18209322760996052031)

@@ -158,6 +158,37 @@ class Quantized:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ScoredData:
+    """Labelled data staged for a model's cells (bench.harness.dataset): ``path`` holds
+    the scored samples (``in/<input>``, ``labels`` where labelled), ``reference`` the
+    reference outputs on them (``out/<output>``, from ``reference_origin``; where there
+    are none, ``no_reference`` says why). ``name`` and ``split`` say what was scored;
+    ``ignore_index`` is the label segmentation leaves out."""
+
+    path: Path
+    name: str
+    split: str
+    samples: int
+    ignore_index: int = 255
+    reference: Path | None = None
+    reference_origin: str = ""
+    no_reference: str = ""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["reference"] = str(self.reference) if self.reference else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScoredData:
+        reference = data.get("reference")
+        return cls(
+            **{**data, "path": Path(data["path"]), "reference": reference and Path(reference)}
+        )
+
+
 @dataclass
 class PreparedModel:
     """A model ready for the runtimes: an ONNX file plus what the harness needs to know.
@@ -193,9 +224,12 @@ class PreparedModel:
     """The QDQ copies made for int8 cells, by scheme (``bench.harness.runner`` adds them)."""
     not_quantized: dict[str, str] = field(default_factory=dict)
     """Why there is no QDQ copy in a scheme, where quantizing failed."""
+    scored: ScoredData | None = None
+    """The labelled data its cells are scored on (``--dataset``), None without."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["scored"] = self.scored.to_dict() if self.scored else None
         data["onnx_path"] = str(self.onnx_path)
         data["reference"] = str(self.reference) if self.reference else None
         data["quantized"] = {
@@ -217,6 +251,7 @@ class PreparedModel:
             scheme: Quantized(**{**q, "path": Path(q["path"]), "notes": tuple(q["notes"])})
             for scheme, q in (data.get("quantized") or {}).items()
         }
+        data["scored"] = ScoredData.from_dict(data["scored"]) if data.get("scored") else None
         return cls(**data)
 
     def save(self, path: Path) -> None:

@@ -98,6 +98,12 @@ def cell_accuracy(
     model); unavailable, with the reason, where there is no reference."""
     if not reference:
         return Accuracy(unavailable=model.no_reference or "no reference outputs")
-    tolerance = model.precision if precision == "fp32" else precision
-    figures = compare_outputs(outputs, reference, tolerance, model.task == "classification")
+    classifier = model.task == "classification"
+    figures = compare_outputs(outputs, reference, tolerance_of(model, precision), classifier)
     return Accuracy(reference=model.reference_origin, **figures)
+
+
+def tolerance_of(model: PreparedModel, precision: str) -> str:
+    """The tolerance a cell is judged under: the requested precision's, or the model
+    file's own where that is looser (an FP16 file is no FP32 model)."""
+    return model.precision if precision == "fp32" else precision

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
 from bench.core.settings import (
+    DatasetConfig,
     LoadgenConfig,
     MeasureConfig,
     QuantizeConfig,
@@ -217,6 +218,7 @@ class BenchConfig(Strict):
     ab: AbConfig = AbConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     loadgen: LoadgenConfig = LoadgenConfig()
+    dataset: DatasetConfig = DatasetConfig()
     hosts: dict[str, HostConfig] = Field(default_factory=dict)
     cluster: ClusterConfig = ClusterConfig()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import psutil
 from rich.console import Console
 
@@ -21,6 +22,7 @@ from bench.core.settings import PowerSettings
 from bench.core.spec import BATCH, PreparedModel
 from bench.harness import worker
 from bench.harness.config import BenchConfig
+from bench.harness.dataset import check_dataset, stage
 from bench.harness.executor import Column, Executor, Todo
 from bench.harness.isolation import run_in_worker
 from bench.harness.plan import ModelRequest, PlannedCell
@@ -157,16 +159,38 @@ class Models:
         self.requests = {m.name: m for m in run.models}
         self.prepared: dict[str, PreparedModel | ExportFailed] = {}
         self.costed: set[tuple[str | None, str, str]] = set()
+        self.calibration: dict[str, dict[str, np.ndarray]] = {}
+        """Each model's calibration samples held out of the run's dataset."""
 
     def get(self, name: str) -> PreparedModel | ExportFailed:
         if name not in self.prepared:
             try:
-                self.prepared[name] = prepare(
-                    self.requests[name], self.run.config, self.run.cache_dir
-                )
+                model = prepare(self.requests[name], self.run.config, self.run.cache_dir)
             except ExportFailed as failure:
                 self.prepared[name] = failure
+            else:
+                self.prepared[name] = self.scored(model)
         return self.prepared[name]
+
+    def scored(self, model: PreparedModel) -> PreparedModel:
+        """``model`` with the run's dataset staged for its cells and the reference
+        outputs on it (made in a worker; where that fails, the reason); UserError where
+        the dataset does not fit the model."""
+        if self.run.dataset is None:
+            return model
+        config, cache_dir = self.run.config, self.run.cache_dir
+        dataset = check_dataset(self.run.dataset, model.inputs, model.name)
+        if dataset.calibration:
+            self.calibration[model.name] = dataset.calibration_arrays()
+        staged = stage(dataset, cache_dir, config.dataset.ignore_index)
+        job = worker.ScoredReferenceJob(model, staged)
+        outcome = run_in_worker(worker.scored_reference, job, config.suite.export_timeout_s)
+        if outcome.status == "ok" and outcome.payload is not None:
+            staged = outcome.payload
+        else:
+            why = f"the reference on {staged.name} {outcome.status}: {outcome.reason}"
+            staged = replace(staged, no_reference=why)
+        return replace(model, scored=staged)
 
     def ended_early(
         self, item: PlannedCell, model: PreparedModel | ExportFailed | None, rep: int
@@ -182,7 +206,8 @@ class Models:
                 run_id, cell, model.status, model.reason, repetition=rep, phase=model.phase
             )
         if model is not None and cell.precision == "int8":
-            why = quantized_for(model, cell, self.run.config, self.run.cache_dir)
+            data = self.calibration.get(model.name) or None
+            why = quantized_for(model, cell, self.run.config, self.run.cache_dir, data)
             if why:
                 return CellRecord.new(run_id, cell, "failed", why, repetition=rep, phase="quantize")
         return None
@@ -208,19 +233,27 @@ def _scheme(cell: Cell, config: BenchConfig) -> str:
 
 
 def quantized_for(
-    model: PreparedModel, cell: Cell, config: BenchConfig, cache_dir: Path
+    model: PreparedModel,
+    cell: Cell,
+    config: BenchConfig,
+    cache_dir: Path,
+    held_out: dict[str, np.ndarray] | None = None,
 ) -> str | None:
     """Make the QDQ copy an int8 cell runs, once per model and scheme, in a worker bounded
-    by the export timeout; None when it is there, else why not. UserError for a
-    calibration file that does not fit the model."""
+    by the export timeout; None when it is there, else why not. It calibrates on the
+    calibration file, else on ``held_out`` (the dataset's calibration split), else on
+    generated samples. UserError for a calibration file that does not fit the model."""
     scheme = _scheme(cell, config)
     if scheme in model.quantized:  # made for an earlier cell
         return None
     if scheme in model.not_quantized:
         return model.not_quantized[scheme]
     settings = config.quantize
-    data = None
-    if settings.calibration_data:
+    data = held_out
+    if held_out is not None and not settings.calibration_data:  # said in the int8 notes
+        split = f"{config.dataset.path} (the samples held out of scoring)"
+        settings = settings.model_copy(update={"calibration_data": split})
+    elif settings.calibration_data:
         from exporters.onnx_file import load_inputs_file
         from exporters.quantize import check_calibration_data
 
@@ -369,9 +402,8 @@ def model_info(prepared: PreparedModel, batch: int) -> ModelInfo:
             shape: list[int | str] = list(spec.concrete_shape(sizes))
         except UserError:  # still dynamic: the cell failed before feeding it
             shape = list(spec.shape)
-        inputs.append(
-            {"name": spec.name, "shape": shape, "dtype": spec.dtype, "values": spec.values()}
-        )
+        values = f"the samples of {prepared.scored.name}" if prepared.scored else spec.values()
+        inputs.append({"name": spec.name, "shape": shape, "dtype": spec.dtype, "values": values})
     return ModelInfo(
         source=prepared.source or "onnx",
         task=prepared.task,

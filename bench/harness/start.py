@@ -19,6 +19,7 @@ import psutil
 from bench.core.errors import UserError
 from bench.core.spec import BATCH, TensorSpec
 from bench.harness.config import BenchConfig, load_config
+from bench.harness.dataset import Dataset, check_dataset, load_dataset
 from bench.harness.environment import fingerprint
 from bench.harness.plan import ModelRequest, PlannedCell, expand
 from bench.harness.results import ENVIRONMENT_FILE, FLEET_FILE, RUN_FILE, SUITE_FILE, RunDir
@@ -58,6 +59,8 @@ class Run:
     planned: list[PlannedCell]
     cache_dir: Path
     resumed: bool = False
+    dataset: Dataset | None = None
+    """The labelled data the cells are scored on (``--dataset``), read once."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Setup:
     config: BenchConfig
     models: list[ModelRequest]
     cache_dir: Path
+    dataset: Dataset | None = None
 
 
 def settle(request: RunRequest) -> Setup:
@@ -114,7 +118,31 @@ def settle(request: RunRequest) -> Setup:
     cache_dir = usable_cache_dir(
         request.cache_dir or Path(config.suite.cache_dir or default_cache_dir())
     )
-    return Setup(request, config, models, cache_dir)
+    config, dataset = read_dataset(config, models)
+    return Setup(request, config, models, cache_dir, dataset)
+
+
+def read_dataset(
+    config: BenchConfig, models: list[ModelRequest]
+) -> tuple[BenchConfig, Dataset | None]:
+    """The suite's dataset read, with its path made absolute (``--resume`` may run from
+    elsewhere) and checked against every model whose inputs are known before it is
+    prepared (zoo models, ONNX files); the rest are checked as they are prepared."""
+    if config.dataset.path is None:
+        return config, None
+    path = Path(config.dataset.path).resolve()
+    config = config.model_copy(
+        update={"dataset": config.dataset.model_copy(update={"path": str(path)})}
+    )
+    calibration = 0 if config.quantize.calibration_data else config.quantize.calibration_samples
+    dataset = load_dataset(config.dataset, calibration)
+    for model in models:
+        if model.kind == "zoo":
+            check_dataset(dataset, get_entry(model.ref).inputs, model.name)
+        elif model.kind == "onnx":
+            inspected = inspect_onnx(Path(model.ref), model.shapes, model.ranges)
+            check_dataset(dataset, inspected.inputs, model.name)
+    return config, dataset
 
 
 def new_run(setup: Setup, executor: str = "local") -> Run:
@@ -139,7 +167,7 @@ def new_run(setup: Setup, executor: str = "local") -> Run:
     if setup.request.config_path.is_file():
         shutil.copyfile(setup.request.config_path, run_dir.path / SUITE_FILE)
     run_dir.write_json(ENVIRONMENT_FILE, fingerprint())
-    return Run(run_dir, config, models, planned, cache_dir)
+    return Run(run_dir, config, models, planned, cache_dir, dataset=setup.dataset)
 
 
 def _check_user_model_flags(

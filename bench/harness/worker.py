@@ -20,11 +20,12 @@ from bench.core.job import CellJob
 from bench.core.memory import peak_rss_mb
 from bench.core.record import ColdStart, DeviceMetrics, Measured, Memory, Serving
 from bench.core.settings import QuantizeConfig, RuntimeSettings
-from bench.core.spec import BATCH, PreparedModel, Quantized, make_inputs
+from bench.core.spec import BATCH, PreparedModel, Quantized, ScoredData, make_inputs
 from bench.core.timing import LoopRecord
-from bench.harness.accuracy import cell_accuracy
+from bench.harness.accuracy import cell_accuracy, tolerance_of
 from bench.harness.isolation import enter_phase
 from bench.harness.plan import ModelRequest
+from bench.harness.scoring import score_cell
 from bench.power import CellPower
 from exporters.reference import load_reference, reference_batches
 from exporters.source import module_loader
@@ -112,6 +113,23 @@ def onnx_reference(job: ReferenceJob) -> PreparedModel:
     return with_ort_reference(job.prepared, job.feeds, job.cache_dir)
 
 
+@dataclass(frozen=True)
+class ScoredReferenceJob:
+    """The reference outputs of a prepared model on its staged dataset samples."""
+
+    prepared: PreparedModel
+    scored: ScoredData
+
+
+def scored_reference(job: ScoredReferenceJob) -> ScoredData:
+    """``job.scored`` with the reference outputs on its samples (see
+    exporters.scored_reference)."""
+    from exporters.scored_reference import with_scored_reference
+
+    enter_phase("reference")
+    return with_scored_reference(job.prepared, job.scored)
+
+
 def measure_cell(job: CellJob) -> Measured:
     """Build, load, check and time one cell."""
     worker_start_s = time.time() - job.spawned_at
@@ -141,6 +159,13 @@ def measure_cell(job: CellJob) -> Measured:
     start = time.perf_counter()
     outputs = session.infer(feeds)
     first_inference_ms = (time.perf_counter() - start) * 1e3
+    if model.scored is not None:
+        enter_phase("scoring")
+        accuracy, feeds = score_cell(
+            session, model, cell.batch, tolerance_of(model, cell.precision)
+        )
+    else:
+        accuracy = cell_accuracy(model, outputs, reference, cell.precision)
 
     warmup, measurement = job.measure.warmup_rule(), job.measure.measurement_rule()
     enter_phase("timed loop")
@@ -176,7 +201,7 @@ def measure_cell(job: CellJob) -> Measured:
             **_calibration(model, cell, job.options),
         ),
         device_metrics=DeviceMetrics.of(device_metrics, loop),
-        accuracy=cell_accuracy(model, outputs, reference, cell.precision),
+        accuracy=accuracy,
         notes=[*model.notes, *built.notes],
         **(served_sections(served) if served else {}),
     )
