@@ -17,6 +17,7 @@ from bench.compare.html import comparison_page
 from bench.compare.noise import MIN_RUNS, PERCENTAGE, noise_thresholds
 from bench.compare.sides import Side, baseline_document, load_side
 from bench.compare.thresholds import Thresholds
+from bench.core.budget import AccuracyBudget
 from bench.core.errors import UserError
 from bench.harness.config import CompareConfig, load_config
 from bench.harness.environment import fleet_node, machine_id, machine_label
@@ -43,6 +44,7 @@ class CompareRequest:
     github_benchmark: Path | None = None
     threshold_model: str | None = None
     noise: list[Path] = field(default_factory=list)
+    accuracy_budget: str | None = None
 
 
 def run_compare(request: CompareRequest, console: Console) -> int:
@@ -56,6 +58,7 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     alpha = settings.alpha if request.alpha is None else request.alpha
     if not 0 < alpha < 0.5:
         raise UserError(f"--alpha {alpha} is out of range: give a level such as 0.05")
+    budget = _budget(request.accuracy_budget or settings.accuracy_budget)
     check_output_folders(
         request.markdown, request.json, request.junit, request.html, request.github_benchmark
     )
@@ -63,9 +66,11 @@ def run_compare(request: CompareRequest, console: Console) -> int:
     for machine in alone:
         console.print(f"not compared: {machine}", markup=False)
     if len(pairs) > 1:
-        return _compare_machines(request, pairs, thresholds, alpha, console)
+        return _compare_machines(request, pairs, thresholds, alpha, budget, console)
     baseline, current = pairs[0]
-    comparison = compare(baseline, current, thresholds, alpha, request.allow_different_hardware)
+    comparison = compare(
+        baseline, current, thresholds, alpha, request.allow_different_hardware, budget=budget
+    )
     console.print(output.terminal(comparison))
     if request.markdown:
         write_output(request.markdown, output.markdown(comparison))
@@ -119,6 +124,7 @@ def _compare_machines(
     pairs: list[tuple[Side, Side]],
     thresholds: Thresholds,
     alpha: float,
+    budget: AccuracyBudget | None,
     console: Console,
 ) -> int:
     """Each machine of a fleet run against the same machine on the other side: one gate
@@ -139,7 +145,9 @@ def _compare_machines(
         )
     comparisons = []
     for base, current in pairs:
-        comparison = compare(base, current, thresholds, alpha, request.allow_different_hardware)
+        comparison = compare(
+            base, current, thresholds, alpha, request.allow_different_hardware, budget=budget
+        )
         console.rule(_machine_name(comparison.current.environment))
         console.print(output.terminal(comparison))
         comparisons.append(comparison)
@@ -224,8 +232,20 @@ def compare_verb(args: argparse.Namespace) -> int:
         github_benchmark=args.github_benchmark,
         threshold_model=args.threshold_model,
         noise=args.noise,
+        accuracy_budget=args.accuracy_budget,
     )
     return run_compare(request, console())
+
+
+def _budget(text: str | None) -> AccuracyBudget | None:
+    """The accuracy budget given (flag, else ``[compare] accuracy_budget``); UserError
+    naming the forms where it reads as none."""
+    if text is None:
+        return None
+    try:
+        return AccuracyBudget.parse(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def baseline_save_verb(args: argparse.Namespace) -> int:

@@ -362,6 +362,12 @@ def _add_compare(commands: Any) -> None:
     )
     compare.add_argument("--alpha", type=float, help="significance level (default 0.05)")
     compare.add_argument(
+        "--accuracy-budget",
+        metavar="POINTS|PCT%",
+        help="a task metric on labelled data (top-1, mIoU) that fell further has regressed: "
+        "1 (one point) or 2%% (relative); default [compare] accuracy_budget, else not judged",
+    )
+    compare.add_argument(
         "--threshold-model",
         choices=["percentage", "t-test", "iqr"],
         help="percentage: the thresholds above for every cell (default); t-test or iqr: "

@@ -60,12 +60,14 @@ def tune_verb(args: argparse.Namespace) -> int:
         shapes=args.shape,
         ranges=args.input_range,
         cache_dir=args.cache_dir,
+        weights=args.weights,
     )
     setup = settle(request)
     if len(setup.models) != 1:
         raise UserError("tune chooses for one model: give one zoo model, --onnx or --model")
     if limits.latency_bound_ms is None:
         limits = replace(limits, latency_bound_ms=setup.config.loadgen.latency_bound_ms)
+    limits = replace(limits, accuracy_budget=setup.config.dataset.accuracy_budget())
     suite = setup.config.suite
     configurations = space(
         suite.runtimes, suite.devices, suite.precisions, suite.batch_sizes, args.in_flight_values
@@ -156,6 +158,9 @@ def _space_line(configurations: list[Configuration], limits: Constraints) -> str
         f"peak memory ≤ {limits.max_memory_mb:g} MB" if limits.max_memory_mb else "",
         f"power ≤ {limits.max_watts:g} W" if limits.max_watts else "",
         "accuracy not failed" if limits.accuracy else "",
+        f"task metric within {limits.accuracy_budget} of FP32"
+        if limits.accuracy and limits.accuracy_budget
+        else "",
     ]
     return f"{len(configurations)} configurations; constraints: " + ", ".join(
         [bound, *[e for e in extra if e]]
@@ -290,7 +295,10 @@ def write_decision(
 
     data = {
         "model": setup.models[0].to_dict(),
-        "constraints": limits.__dict__,
+        "constraints": {
+            **limits.__dict__,
+            "accuracy_budget": str(limits.accuracy_budget) if limits.accuracy_budget else None,
+        },
         "method": decision.method,
         "measurements": decision.measurements,
         "chosen": decision.chosen.to_dict() if decision.chosen else None,

@@ -9,7 +9,8 @@ from typing import Any
 from bench.compare.fingerprint import Difference, differences, setting_differences
 from bench.compare.sides import CellRuns, Side
 from bench.compare.significance import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, Change, assess
-from bench.compare.thresholds import ACCURACY, VALIDITY, Thresholds
+from bench.compare.thresholds import ACCURACY, TASK, VALIDITY, Thresholds
+from bench.core.budget import AccuracyBudget
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
 
@@ -110,10 +111,12 @@ def compare(
     alpha: float = DEFAULT_ALPHA,
     allow_different_hardware: bool = False,
     seed: int = 0,
+    budget: AccuracyBudget | None = None,
 ) -> Comparison:
     """Compare ``current`` against ``baseline``. Raises UserError when the hardware differs
     (a field recorded on both sides) and that was not allowed, or when the two sides share
-    no cell."""
+    no cell. A task metric on labelled data that fell past ``budget`` has regressed
+    (without a budget its change is shown, not judged)."""
     thresholds = thresholds or Thresholds()
     found = differences(baseline.environment, current.environment)
     found += setting_differences(baseline.settings, current.settings)
@@ -132,7 +135,9 @@ def compare(
             "compare two runs of the same suite"
         )
     cells = [
-        _compare_cell(baseline.cells.get(key), current.cells.get(key), thresholds, alpha, seed)
+        _compare_cell(
+            baseline.cells.get(key), current.cells.get(key), thresholds, alpha, seed, budget
+        )
         for key in list(current.cells) + [k for k in baseline.cells if k not in current.cells]
     ]
     cells.sort(key=_severity)
@@ -145,6 +150,7 @@ def _compare_cell(
     thresholds: Thresholds,
     alpha: float,
     seed: int,
+    budget: AccuracyBudget | None = None,
 ) -> CellComparison:
     either = current or base
     assert either is not None
@@ -164,7 +170,12 @@ def _compare_cell(
         return CellComparison(current.key, current.cell, verdict, note=_status(current))
     changes = _metric_changes(current.key, base, current, thresholds, alpha, seed)
     measured = bool(changes)
-    for change in (_accuracy_change(base, current), _validity_change(base, current)):
+    judged = (
+        _accuracy_change(base, current),
+        _task_change(base, current, budget),
+        _validity_change(base, current),
+    )
+    for change in judged:
         if change is not None:
             changes.append(change)
     verdict = _cell_verdict(changes)
@@ -250,6 +261,44 @@ def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:
         n_current=1,
         threshold=0.0,
         higher_is_worse=True,
+        verdict=verdict,
+        note=note,
+    )
+
+
+def _task_change(base: CellRuns, current: CellRuns, budget: AccuracyBudget | None) -> Change | None:
+    """The task metric of two runs scored on the same data (dataset and sample count):
+    regressed where it fell further than ``budget`` allows from the baseline's value,
+    improved where it rose as far; without a budget, shown but not judged."""
+    was = (base.accuracy or {}).get("dataset") or {}
+    now = (current.accuracy or {}).get("dataset") or {}
+    same = ("dataset", "samples", "metric")
+    if was.get("value") is None or now.get("value") is None:
+        return None
+    if any(was.get(key) != now.get(key) for key in same):
+        return None
+    a, b = float(was["value"]), float(now["value"])
+    points = f"{(b - a) * 100:+.2f} points of {now['metric']} on {now['dataset']}"
+    if budget is None:
+        verdict, note = UNCHANGED, f"{points} (give --accuracy-budget to judge it)"
+    elif budget.exceeded(a, b):
+        verdict, note = REGRESSED, f"{points}: past the accuracy budget of {budget}"
+    elif budget.exceeded(b, a):
+        verdict, note = IMPROVED, f"{points}: beyond the accuracy budget of {budget}"
+    else:
+        verdict, note = UNCHANGED, f"{points}, within {budget}" if a != b else None
+    return Change(
+        metric=TASK,
+        baseline=a,
+        current=b,
+        ratio=b / a if a else (1.0 if b == 0 else float("inf")),
+        ci_low=None,
+        ci_high=None,
+        p_value=None,
+        n_baseline=1,
+        n_current=1,
+        threshold=budget.allowed(a) if budget else 0.0,
+        higher_is_worse=False,
         verdict=verdict,
         note=note,
     )

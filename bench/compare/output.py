@@ -17,7 +17,7 @@ from rich.text import Text
 from bench.compare.gate import GATE_FAILS, CellComparison, Comparison
 from bench.compare.sides import Side
 from bench.compare.significance import INCONCLUSIVE, UNCHANGED, Change
-from bench.compare.thresholds import ACCURACY, VALIDITY
+from bench.compare.thresholds import ACCURACY, TASK, VALIDITY
 from bench.core.metrics import METRICS
 from bench.harness.quiet import noise_warnings
 from bench.views.report import markdown_table, markdown_text
@@ -35,7 +35,7 @@ COLUMNS = (
     "note",
 )
 
-NON_METRIC_UNITS = {ACCURACY: "scaled error", VALIDITY: "VALID share"}
+NON_METRIC_UNITS = {ACCURACY: "scaled error", TASK: "0-1", VALIDITY: "VALID share"}
 """What the figures of a change that is no metric of METRICS are."""
 
 

@@ -185,6 +185,7 @@ def _cell_runs(key: str, records: list[CellRecord]) -> CellRuns:
             "verdict": accuracy.verdict,
             "scaled_error": accuracy.scaled_error,
             "tolerance": accuracy.tolerance,
+            **({"dataset": accuracy.dataset.to_dict()} if accuracy.dataset else {}),
         }
         if accuracy
         else None,

@@ -19,6 +19,9 @@ docs/ci.md): between two runs of one build, medians and throughput strayed by up
 up to 35%, on a 25 µs cell), memory by under 1%."""
 ACCURACY = "accuracy"
 """Not a threshold metric: a cell whose accuracy check newly fails has regressed."""
+TASK = "task metric"
+"""Not a threshold metric: a task metric (top-1, mean IoU) on labelled data that fell
+further than the accuracy budget has regressed."""
 VALIDITY = "LoadGen validity"
 """Not a threshold metric: a LoadGen cell whose run newly turns INVALID has regressed
 (an INVALID run gives no figure to compare)."""

@@ -40,6 +40,19 @@ class AccuracyBudget:
         """Whether ``value`` fell further below ``reference`` than the budget allows."""
         return reference - value > self.allowed(reference) + 1e-12
 
+    def overrun(
+        self, metric: str | None, reference: float | None, value: float | None
+    ) -> str | None:
+        """``over the accuracy budget: …`` where ``value`` fell further below ``reference``
+        than allowed; None within the budget or with nothing to judge."""
+        if reference is None or value is None or not self.exceeded(reference, value):
+            return None
+        drop = (reference - value) * 100
+        return (
+            f"over the accuracy budget: {metric} {drop:.2f} points below the FP32 "
+            f"reference (budget {self})"
+        )
+
     def __str__(self) -> str:
         if self.relative:
             return f"{self.limit:g}% of the reference"

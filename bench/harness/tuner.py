@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.core.budget import AccuracyBudget
 from bench.core.errors import UserError
 from bench.core.record import CellRecord
 
@@ -64,11 +65,13 @@ class Constraints:
     """What a configuration to ship must meet: its p99 latency under ``latency_bound_ms``
     (or, with ``target_qps``, a VALID LoadGen Server run at that rate under the bound), an
     accuracy verdict that did not fail (``accuracy``), peak memory and average power
-    under their limits where given (power only where it was measured)."""
+    under their limits where given (power only where it was measured); with labelled
+    data, a task metric no further below the FP32 reference's than ``accuracy_budget``."""
 
     latency_bound_ms: float | None = None
     target_qps: float | None = None
     accuracy: bool = True
+    accuracy_budget: AccuracyBudget | None = None
     max_memory_mb: float | None = None
     max_watts: float | None = None
 
@@ -90,6 +93,9 @@ class Trial:
     peak_rss_mb: float | None = None
     avg_w: float | None = None
     verdict: str | None = None
+    metric: str | None = None
+    metric_value: float | None = None
+    reference_value: float | None = None
     executed_precision: str | None = None
     key: str | None = None
 
@@ -108,8 +114,10 @@ class Trial:
 
 def figures_of(record: CellRecord) -> dict[str, Any]:
     """The figures a decision reads from a cell's record: samples/s and p99 latency (the
-    LoadGen Server run's own, where it is one), peak memory, average power, accuracy."""
+    LoadGen Server run's own, where it is one), peak memory, average power, accuracy and
+    the task metric on labelled data beside its FP32 reference's."""
     served = record.loadgen
+    task = record.accuracy.dataset if record.accuracy else None
     if served is not None and served.latency_ms:
         p99 = served.latency_ms.get("p99")
         rate = served.completed_qps
@@ -122,6 +130,9 @@ def figures_of(record: CellRecord) -> dict[str, Any]:
         "peak_rss_mb": record.memory.peak_rss_mb if record.memory else None,
         "avg_w": record.power.avg_w if record.power else None,
         "verdict": record.verdict,
+        "metric": task.metric if task else None,
+        "metric_value": task.value if task else None,
+        "reference_value": task.reference_value if task else None,
         "executed_precision": record.executed_precision,
         "key": record.key,
     }
@@ -136,8 +147,14 @@ def judge(configuration: Configuration, record: CellRecord | None, limits: Const
         return Trial(configuration, "failed", why)
     trial = Trial(configuration, "met", **figures_of(record))
     reasons: dict[str, str] = {}
+    over = None
+    if limits.accuracy_budget is not None:
+        budget = limits.accuracy_budget
+        over = budget.overrun(trial.metric, trial.reference_value, trial.metric_value)
     if limits.accuracy and trial.verdict == "fail":
         reasons["accuracy"] = "accuracy failed against the fp32 reference"
+    elif limits.accuracy and over:
+        reasons["accuracy"] = over
     if limits.target_qps:
         served = record.loadgen
         if served is None or not served.valid:

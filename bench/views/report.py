@@ -157,16 +157,34 @@ POWER_COLUMNS = (
     Column("J/sample", lambda r: number_text(r.j_per_sample), lambda r: r.j_per_sample),
 )
 """Put before ``status`` when some cell measured power."""
+
+
+def _task_value(record: CellRecord) -> float | None:
+    task = record.accuracy.dataset if record.accuracy else None
+    return task.value if task else None
+
+
+def _task_text(record: CellRecord) -> str:
+    task = record.accuracy.dataset if record.accuracy else None
+    return metric_text(task.metric, task.value) if task else "-"
+
+
+METRIC_COLUMN = Column("metric", _task_text, _task_value)
+"""Put after ``accuracy`` when some cell was scored on labelled data (``--dataset``)."""
 COLUMNS = tuple(column.name for column in SUMMARY_COLUMNS)
-_NUMERIC = tuple(c.name for c in (*SUMMARY_COLUMNS, *POWER_COLUMNS) if c.figure)
+_NUMERIC = tuple(c.name for c in (*SUMMARY_COLUMNS, *POWER_COLUMNS, METRIC_COLUMN) if c.figure)
 
 
 def summary_columns(records: list[CellRecord]) -> tuple[Column, ...]:
-    """The summary's columns for ``records``: average W and energy per sample join them
-    when some cell measured power."""
-    if not any(record.power and record.power.avg_w is not None for record in records):
-        return SUMMARY_COLUMNS
-    return (*SUMMARY_COLUMNS[:-1], *POWER_COLUMNS, SUMMARY_COLUMNS[-1])
+    """The summary's columns for ``records``: the task metric joins them when some cell
+    was scored on labelled data, average W and energy per sample when some cell measured
+    power."""
+    columns = list(SUMMARY_COLUMNS)
+    if any(_task_value(record) is not None for record in records):
+        columns.insert(columns.index(SUMMARY_COLUMNS[-2]) + 1, METRIC_COLUMN)
+    if any(record.power and record.power.avg_w is not None for record in records):
+        columns[-1:-1] = POWER_COLUMNS
+    return tuple(columns)
 
 
 def summary_rows(
@@ -186,7 +204,9 @@ def summary_table(records: list[CellRecord], title: str) -> Table:
         "their median; known ± the middle one's)"
     )
     columns = summary_columns(records)
-    if columns != SUMMARY_COLUMNS:
+    if METRIC_COLUMN in columns:
+        caption += "; metric = the task metric on the --dataset's scored samples"
+    if POWER_COLUMNS[0] in columns:
         caption += "; avg W and J/sample over the same window (each cell's power.source)"
     if any(record.cell.scenario in SERVING_SCENARIOS for record in records):
         caption += f". {SERVING_NOTE}"
@@ -217,6 +237,7 @@ SPEEDUP_COLUMNS = (
     "speedup",
     "95% CI",
     "accuracy",
+    "metric fp32→low",
     "verdict",
 )
 
@@ -245,10 +266,32 @@ def speedup_rows(rows: list[Speedup]) -> list[list[str]]:
                 f"{row.scenario} b{row.batch}",
                 *figures,
                 row.accuracy or "-",
+                metric_change(row),
                 row.verdict,
             ]
         )
     return table
+
+
+METRIC_NAMES = {"top1": "top-1", "miou": "mIoU", "agreement": "agreement"}
+"""How the task metrics of ``accuracy.dataset`` are named in tables."""
+
+
+def metric_text(name: str | None, value: float | None) -> str:
+    """``top-1 91.2%``; ``-`` where there is none."""
+    if name is None or value is None:
+        return "-"
+    return f"{METRIC_NAMES.get(name, name)} {value:.1%}"
+
+
+def metric_change(row: Speedup) -> str:
+    """The task metric of the fp32 cell and the low-precision one: ``top-1 91.2→90.8%``."""
+    if row.metric is None or row.value is None:
+        return "-"
+    name = METRIC_NAMES.get(row.metric, row.metric)
+    if row.fp32_value is None:
+        return metric_text(row.metric, row.value)
+    return f"{name} {row.fp32_value * 100:.1f}→{row.value:.1%}"
 
 
 def _interval(row: Speedup) -> str:
@@ -266,7 +309,8 @@ def speedup_table(rows: list[Speedup]) -> Table:
     caption = (
         "95% bootstrap interval: (N reps) resamples the cells' repetitions (run --repeat 3 "
         "or more); (1 run) resamples one run's iterations, which are correlated, so it is "
-        "too narrow; a speedup whose accuracy failed is no win"
+        "too narrow; a speedup whose accuracy failed, or whose task metric fell past the "
+        "--accuracy-budget, is no win"
     )
     return rich_table(title, caption, SPEEDUP_COLUMNS, speedup_rows(rows), "verdict")
 

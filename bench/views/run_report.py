@@ -49,7 +49,8 @@ def finish(
     power_changes, noise = power_changes or [], noise or []
     all_records = run.run_dir.records()
     records = merged(all_records)
-    rows = speedups(records, seed=run.config.suite.seed)
+    budget = run.config.dataset.accuracy_budget()
+    rows = speedups(records, seed=run.config.suite.seed, budget=budget)
     run.run_dir.write_json(SPEEDUP_FILE, [row.to_dict() for row in rows])
     heading = markdown_text(f"{run.config.suite.name} ({run.run_dir.run_id})")
     report = f"# {heading}\n\n{summary_markdown(records)}{serving_markdown(records)}"

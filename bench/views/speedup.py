@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bench.core.budget import AccuracyBudget
 from bench.core.cell import SERVING_SCENARIOS, Cell
-from bench.core.record import CellRecord
+from bench.core.record import CellRecord, TaskAccuracy
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -38,6 +39,8 @@ class Speedup:
     and why when a GPU cell of the pair mostly waited for the host (its device busy under
     half the time: the figure measures kernel launches, not the precision), ``accuracy
     failed`` (never a win),
+    ``over the accuracy budget`` (its task metric fell further below the FP32
+    reference's than the run's budget allows: never a win either),
     ``not comparable`` (the two ran with different numbers of requests in flight), or
     ``not measured`` / ``no interval`` with the reason."""
 
@@ -57,14 +60,22 @@ class Speedup:
     verdict: str
     interval_over: str | None = None
     """``N/M repetitions`` or ``one run's iterations`` (too narrow: they are correlated)."""
+    metric: str | None = None
+    """The task metric on labelled data (``top1``, ``miou``, ``agreement``), where scored."""
+    fp32_value: float | None = None
+    value: float | None = None
+    """The metric of the fp32 cell and of this one, from 0 to 1."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def speedups(records: list[CellRecord], seed: int = 0) -> list[Speedup]:
+def speedups(
+    records: list[CellRecord], seed: int = 0, budget: AccuracyBudget | None = None
+) -> list[Speedup]:
     """A row for every non-fp32 cell whose twin fp32 cell is in ``records``, cells of
-    LoadGen's scenarios left out (see the module's docstring)."""
+    LoadGen's scenarios left out (see the module's docstring); a cell whose task metric
+    fell past ``budget`` is no win."""
     by_key = {_twin_key(r.cell, r.cell.precision): r for r in records}
     rows = []
     for record in records:
@@ -73,7 +84,7 @@ def speedups(records: list[CellRecord], seed: int = 0) -> list[Speedup]:
         base = by_key.get(_twin_key(record.cell, "fp32"))
         if base is None:
             continue
-        rows.append(_compare(base, record, seed))
+        rows.append(_compare(base, record, seed, budget))
     return rows
 
 
@@ -81,8 +92,11 @@ def _twin_key(cell: Cell, precision: str) -> tuple:
     return (cell.model, cell.runtime, cell.device, cell.batch, cell.scenario, precision)
 
 
-def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
+def _compare(
+    base: CellRecord, low: CellRecord, seed: int, budget: AccuracyBudget | None
+) -> Speedup:
     cell = low.cell
+    task, fp32_task = _task(low), _task(base)
     common = dict(
         model=cell.model,
         runtime=cell.runtime,
@@ -92,6 +106,12 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
         precision=cell.precision,
         executed=low.executed and low.executed.precision,
         accuracy=low.verdict,
+        metric=task.metric if task else None,
+        fp32_value=fp32_task.value if fp32_task else None,
+        value=task.value if task else None,
+    )
+    over = (
+        budget.overrun(task.metric, task.reference_value, task.value) if budget and task else None
     )
     accuracy = low.verdict
     for record in (base, low):
@@ -122,6 +142,8 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
         low_ci, high_ci = ratio_interval(fast, slow, seed)
     if accuracy == "fail":
         verdict = "accuracy failed"
+    elif over:
+        verdict = over
     elif flights[0] != flights[1]:  # latencies under different loads do not compare
         verdict = f"not comparable: {flights[0]} vs {flights[1]} requests in flight"
     elif low_ci is None:
@@ -147,6 +169,11 @@ def _compare(base: CellRecord, low: CellRecord, seed: int) -> Speedup:
         verdict=verdict,
         interval_over=interval_over,
     )
+
+
+def _task(record: CellRecord) -> TaskAccuracy | None:
+    task = record.accuracy.dataset if record.accuracy else None
+    return task if task is not None and task.value is not None else None
 
 
 def _repetition_medians(record: CellRecord) -> np.ndarray:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bench.views.html.charts import _figure, _svg, rc
 from bench.views.html.page import Cell, Page
-from bench.views.report import markdown_table, markdown_text, rich_table
+from bench.views.report import markdown_table, markdown_text, metric_text, rich_table
 
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
 COLUMNS = ("configuration", "samples/s", "p99 ms", "peak MB", "accuracy", "outcome")
@@ -30,11 +30,19 @@ def _rows(data: dict[str, Any]) -> list[list[str]]:
                 _number(trial.get("samples_per_s")),
                 _number(trial.get("p99_ms")),
                 _number(trial.get("peak_rss_mb")),
-                trial.get("verdict") or "-",
+                _accuracy(trial),
                 f"{mark}: {trial['reason']}" if trial.get("reason") else mark,
             ]
         )
     return rows
+
+
+def _accuracy(trial: dict[str, Any]) -> str:
+    """The verdict, and the task metric where the configuration was scored on data."""
+    verdict = trial.get("verdict") or "-"
+    if trial.get("metric_value") is None:
+        return verdict
+    return f"{verdict}, {metric_text(trial.get('metric'), trial['metric_value'])}"
 
 
 def _number(value: float | None) -> str:
