@@ -24,6 +24,7 @@ from bench.core.spec import BATCH, PreparedModel, TensorSpec, make_inputs, with_
 from exporters.cache import module_file_digest
 from exporters.onnx_file import default_opset, value_specs
 from exporters.parity import check_parity
+from exporters.pretrained import PACKAGES, parse_source, weights_identity
 from exporters.reference import load_all, reference_batches, write_reference
 from exporters.source import (
     FACTORY_PREFIX,
@@ -38,8 +39,13 @@ if TYPE_CHECKING:
     import onnx
     from torch import nn
 
-EXPORTER_VERSION = 3
-"""Bump when a change here alters the files produced, to invalidate old cache entries."""
+    from exporters.pretrained_load import Loaded
+
+EXPORTER_VERSION = 4
+"""Bump when a change here alters the files produced, to invalidate old cache entries.
+4: the zoo's ResNet-18/50, MobileNetV2 and Xception halve their residual branches as
+ResNet-152 does (docs/zoo-drift.md); their reference outputs, and so the baselines of
+those models, change once (a key follows only the builder's own file, not models.py)."""
 
 MODEL_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"
@@ -65,12 +71,17 @@ class _Request:
     opset: int
     seed: int
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    given: dict[str, object] = field(default_factory=dict)
+    """A pretrained model's key in place of its inputs (known once it is loaded): its
+    weights' identity, library version, and ``--shape`` / ``--input-range`` as given."""
 
     def entry_dir(self, cache_dir: Path) -> Path:
-        # dynamic_axes joins the key only when given: other models keep their entries
+        # dynamic_axes and given join the key only when given: other models keep their entries
         axes = {"dynamic_axes": self.dynamic_axes} if self.dynamic_axes else {}
+        given = {"given": self.given} if self.given else {}
         key = cache_key(
             **axes,
+            **given,
             name=self.name,
             source=self.source,
             inputs=[spec.key() for spec in self.inputs],
@@ -166,8 +177,14 @@ def _add_batches(
 
 
 def _prepare(
-    request: _Request, batch_sizes: list[int], cache_dir: Path, build: Callable[[], nn.Module]
+    request: _Request,
+    batch_sizes: list[int],
+    cache_dir: Path,
+    build: Callable[[], nn.Module],
+    described: Callable[[], _Request] | None = None,
 ) -> PreparedModel:
+    """``request``'s entry, exported on a miss (as ``described()`` says, where its inputs
+    are known only once the model is built), else found and given the missing batches."""
     if not batch_sizes:
         raise ValueError("batch_sizes must name at least one batch size")
     target = request.entry_dir(cache_dir)
@@ -176,7 +193,7 @@ def _prepare(
     # export's scratch folder is removed by the next holder.
     with entry_lock(target, scratch=f".{target.name}-*"):
         if not ((target / MODEL_FILE).is_file() and (target / PREPARED_FILE).is_file()):
-            return _export_entry(target, request, wanted, build)
+            return _export_entry(target, described() if described else request, wanted, build)
         for leftover in target.glob(".*.partial"):  # a killed writer's, under this lock
             leftover.unlink(missing_ok=True)
         stored = PreparedModel.load(target / PREPARED_FILE)
@@ -255,3 +272,42 @@ def prepare_factory_model(
     inputs = with_ranges(factory_input_specs(example, shapes), ranges or {})
     request = _Request(factory, source, inputs, None, "unknown", opset, seed)
     return _prepare(request, batch_sizes, cache_dir, lambda: module)
+
+
+def prepare_pretrained_model(
+    source: str,
+    shapes: dict[str, tuple[int, ...]],
+    batch_sizes: list[int],
+    cache_dir: Path,
+    opset: int = 18,
+    seed: int = 0,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> PreparedModel:
+    """A torchvision, timm or Transformers model (``exporters.pretrained``) prepared as by
+    ``prepare_torch_model``, its inputs, outputs and task as ``exporters.pretrained_load``
+    finds them, value ranges from ``ranges`` where given. Keyed by its weights' identity
+    (a file's SHA-256, a hub commit, the library version and weights name) and the flags
+    as given, so a hit loads nothing and imports no torch."""
+    ref = parse_source(source)
+    given = {
+        "weights": weights_identity(ref),
+        "library": _version(PACKAGES[ref.library]),
+        "shapes": {name: list(dims) for name, dims in sorted(shapes.items())},
+        "ranges": {name: list(pair) for name, pair in sorted((ranges or {}).items())},
+    }
+    key = _Request(ref.model_name, source, (), None, "", opset, seed, given=given)
+    loaded: list[Loaded] = []
+
+    def load() -> Loaded:
+        from exporters.pretrained_load import load_pretrained
+
+        if not loaded:
+            loaded.append(load_pretrained(source, shapes))
+        return loaded[0]
+
+    def described() -> _Request:
+        model = load()
+        inputs = with_ranges(model.inputs, ranges or {})
+        return replace(key, inputs=inputs, output_names=model.output_names, task=model.task)
+
+    return _prepare(key, batch_sizes, cache_dir, lambda: load().module, described)

@@ -1,6 +1,8 @@
-"""Build a PyTorch module from a model source: a zoo name or a user factory function.
+"""Build a PyTorch module from a model source: a zoo name, a user factory function or a
+pretrained model.
 
-A source is ``zoo:<name>`` or ``factory:<package.module:function>``. A factory takes no
+A source is ``zoo:<name>``, ``factory:<package.module:function>`` or
+``pretrained:<library>:<name>[?weights=...]`` (see ``exporters.pretrained``). A factory takes no
 arguments and returns a module, or ``(module, example_inputs)`` where the example is a
 tensor or a tuple of tensors. Every problem with a user factory is a one-line UserError.
 torch is imported only by the functions that build or read modules.
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import UserError
 from bench.core.spec import BATCH, TensorSpec
+from exporters.pretrained import PRETRAINED_PREFIX
 from exporters.zoo import get_entry
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ def builder_path(source: str) -> str:
         return get_entry(source.removeprefix(ZOO_PREFIX)).builder
     if source.startswith(FACTORY_PREFIX):
         return source.removeprefix(FACTORY_PREFIX)
+    if source.startswith(PRETRAINED_PREFIX):
+        return "exporters.pretrained_load:build_pretrained"
     raise UserError(
         f"unknown model source '{source}': expected zoo:<name> or factory:<package.module:function>"
     )
@@ -120,11 +125,17 @@ def build_module(source: str, seed: int) -> tuple[nn.Module, tuple[torch.Tensor,
     """The module for ``source`` in eval mode, with weights fixed by ``seed``.
 
     Returns ``(module, example_inputs)``; the example is None for zoo models (their input
-    specs live in the zoo) and for factories that return only a module.
+    specs live in the zoo), pretrained models (``exporters.pretrained_load``) and
+    factories that return only a module.
     """
     import torch
     from torch import nn
 
+    if source.startswith(PRETRAINED_PREFIX):
+        from exporters.pretrained_load import build_pretrained
+
+        torch.manual_seed(seed)
+        return build_pretrained(source), None
     path = builder_path(source)
     factory = resolve_callable(path)
     torch.manual_seed(seed)

@@ -56,6 +56,12 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+_WEIGHTS_HELP = (
+    "a pretrained --model's weights: a torchvision weights name (IMAGENET1K_V2; default "
+    "DEFAULT) or a state dict file (.pth, .pt, .safetensors) for torchvision: and timm:"
+)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -151,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         dest="factory",
         metavar="PACKAGE.MODULE:FACTORY",
-        help="benchmark the PyTorch module this function returns (or FILE.py:FACTORY)",
+        help="benchmark the PyTorch module this function returns (or FILE.py:FACTORY), or "
+        "a pretrained model: torchvision:NAME, timm:NAME, hf:ORG/NAME or hf:FOLDER",
     )
+    run.add_argument("--weights", metavar="NAME|FILE", help=_WEIGHTS_HELP)
     run.add_argument(
         "--shape",
         action="append",
@@ -527,8 +535,10 @@ def _add_tune(commands: Any) -> None:
         "--model",
         dest="factory",
         metavar="PACKAGE.MODULE:FACTORY",
-        help="tune the PyTorch module this function returns (or FILE.py:FACTORY)",
+        help="tune the PyTorch module this function returns (or FILE.py:FACTORY), or a "
+        "pretrained model: torchvision:NAME, timm:NAME, hf:ORG/NAME or hf:FOLDER",
     )
+    tune.add_argument("--weights", metavar="NAME|FILE", help=_WEIGHTS_HELP)
     tune.add_argument(
         "--shape", action="append", default=[], metavar="NAME=1x3x224x224", help="input size"
     )

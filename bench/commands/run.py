@@ -91,7 +91,7 @@ def run_verb(args: argparse.Namespace) -> int:
             if args.nodes and executor_of(args.resume) != "ray":
                 _check_resume_flags(args, config_allowed=bool(args.host))
             request = ResumeRequest(
-                args.resume, args.onnx, args.factory, args.cache_dir, args.inputs
+                args.resume, args.onnx, args.factory, args.cache_dir, args.inputs, args.weights
             )
             return resume_command(request, target, console, display)
         return run_command(_run_request(args), target, console, display)
@@ -110,6 +110,7 @@ def _run_request(args: argparse.Namespace) -> RunRequest:
         ranges=args.input_range,
         inputs=args.inputs,
         cache_dir=args.cache_dir,
+        weights=args.weights,
     )
 
 

@@ -10,28 +10,35 @@ from bench.core.cell import SERVING_SCENARIOS, Cell
 from bench.core.errors import UserError
 from bench.harness.config import BenchConfig
 from bench.harness.serving import loadgen_unavailable_reason
+from exporters.pretrained import PretrainedRef, settle_ref
 from runtimes import get_runtime
 from runtimes.pytorch_train import train_unavailable_reason
 
 
 @dataclass(frozen=True)
 class ModelRequest:
-    """A model to prepare: a zoo entry, a user factory or a user ONNX file.
+    """A model to prepare: a zoo entry, a user factory, a pretrained model or a user ONNX
+    file.
 
     ``shapes`` are the ``--shape`` sizes given for user models (input name → dims),
-    ``ranges`` the ``--input-range`` bounds, ``inputs_file`` the ``--inputs`` arrays.
+    ``ranges`` the ``--input-range`` bounds, ``inputs_file`` the ``--inputs`` arrays,
+    ``weights`` a pretrained model's ``--weights`` (see exporters.pretrained).
     """
 
     name: str
-    kind: str  # "zoo" | "factory" | "onnx"
-    ref: str  # zoo name, "package.module:function" or the ONNX path
+    kind: str  # "zoo" | "factory" | "pretrained" | "onnx"
+    ref: str  # zoo name, "package.module:function", "library:name" or the ONNX path
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     inputs_file: str | None = None
+    weights: str | None = None
 
     @property
     def source(self) -> str:
         """The ``PreparedModel.source`` this request leads to (see bench.core.spec)."""
+        if self.kind == "pretrained":
+            library, _, name = self.ref.partition(":")
+            return PretrainedRef(library, name, self.weights).source
         return "" if self.kind == "onnx" else f"{self.kind}:{self.ref}"
 
     def to_dict(self) -> dict:
@@ -45,7 +52,7 @@ class ModelRequest:
     def from_dict(cls, data: dict) -> ModelRequest:
         shapes = {str(k): tuple(int(d) for d in v) for k, v in data.get("shapes", {}).items()}
         ranges = {str(k): (float(v[0]), float(v[1])) for k, v in data.get("ranges", {}).items()}
-        inputs_file = data.get("inputs_file")
+        inputs_file, weights = data.get("inputs_file"), data.get("weights")
         return cls(
             str(data["name"]),
             str(data["kind"]),
@@ -53,6 +60,7 @@ class ModelRequest:
             shapes,
             ranges,
             str(inputs_file) if inputs_file is not None else None,
+            str(weights) if weights is not None else None,
         )
 
     @classmethod
@@ -74,6 +82,18 @@ class ModelRequest:
         ranges: dict[str, tuple[float, float]] | None = None,
     ) -> ModelRequest:
         return cls(factory.rsplit(":", 1)[-1], "factory", factory, shapes, ranges or {})
+
+    @classmethod
+    def pretrained(
+        cls,
+        spec: str,
+        weights: str | None,
+        shapes: dict[str, tuple[int, ...]],
+        ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> ModelRequest:
+        """``--model LIBRARY:NAME [--weights W]``, checked as far as is cheap (UserError)."""
+        ref = settle_ref(spec, weights)
+        return cls(ref.model_name, "pretrained", ref.spec, shapes, ranges or {}, None, ref.weights)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from exporters.onnx_file import (
     parse_range_args,
     parse_shape_args,
 )
+from exporters.pretrained import is_pretrained
 from exporters.zoo import get_entry
 from runtimes import RUNTIMES
 
@@ -47,6 +48,7 @@ class RunRequest:
     ranges: list[str] = field(default_factory=list)
     inputs: Path | None = None
     cache_dir: Path | None = None
+    weights: str | None = None
 
 
 @dataclass
@@ -92,6 +94,9 @@ def settle(request: RunRequest) -> Setup:
         data = load_inputs_file(request.inputs) if request.inputs else None
         model = ModelRequest.user_onnx(request.onnx, shapes, ranges, request.inputs)
         overrides.setdefault("suite", {}).update(_onnx_suite(request.onnx, model, data))
+    elif request.factory and is_pretrained(request.factory):
+        model = ModelRequest.pretrained(request.factory, request.weights, shapes, ranges)
+        overrides.setdefault("suite", {}).setdefault("name", model.name)
     elif request.factory:
         model = ModelRequest.user_factory(request.factory, shapes, ranges)
         overrides.setdefault("suite", {}).setdefault("name", model.name)
@@ -104,7 +109,9 @@ def settle(request: RunRequest) -> Setup:
     largest = {BATCH: max(config.suite.batch_sizes)}
     if request.onnx or request.factory:
         models = [model]
-        if request.factory and shapes:  # float32 unless the factory's examples say otherwise
+        if (
+            model.kind == "factory" and shapes
+        ):  # float32 unless the factory's examples say otherwise
             specs = tuple(TensorSpec(n, (BATCH, *d[1:])) for n, d in shapes.items())
             what = f"the --shape inputs at batch {largest[BATCH]}"
             _check_fits(specs, largest, what, "give smaller --shape sizes")
@@ -181,6 +188,11 @@ def _check_user_model_flags(
         raise UserError(f"give either --models or {user_model}, not both")
     if request.inputs and not request.onnx:
         raise UserError("--inputs applies to --onnx only: give the ONNX file with --onnx")
+    if request.weights and not (request.factory and is_pretrained(request.factory)):
+        raise UserError(
+            "--weights applies to --model torchvision:NAME or timm:NAME only "
+            "(hf: takes a folder as the model)"
+        )
     if not user_model and (shapes or ranges):
         flag = "--shape" if shapes else "--input-range"
         raise UserError(f"{flag} applies to --onnx or --model only")
@@ -212,6 +224,7 @@ class ResumeRequest:
     factory: str | None = None
     cache_dir: Path | None = None
     inputs: Path | None = None
+    weights: str | None = None
 
 
 def resumed_run(request: ResumeRequest) -> Run:
@@ -289,8 +302,25 @@ def _check_named_again(model: ModelRequest, request: ResumeRequest, source: Path
                 f"{source} names the inputs {model.inputs_file}: resume reads no file a "
                 f"results folder names; add --inputs {model.inputs_file}"
             )
-    if model.kind not in ("zoo", "factory", "onnx"):
+    if model.kind == "pretrained":
+        _check_pretrained_again(model, request, source)
+    if model.kind not in ("zoo", "factory", "pretrained", "onnx"):
         raise UserError(f"{source} names a model of unknown kind '{model.kind}': start a new run")
+
+
+def _check_pretrained_again(model: ModelRequest, request: ResumeRequest, source: Path) -> None:
+    """UserError unless the pretrained ``model`` (and its ``--weights``) is given again:
+    resume loads no weights a results folder names."""
+    given = None
+    if request.factory and is_pretrained(request.factory):
+        given = ModelRequest.pretrained(request.factory, request.weights, {})
+    if given is None or (given.ref, given.weights) != (model.ref, model.weights):
+        weights = f" --weights {model.weights}" if model.weights else ""
+        raise UserError(
+            f"{source} names the pretrained model {model.ref}{weights}: resume loads no "
+            f"weights a results folder names; if you trust them, add --model {model.ref}"
+            f"{weights}"
+        )
 
 
 def _check_fits(specs: tuple[TensorSpec, ...], sizes: dict[str, int], what: str, fix: str) -> None:

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ExportJob:
-    """A zoo or factory model to export (or find in the cache) for the suite's batch
-    sizes, with the suite's opset and seed."""
+    """A zoo, factory or pretrained model to export (or find in the cache) for the suite's
+    batch sizes, with the suite's opset and seed."""
 
     request: ModelRequest
     batch_sizes: tuple[int, ...]
@@ -49,7 +49,7 @@ class ExportJob:
 
 
 def prepare_model(job: ExportJob) -> PreparedModel:
-    """Export (or find in the cache) the zoo or factory model of ``job.request``."""
+    """Export (or find in the cache) the zoo, factory or pretrained model of ``job.request``."""
     request = job.request
     enter_phase("export")
     if request.kind == "zoo":
@@ -57,6 +57,18 @@ def prepare_model(job: ExportJob) -> PreparedModel:
 
         prepared = prepare_zoo_model(
             request.ref, list(job.batch_sizes), job.cache_dir, opset=job.opset, seed=job.seed
+        )
+    elif request.kind == "pretrained":
+        from exporters.onnx_export import prepare_pretrained_model
+
+        prepared = prepare_pretrained_model(
+            request.source,
+            request.shapes,
+            list(job.batch_sizes),
+            job.cache_dir,
+            opset=job.opset,
+            seed=job.seed,
+            ranges=request.ranges,
         )
     else:
         from exporters.onnx_export import prepare_factory_model

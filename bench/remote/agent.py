@@ -117,6 +117,12 @@ def _flags(request: RunRequest, files: Path, stage: str) -> list[str]:
         flags += ["--inputs", _copied(request.inputs, files, stage)]
     if request.factory:
         flags += ["--model", request.factory]
+    if request.weights:  # a weights file goes with the run; a name is the device's to fetch
+        weights = Path(request.weights).expanduser()
+        flags += [
+            "--weights",
+            _copied(weights, files, stage) if weights.is_file() else request.weights,
+        ]
     for shape in request.shapes:
         flags += ["--shape", shape]
     for value_range in request.ranges:
