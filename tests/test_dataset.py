@@ -348,3 +348,31 @@ def test_a_dataset_is_checked_against_the_suite_before_any_cell(tmp_path: Path) 
     setup = settled(path=str(fits), budget="2%")
     assert setup.dataset is not None and setup.dataset.scored == 8  # 32 calibrate
     assert setup.config.dataset.accuracy_budget() == AccuracyBudget(2.0, relative=True)
+
+
+def test_a_scored_model_ships_its_samples_and_reference_to_a_node(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from bench.core.spec import PreparedModel, ScoredData
+    from bench.fleet.shipping import materialize, ship
+
+    here = tmp_path / "driver"
+    here.mkdir()
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph), here / "model.onnx")
+    np.savez(here / "d.npz", **{"in/x": np.ones((3, 1)), "labels": np.arange(3)})
+    np.savez(here / "d-reference.npz", **{"out/y": np.ones((3, 1))})
+    scored = ScoredData(here / "d.npz", "d", "3 of 3", 3, reference=here / "d-reference.npz")
+    model = PreparedModel("m", here / "model.onnx", (), (), "classification", "", scored=scored)
+    units = ship(model, lambda contents: contents)
+    node = materialize(model, units, [unit.ref for unit in units], tmp_path / "node")
+    assert node.scored is not None and node.scored.path.parent != here
+    assert np.array_equal(np.load(node.scored.path)["labels"], np.arange(3))
+    assert np.array_equal(np.load(node.scored.reference)["out/y"], np.ones((3, 1)))
+    assert node.scored.name == "d" and node.scored.samples == 3

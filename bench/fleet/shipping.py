@@ -4,7 +4,8 @@ node exports anything. (What a runtime derives from that file, such as an FP16 g
 TensorRT engine or a compiled OpenVINO model, is made on the node, as on a local run.)
 
 A prepared model's files (its ONNX file with any external-data files beside it, its
-seeded inputs and reference outputs, its int8 QDQ copies) travel as units, each put in
+seeded inputs and reference outputs, its int8 QDQ copies, the samples of its --dataset
+and the reference outputs on them) travel as units, each put in
 the object store once and written on a node once, under its content digest. A cell's task
 takes its units' contents as arguments, so Ray fetches them before the task starts and
 while the cell holds no resources.
@@ -60,6 +61,8 @@ def ship(model: Any, put: Callable[[Any], Any]) -> list[Unit]:
     groups = [model_files(model.onnx_path)]
     groups += [{model.reference.name: model.reference}] if model.reference else []
     groups += [model_files(q.path) for q in model.quantized.values()]
+    scored = model.scored
+    groups += [{p.name: p for p in (scored.path, scored.reference) if p}] if scored else []
     units = []
     for files in groups:
         digest = hashlib.sha256()
@@ -98,9 +101,14 @@ def materialize(model: Any, units: list[Unit], contents: list[dict], root: Path)
     quantized = {
         scheme: replace(q, path=here[str(q.path)]) for scheme, q in model.quantized.items()
     }
+    scored = model.scored
+    if scored is not None:
+        reference = here[str(scored.reference)] if scored.reference else None
+        scored = replace(scored, path=here[str(scored.path)], reference=reference)
     return replace(
         model,
         onnx_path=here[str(model.onnx_path)],
         reference=here[str(model.reference)] if model.reference else None,
         quantized=quantized,
+        scored=scored,
     )
