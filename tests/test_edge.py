@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -125,6 +126,15 @@ def test_an_onnx_file_above_the_devices_opset_is_one_line(
         "error: relu.onnx is ONNX opset 18, and TensorRT 8.2.1 on jetson parses up to "
         "opset 13: export it again at opset 13 or lower"
     )
+    assert not edge.results.exists() or not any(edge.results.iterdir())
+
+    # its own tools score no dataset: the agent mode does
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]), path)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=np.zeros((40, 4), np.float32), labels=np.arange(40) % 4)
+    assert cli.main([*argv, "--dataset", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: tools mode runs jetson's own tools, which score no --dataset")
     assert not edge.results.exists() or not any(edge.results.iterdir())
 
 

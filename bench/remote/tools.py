@@ -122,7 +122,13 @@ class ToolsExecutor(DeviceExecutor):
 
     def adjust(self, config: BenchConfig, models: list[ModelRequest]) -> BenchConfig:
         """The suite exported at an opset every tool it runs here reads: the lowest of
-        their caps (a user's ONNX file above TensorRT's is refused in one line)."""
+        their caps (a user's ONNX file above TensorRT's is refused in one line). A
+        ``--dataset`` is refused: the tools time requests, they score no data."""
+        if config.dataset.path is not None:
+            raise UserError(
+                f"tools mode runs {self.host.name}'s own tools, which score no --dataset: "
+                "use the agent mode (deploybench on the device) or run it here"
+            )
         caps = {
             tool.name: cap
             for tool in DEVICE_TOOLS
