@@ -165,8 +165,12 @@ def _task_value(record: CellRecord) -> float | None:
 
 
 def _task_text(record: CellRecord) -> str:
+    """The task metric, and how many labels were beyond the model's classes (left out)."""
     task = record.accuracy.dataset if record.accuracy else None
-    return metric_text(task.metric, task.value) if task else "-"
+    if task is None:
+        return "-"
+    outside = f" ({task.labels_outside} labels beyond its classes)" if task.labels_outside else ""
+    return metric_text(task.metric, task.value) + outside
 
 
 METRIC_COLUMN = Column("metric", _task_text, _task_value)
