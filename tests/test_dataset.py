@@ -376,3 +376,18 @@ def test_a_scored_model_ships_its_samples_and_reference_to_a_node(tmp_path: Path
     assert np.array_equal(np.load(node.scored.path)["labels"], np.arange(3))
     assert np.array_equal(np.load(node.scored.reference)["out/y"], np.ones((3, 1)))
     assert node.scored.name == "d" and node.scored.samples == 3
+
+
+@pytest.mark.e2e
+def test_resume_reads_the_dataset_only_when_named_again(tmp_path: Path, cache_dir: Path) -> None:
+    dataset = npz(tmp_path / "d.npz", 40, input=np.zeros((40, 784), np.float32))
+    suite = write_suite(tmp_path / "bench.toml", models=["mlp"], runtimes=["onnxruntime"])
+    results = tmp_path / "results"
+    args = ("--config", suite, "--results-dir", results, "--dataset-samples", "4")
+    assert cli("run", *args, "--dataset", dataset, cache_dir=cache_dir).returncode == 0
+    run = only_run_dir(results)
+    proc = cli("run", "--resume", run, cache_dir=cache_dir)
+    assert proc.returncode == 2
+    assert f"names the dataset {dataset.resolve()}: resume reads no file" in proc.stderr
+    proc = cli("run", "--resume", run, "--dataset", dataset, cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -144,7 +144,11 @@ def test_agent_mode_runs_deploybench_on_the_device(ssh_server, tmp_path: Path, c
     PATH); progress streams back line by line and the run folder is copied here."""
     edge = start_edge_host(ssh_server, tmp_path, "agx-orin-jp6")
     suite = edge.write_suite('models = ["mlp"]\nruntimes = ["onnxruntime"]')
+    data = tmp_path / "mnist.npz"  # goes to the device with the run
+    rng = np.random.default_rng(0)
+    np.savez(data, input=rng.random((40, 784), np.float32), labels=np.arange(40) % 10)
     argv = ["run", "--config", str(suite), "--host", "jetson", "--loadgen-duration", "0.3"]
+    argv += ["--dataset", str(data), "--dataset-samples", "5"]
     code = cli.main([*argv, "--scenarios", "latency,single_stream"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -152,6 +156,8 @@ def test_agent_mode_runs_deploybench_on_the_device(ssh_server, tmp_path: Path, c
     records = _records(edge.results)
     assert {r["status"] for r in records.values()} == {"ok"} and len(records) == 2
     run = _run_dir(edge.results)
+    scored = records["mlp/onnxruntime/cpu/fp32/b1/latency"]["accuracy"]
+    assert scored["reference"] == "pytorch fp32 on mnist" and scored["dataset"]["samples"] == 5
     served = records["mlp/onnxruntime/cpu/fp32/b1/single_stream"]
     assert served["loadgen"]["valid"] and all((run / f).is_file() for f in served["files"])
     stored = json.loads((run / RUN_FILE).read_text())["remote"]

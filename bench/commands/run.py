@@ -91,7 +91,13 @@ def run_verb(args: argparse.Namespace) -> int:
             if args.nodes and executor_of(args.resume) != "ray":
                 _check_resume_flags(args, config_allowed=bool(args.host))
             request = ResumeRequest(
-                args.resume, args.onnx, args.factory, args.cache_dir, args.inputs, args.weights
+                args.resume,
+                args.onnx,
+                args.factory,
+                args.cache_dir,
+                args.inputs,
+                args.weights,
+                Path(args.dataset) if args.dataset else None,
             )
             return resume_command(request, target, console, display)
         return run_command(_run_request(args), target, console, display)
@@ -122,7 +128,9 @@ def _check_resume_flags(
     given = [
         override.flag
         for override in OVERRIDES
-        if override.table != "cluster" and getattr(args, override.dest) is not None
+        if override.table != "cluster"
+        and override.flag != "--dataset"  # named again, as --onnx is
+        and getattr(args, override.dest) is not None
     ]
     given += [
         flag
@@ -141,5 +149,5 @@ def _check_resume_flags(
     if given:
         raise UserError(
             f"--resume finishes a run as it was set up: drop {', '.join(given)} "
-            "(it takes --model, --onnx, --inputs and --cache-dir)"
+            "(it takes --model, --onnx, --inputs, --dataset and --cache-dir)"
         )

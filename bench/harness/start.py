@@ -225,6 +225,7 @@ class ResumeRequest:
     cache_dir: Path | None = None
     inputs: Path | None = None
     weights: str | None = None
+    dataset: Path | None = None
 
 
 def resumed_run(request: ResumeRequest) -> Run:
@@ -263,8 +264,26 @@ def resumed_run(request: ResumeRequest) -> Run:
                     f"{path / RUN_FILE} sets runtime.{name}.{option}: resume runs no program "
                     "a results folder names; start a new run from your suite file"
                 )
+    _check_dataset_named_again(config.dataset.path, request.dataset, path / RUN_FILE)
+    config, dataset = read_dataset(config, models)
     cache_dir = usable_cache_dir(request.cache_dir or default_cache_dir())
-    return Run(run_dir, config, models, expand(config, models), cache_dir, resumed=True)
+    planned = expand(config, models)
+    return Run(run_dir, config, models, planned, cache_dir, resumed=True, dataset=dataset)
+
+
+def _check_dataset_named_again(stored: str | None, given: Path | None, source: Path) -> None:
+    """UserError unless the dataset the run scored on is the one given again with
+    ``--dataset`` (resume reads no file a results folder names); none given for a run
+    that had none."""
+    if stored is None:
+        if given is not None:
+            raise UserError(f"{source} scored no dataset: --resume takes no --dataset for it")
+        return
+    if given is None or str(given.resolve()) != stored:
+        raise UserError(
+            f"{source} names the dataset {stored}: resume reads no file a results folder "
+            f"names; add --dataset {stored}"
+        )
 
 
 def executor_of(path: Path) -> str:

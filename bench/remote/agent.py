@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +30,9 @@ from bench.remote.device import Device
 from bench.remote.hosts import DeviceExecutor, Host, stored_remote
 from bench.remote.ssh import ConnectionLost, RemoteError, Ssh
 
-_HERE = ("suite.results_dir", "quantize.calibration_data")
+_HERE = ("suite.results_dir", "quantize.calibration_data", "dataset.path")
 """Keys whose value names a path on this machine: the device's run keeps its own results
-folder, and the calibration file is copied over."""
+folder, and the calibration file and the dataset are copied over."""
 _RUN_DIR = re.compile(r"^run directory: (\S.*)$")
 
 
@@ -71,6 +72,7 @@ def agent_run(
             "--results-dir",
             f"{work}/results",
             *_flags(request, files, stage),
+            *_dataset_flags(setup.config.dataset.path, files, stage),
         ]
         ssh.push(files, stage)
     command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
@@ -87,9 +89,21 @@ def agent_resume(ssh: Ssh, host: Host, path: Path, stored: dict[str, Any], conso
     if not isinstance(remote_dir, str):
         raise UserError(f"{path / RUN_FILE} names no run folder on {host.name}: start a new run")
     command = f"{host.config.deploybench} run --resume {shlex.quote(remote_dir)}"
+    dataset = _stored_dataset(path)
+    if dataset is not None:
+        command += f" --dataset {shlex.quote(dataset)}"
     _, code = _stream(ssh, host, command, console, path.parent)
     _fetch(ssh, host, remote_dir, path.parent)
     return code
+
+
+def _stored_dataset(path: Path) -> str | None:
+    """The dataset the run in ``path`` scored on, as its run.json names it (on the device:
+    the copy this machine put there with the run)."""
+    config = RunDir.existing(path).read_json(RUN_FILE).get("config")
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    found = dataset.get("path") if isinstance(dataset, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _check_version(device: Device, host: Host, console: Console) -> None:
@@ -107,7 +121,8 @@ def _flags(request: RunRequest, files: Path, stage: str) -> list[str]:
     """The ``run`` flags that reproduce ``request`` on the device (user files copied into
     ``files``, which lands in ``stage``)."""
     flags = ["--profile", request.profile] if request.profile else []
-    flags += flags_for({t: request.overrides.get(t, {}) for t in ("suite", "quantize")}, _HERE)
+    tables = ("suite", "quantize", "dataset")
+    flags += flags_for({t: request.overrides.get(t, {}) for t in tables}, _HERE)
     calibration = request.overrides.get("quantize", {}).get("calibration_data")
     if calibration is not None:
         flags += ["--calibration-data", _copied(Path(calibration), files, stage)]
@@ -128,6 +143,18 @@ def _flags(request: RunRequest, files: Path, stage: str) -> list[str]:
     for value_range in request.ranges:
         flags += ["--input-range", value_range]
     return flags
+
+
+def _dataset_flags(dataset: str | None, files: Path, stage: str) -> list[str]:
+    """``--dataset`` naming the run's dataset (given as a flag or in the suite file),
+    copied to the device with the run: an ``.npz``, or an image folder whole."""
+    if dataset is None:
+        return []
+    path = Path(dataset)
+    if path.is_dir():
+        shutil.copytree(path, files / "dataset" / path.name)
+        return ["--dataset", f"{stage}/dataset/{path.name}"]
+    return ["--dataset", _copied(path, files, stage)]
 
 
 def _copied(path: Path, files: Path, stage: str) -> str:
