@@ -261,6 +261,20 @@ def check_dataset(dataset: Dataset, inputs: tuple[TensorSpec, ...], model: str) 
     return replace(dataset, inputs=arrays)
 
 
+def labelled_task(task: str, outputs: tuple[TensorSpec, ...], labels: np.ndarray | None) -> str:
+    """The task a model is scored as on ``labels``: its own, unless it is ``unknown`` (an
+    ONNX file): then one class index per sample and a first output of (batch, classes)
+    make a classifier, a class map per sample and a first output of (batch, classes,
+    *map) a segmentation model; anything else stays ``unknown`` (scored by agreement)."""
+    if task != "unknown" or labels is None or not outputs:
+        return task
+    if labels.ndim == 1 and len(outputs[0].shape) == 2:
+        return "classification"
+    if labels.ndim >= 3 and len(outputs[0].shape) == labels.ndim + 1:
+        return "segmentation"
+    return task
+
+
 def _as_dtype(array: np.ndarray, spec: TensorSpec, origin: str) -> np.ndarray:
     dtype = np.dtype(spec.dtype)
     if np.issubdtype(dtype, np.integer) and not np.issubdtype(array.dtype, np.integer):

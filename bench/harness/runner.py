@@ -22,7 +22,7 @@ from bench.core.settings import PowerSettings
 from bench.core.spec import BATCH, PreparedModel
 from bench.harness import worker
 from bench.harness.config import BenchConfig
-from bench.harness.dataset import check_dataset, stage
+from bench.harness.dataset import check_dataset, labelled_task, stage
 from bench.harness.executor import Column, Executor, Todo
 from bench.harness.isolation import run_in_worker
 from bench.harness.plan import ModelRequest, PlannedCell
@@ -180,6 +180,7 @@ class Models:
             return model
         config, cache_dir = self.run.config, self.run.cache_dir
         dataset = check_dataset(self.run.dataset, model.inputs, model.name)
+        model = replace(model, task=labelled_task(model.task, model.outputs, dataset.labels))
         if dataset.calibration:
             self.calibration[model.name] = dataset.calibration_arrays()
         staged = stage(dataset, cache_dir, config.dataset.ignore_index)
