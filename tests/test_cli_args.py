@@ -30,7 +30,8 @@ ALL_OVERRIDES = [
     "--calibration-data", "c.npz", "--calibration-samples", "16",
     "--quantize-method", "entropy", "--cluster", "auto", "--fleet", "shard",
     "--nodes", "a,b", "--per-gpu", "--latency-bound", "15", "--target-qps", "0",
-    "--loadgen-duration", "2.5",
+    "--loadgen-duration", "2.5", "--dataset", "d.npz", "--dataset-preset", "imagenet",
+    "--dataset-samples", "0", "--accuracy-budget", "2%",
 ]  # fmt: skip
 
 
@@ -51,6 +52,9 @@ def test_every_override_is_a_run_flag_and_its_flags_read_back_the_same() -> None
     }  # fmt: skip
     assert overrides["cluster"] == {
         "address": "auto", "plan": "shard", "nodes": ["a", "b"], "per_gpu": True
+    }  # fmt: skip
+    assert overrides["dataset"] == {
+        "path": "d.npz", "preset": "imagenet", "samples": 0, "budget": "2%"
     }  # fmt: skip
     written = flags_for(overrides)
     assert overrides_from(vars(parser.parse_args(["run", *written]))) == overrides
