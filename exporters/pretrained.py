@@ -51,8 +51,10 @@ _ENUM_WEIGHTS = re.compile(r"^([A-Za-z0-9_]+\.)?[A-Za-z0-9_]+$")
 
 
 def offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` asks for the caches only (as huggingface_hub reads it)."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "on", "yes", "true")
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) asks for the caches only,
+    read as huggingface_hub reads it."""
+    value = os.environ.get(OFFLINE_ENV) or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,6 @@ class PretrainedRef:
     def weights_file(self) -> Path | None:
         """The state dict file of ``--weights FILE``, else None."""
         return Path(self.weights) if self.weights and Path(self.weights).is_absolute() else None
-
-    @property
-    def local(self) -> bool:
-        """Whether the weights are a file or folder on this machine (not a cache's)."""
-        return self.weights_file is not None or Path(self.name).is_absolute()
 
 
 def is_pretrained(spec: str) -> bool:

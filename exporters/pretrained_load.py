@@ -244,7 +244,6 @@ def _timm(ref: PretrainedRef, shapes: dict[str, tuple[int, ...]]) -> Loaded:
 
 
 def _hf(ref: PretrainedRef, shapes: dict[str, tuple[int, ...]]) -> Loaded:
-
     with _no_progress_bars():
         return _hf_loaded(ref, shapes)
 
@@ -278,6 +277,9 @@ def _hf_loaded(ref: PretrainedRef, shapes: dict[str, tuple[int, ...]]) -> Loaded
         model = auto.from_pretrained(ref.name, config=config).float()
     except OSError as exc:  # not cached, not downloadable, no such repository
         raise not_fetched(f"hf:{ref.name}", exc, hf_fix(ref.name)) from None
+    except ValueError as exc:  # a model type this transformers does not know
+        line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"hf:{ref.name}: {line}: check its config.json and transformers") from None
     task = task or "classification"
     main = getattr(model, "main_input_name", "input_ids")
     if main == "pixel_values":

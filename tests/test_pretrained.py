@@ -66,6 +66,25 @@ def test_torchvision_loads_a_state_dict_file(form: str, tmp_path: Path) -> None:
     _same(module, loaded.module, torch.randn(1, 3, 64, 64))  # any size: a quick check
 
 
+def test_torchvision_weights_by_name_come_from_torch_hubs_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint already in $TORCH_HOME/hub/checkpoints is used offline, as is (a
+    stand-in here: the file named as the weights' URL names it)."""
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(6)
+    module = resnet18(weights=None).eval()
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(module.state_dict(), checkpoints / Path(ResNet18_Weights.IMAGENET1K_V1.url).name)
+    loaded = load_pretrained(_source("torchvision:resnet18", "IMAGENET1K_V1"), {})
+    assert loaded.inputs[0].shape == ("batch", 3, 224, 224)  # the weights' crop size
+    _same(module, loaded.module, torch.randn(1, 3, 64, 64))
+
+
 def test_timm_loads_a_weights_file(tmp_path: Path) -> None:
     timm = pytest.importorskip("timm")
     torch.manual_seed(4)

@@ -194,8 +194,10 @@ class PreparedModel:
     """A model ready for the runtimes: an ONNX file plus what the harness needs to know.
 
     ``source`` tells the PyTorch runtime how to rebuild the same module: ``zoo:<name>`` for
-    a reference model, ``factory:<package.module:function>`` for a user factory, or ``""``
-    for a user ONNX file (no PyTorch module exists). ``reference`` is an ``.npz`` file of
+    a reference model, ``factory:<package.module:function>`` for a user factory,
+    ``pretrained:<library>:<name>[?weights=...]`` for a torchvision, timm or Transformers
+    model (``exporters.pretrained``), or ``""`` for a user ONNX file (no PyTorch module
+    exists). ``reference`` is an ``.npz`` file of
     seeded inputs and reference outputs per batch size, keyed ``b<batch>/in/<input>`` and
     ``b<batch>/out/<output>`` (see ``exporters.reference``): PyTorch FP32 for a PyTorch
     model, ONNX Runtime on the CPU for an ONNX file (``reference_origin``).
