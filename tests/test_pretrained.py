@@ -398,3 +398,24 @@ def test_uncached_weights_offline_end_the_run_in_one_line(tmp_path: Path) -> Non
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "not in the library's cache, and HF_HUB_OFFLINE=1" in lines[0]
     assert not results.exists() or not any(results.iterdir())
+
+
+def test_resume_loads_no_weights_that_are_not_named_again(tmp_path: Path) -> None:
+    from bench.harness.config import BenchConfig
+    from bench.harness.plan import ModelRequest
+    from bench.harness.start import ResumeRequest, resumed_run
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"weights")
+    model = ModelRequest.pretrained("timm:resnet18", str(weights), {})
+    assert ModelRequest.from_dict(model.to_dict()) == model
+    run = tmp_path / "run"
+    run.mkdir()
+    config = BenchConfig.model_validate({"suite": {"runtimes": ["onnxruntime"]}})
+    stored = {"config": config.model_dump(), "models": [model.to_dict()]}
+    (run / "run.json").write_text(json.dumps(stored))
+    for given in ({}, {"factory": "timm:resnet18"}, {"factory": "timm:resnet34"}):
+        with pytest.raises(UserError, match=f"add --model timm:resnet18 --weights {weights}"):
+            resumed_run(ResumeRequest(run, **given))
+    again = ResumeRequest(run, factory="timm:resnet18", weights=str(weights), cache_dir=tmp_path)
+    assert resumed_run(again).models == [model]
