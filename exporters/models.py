@@ -8,8 +8,10 @@ Freshly initialised networks with BatchNorm can have vanishing activations (Mobi
 logits are ~1e-9, GoogLeNet's ~1e-2 and independent of the input), which would make
 FP16 comparisons meaningless. Those builders therefore calibrate their BatchNorm
 statistics on one batch of seeded random inputs, so every BN layer outputs unit scale.
-The newer residual networks also halve their residual branches (``damped``), which keeps
-deep random stacks from amplifying rounding error.
+Every network whose residual branches end in a BatchNorm (the ResNets, FCN's backbone,
+MobileNetV2, Xception, the YOLO detector) also halves them (``damped``), which keeps deep
+random stacks from amplifying rounding error. GoogLeNet and DenseNet concatenate their
+branches instead: they have none to halve (docs/zoo-drift.md gives their bf16 drift).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from itertools import pairwise
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 CALIBRATION_BATCH = 4
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -50,11 +54,17 @@ RESIDUAL_DAMPING = 0.5
 """What ``damped`` scales each residual branch by."""
 
 
-def resnet_residual_norms(module: nn.Module) -> Iterator[nn.Module]:
-    """The last BatchNorm of every bottleneck of a torchvision ResNet (FCN's backbone too)."""
+def residual_norms(module: nn.Module) -> Iterator[nn.Module]:
+    """The last BatchNorm of every residual branch of torchvision's ResNets (basic and
+    bottleneck blocks; FCN's backbone too) and of MobileNetV2 (the inverted residuals
+    that add their input: those that keep its shape)."""
     for block in module.modules():
-        if isinstance(block, torchvision.models.resnet.Bottleneck):
+        if isinstance(block, BasicBlock):
+            yield block.bn2
+        elif isinstance(block, Bottleneck):
             yield block.bn3
+        elif isinstance(block, InvertedResidual) and block.use_res_connect:
+            yield block.conv[-1]
 
 
 def damped(module: nn.Module, norms: Iterator[nn.Module]) -> nn.Module:
@@ -64,12 +74,21 @@ def damped(module: nn.Module, norms: Iterator[nn.Module]) -> nn.Module:
     At full scale a deep stack of random residual blocks amplifies rounding chaotically:
     ResNet-152 in fp32 and in fp64 then differ by 3e-4 of the output scale (in bf16 by
     20 %), so that no runtime could pass even an fp32 comparison. Halved: 6e-7 (under 1 %).
+    ResNet-50 and MobileNetV2 in bf16 drift by 15 % and 10 % at full scale, 0.6 % and 1 %
+    halved (PyTorch on the CPU; docs/zoo-drift.md).
     """
     with torch.no_grad():
         for norm in list(norms):
             norm.weight.mul_(RESIDUAL_DAMPING)
             norm.bias.mul_(RESIDUAL_DAMPING)
     return module
+
+
+def calibrated_and_damped(module: nn.Module, *sample_shape: int) -> nn.Module:
+    """``module`` ``calibrated`` on ``sample_shape``, then ``damped`` on its torchvision
+    residual branches (``residual_norms``)."""
+    model = calibrated(module, *sample_shape)
+    return damped(model, residual_norms(model))
 
 
 def mlp() -> nn.Module:
@@ -102,18 +121,18 @@ def lenet5() -> nn.Module:
 
 
 def resnet18() -> nn.Module:
-    """torchvision ResNet-18, 1000 classes, random weights, calibrated BatchNorm."""
-    return calibrated(torchvision.models.resnet18(weights=None), 3, 224, 224)
+    """torchvision ResNet-18, 1000 classes, random weights, calibrated and damped BN."""
+    return calibrated_and_damped(torchvision.models.resnet18(weights=None), 3, 224, 224)
 
 
 def resnet50() -> nn.Module:
-    """torchvision ResNet-50, 1000 classes, random weights, calibrated BatchNorm."""
-    return calibrated(torchvision.models.resnet50(weights=None), 3, 224, 224)
+    """torchvision ResNet-50, 1000 classes, random weights, calibrated and damped BN."""
+    return calibrated_and_damped(torchvision.models.resnet50(weights=None), 3, 224, 224)
 
 
 def mobilenet_v2() -> nn.Module:
-    """torchvision MobileNetV2, 1000 classes, random weights, calibrated BatchNorm."""
-    return calibrated(torchvision.models.mobilenet_v2(weights=None), 3, 224, 224)
+    """torchvision MobileNetV2, 1000 classes, random weights, calibrated and damped BN."""
+    return calibrated_and_damped(torchvision.models.mobilenet_v2(weights=None), 3, 224, 224)
 
 
 def vgg16() -> nn.Module:
@@ -226,8 +245,7 @@ def anomaly_cnn1d() -> nn.Module:
 
 def resnet152() -> nn.Module:
     """torchvision ResNet-152, 1000 classes, random weights, calibrated and damped BN."""
-    model = calibrated(torchvision.models.resnet152(weights=None), 3, 224, 224)
-    return damped(model, resnet_residual_norms(model))
+    return calibrated_and_damped(torchvision.models.resnet152(weights=None), 3, 224, 224)
 
 
 def densenet161() -> nn.Module:
@@ -260,8 +278,7 @@ def fcn_resnet50() -> nn.Module:
     model = torchvision.models.segmentation.fcn_resnet50(
         weights=None, weights_backbone=None, num_classes=21, aux_loss=False
     )
-    model = calibrated(_OutTensor(model), 3, 224, 224)
-    return damped(model, resnet_residual_norms(model))
+    return calibrated_and_damped(_OutTensor(model), 3, 224, 224)
 
 
 def dcgan_generator() -> nn.Module:

@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 EXPORTER_VERSION = 4
 """Bump when a change here alters the files produced, to invalidate old cache entries.
 4: the zoo's ResNet-18/50, MobileNetV2 and Xception halve their residual branches as
-ResNet-152 does (docs/zoo-drift.md); their reference outputs, and so the baselines of
-those models, change once (a key follows only the builder's own file, not models.py)."""
+ResNet-152 does (docs/zoo-drift.md): their exports and reference outputs, and so the
+baselines measured on them, change once."""
 
 MODEL_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"

@@ -1,15 +1,16 @@
 """Xception (Chollet 2017): entry, middle (8 blocks) and exit flows of depthwise-separable
 convolutions with residual shortcuts. Not in torchvision; random weights, seeded by the
-caller, calibrated BatchNorm."""
+caller, calibrated BatchNorm, residual branches damped as the zoo's other residual nets."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-from exporters.models import calibrated
+from exporters.models import calibrated, damped
 
 
 def _separable(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -59,7 +60,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> list[
 
 def xception() -> nn.Module:
     """Xception: entry, middle (8 blocks) and exit flows, 3x299x299 to 1000 logits,
-    calibrated BatchNorm."""
+    calibrated and damped BatchNorm."""
     model = nn.Sequential(
         *_conv_bn_relu(3, 32, stride=2),
         *_conv_bn_relu(32, 64),
@@ -78,7 +79,12 @@ def xception() -> nn.Module:
         nn.Flatten(),
         nn.Linear(2048, 1000),
     )
-    return calibrated(model, 3, 299, 299)
+    model = calibrated(model, 3, 299, 299)
+    return damped(model, _residual_norms(model))
 
 
-# --- DCGAN generator (Radford et al. 2016) ---------------------------------------------
+def _residual_norms(model: nn.Module) -> Iterator[nn.Module]:
+    """The last BatchNorm of every block's body (before its max pool, where it has one)."""
+    for block in model.modules():
+        if isinstance(block, _XceptionBlock):
+            yield [layer for layer in block.body if isinstance(layer, nn.BatchNorm2d)][-1]

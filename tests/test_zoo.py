@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from bench.core.errors import UserError
 from bench.core.spec import BATCH, make_inputs
+from bench.harness.accuracy import TOLERANCES, compare_outputs
 from exporters.flops import count_flops_per_sample, count_params
+from exporters.models import RESIDUAL_DAMPING
 from exporters.source import build_module, resolve_callable
 from exporters.zoo import ZOO, get_entry
 
@@ -59,6 +63,26 @@ PUBLISHED_PARAMS = {
 PyTorch DCGAN example, Hugging Face's BertModel with its pooler; torchvision's FCN less its
 aux head; Ultralytics' YOLOv8n less the 60 extra DFL box channels per scale and DFL's conv."""
 SMALL = ["mlp", "lenet5", "lstm_classifier", "anomaly_cnn1d", "unet_small", "resnet18"]
+DAMPED_BRANCHES = {
+    "resnet18": 8,
+    "resnet50": 16,
+    "mobilenet_v2": 10,
+    "xception": 12,
+    "yolo_detector": 6,
+    "resnet152": 50,
+    "fcn_resnet50": 16,
+}
+"""How many residual branches each residual model halves (``exporters.models.damped``):
+every ResNet block, MobileNetV2's inverted residuals that add their input, every Xception
+block, the detector's backbone bottlenecks. No other model has a residual branch that
+ends in a BatchNorm (ViT's and BERT's end in a linear layer)."""
+HEAVY = {"resnet152", "fcn_resnet50"}
+"""Over a second each to build: their damping is checked under ``-m slow``."""
+
+
+def _tiered(names: list[str], cheap: set[str]) -> list[object]:
+    """``names`` as parameters, all but the ``cheap`` ones under ``-m slow``."""
+    return [n if n in cheap else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 def _inputs(name: str, batch: int, device: str = "cpu") -> tuple[torch.Tensor, ...]:
@@ -153,6 +177,37 @@ def test_batchnorm_models_are_calibrated_to_a_useful_output_scale() -> None:
     with torch.no_grad():
         out = module(*_inputs("anomaly_cnn1d", 8))
     assert 0.05 < out.abs().max().item() < 100
+
+
+@pytest.mark.parametrize("name", _tiered(list(DAMPED_BRANCHES), set(DAMPED_BRANCHES) - HEAVY))
+def test_residual_models_halve_the_last_norm_of_every_branch(name: str) -> None:
+    module, _ = build_module(f"zoo:{name}", seed=0)
+    weights = [m.weight for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    halved = sum(bool(torch.all(w == RESIDUAL_DAMPING)) for w in weights)
+    untouched = sum(bool(torch.all(w == 1.0)) for w in weights)
+    assert (halved, untouched) == (DAMPED_BRANCHES[name], len(weights) - halved)
+
+
+def _outputs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        out = module(*inputs)
+    outputs = out if isinstance(out, tuple) else (out,)
+    return {f"output{i}": o.double().numpy() for i, o in enumerate(outputs)}
+
+
+@pytest.mark.parametrize("name", _tiered(list(DAMPED_BRANCHES), {"mobilenet_v2"}))
+def test_damped_models_drift_from_float64_within_the_tolerances(name: str) -> None:
+    """PyTorch on the CPU in fp32 and bf16 against fp64: a model that lost its damping
+    drifts past the bf16 tolerance on rounding alone (MobileNetV2: 10 %, halved 1 %)."""
+    module, _ = build_module(f"zoo:{name}", seed=0)
+    inputs = _inputs(name, 1)
+    reference = _outputs(copy.deepcopy(module).double(), tuple(i.double() for i in inputs))
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        outputs = _outputs(module.to(dtype), tuple(i.to(dtype) for i in inputs))
+        figures = compare_outputs(outputs, reference, precision)
+        tolerance = TOLERANCES[precision]
+        assert float(figures["scaled_error"]) <= tolerance.pass_error, (precision, figures)
+        assert float(figures["cosine_similarity"]) >= tolerance.pass_cosine, (precision, figures)
 
 
 def test_mlp_flops_are_two_per_multiply_add() -> None:

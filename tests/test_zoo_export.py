@@ -7,6 +7,7 @@ The full-size models export, pass parity and run on every CPU runtime under ``-m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,11 +19,13 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.mobilenetv2 import InvertedResidual
 
 from bench.core.cell import Target
 from bench.core.spec import BATCH, PreparedModel, TensorSpec
 from bench.harness.accuracy import compare_outputs
 from exporters import models
+from exporters import xception as xception_module
 from exporters import yolo as yolo_module
 from exporters.bert import BertEncoder
 from exporters.models import dcgan_generator
@@ -34,6 +37,7 @@ from exporters.zoo import ZOO
 from runtimes import RUNTIMES
 from runtimes.base import LoadOptions
 from runtimes.pytorch_train import TrainSession
+from scripts import zoo_drift
 
 TINY_VOCAB = 1000
 TINY_SEQUENCE = 16
@@ -131,16 +135,26 @@ def test_detection_generation_and_encoding_train_with_mse_on_the_first_output() 
 
 def test_damping_halves_the_last_norm_of_every_residual_branch() -> None:
     torch.manual_seed(0)
+    basic = torchvision.models.resnet.BasicBlock(16, 16)
     bottleneck = torchvision.models.resnet.Bottleneck(64, 16)
+    inverted = InvertedResidual(16, 16, 1, 6)  # keeps the shape: adds its input
+    widening = InvertedResidual(16, 24, 2, 6)  # no shortcut: nothing to damp
+    block = xception_module._XceptionBlock([16, 16, 16], stride=2)
     yolo = YOLODetector(widths=(8, 8, 16, 16, 32), depths=(1, 1, 1, 1))
-    model = nn.Sequential(bottleneck, yolo)
+    model = nn.Sequential(basic, bottleneck, inverted, widening, block, yolo)
     for norm in model.modules():
         if isinstance(norm, nn.BatchNorm2d):
             nn.init.ones_(norm.weight)
-    norms = [*models.resnet_residual_norms(model), *yolo_module._residual_norms(model)]
+    norms = [
+        *models.residual_norms(model),
+        *yolo_module._residual_norms(model),
+        *xception_module._residual_norms(model),
+    ]
     damped = {id(norm) for norm in norms}
-    assert id(bottleneck.bn3) in damped
-    assert len(damped) == 1 + 4  # the four backbone bottlenecks; the neck's have no shortcut
+    ends = (basic.bn2, bottleneck.bn3, inverted.conv[-1], block.body[-2])  # before the pool
+    assert {id(norm) for norm in ends} <= damped
+    # and the detector's four backbone bottlenecks; the neck's have no shortcut
+    assert len(damped) == len(norms) == len(ends) + 4
     models.damped(model, iter(norms))
     for norm in model.modules():
         if isinstance(norm, nn.BatchNorm2d):
@@ -158,6 +172,20 @@ def test_accuracy_compares_every_output_of_a_multi_output_model() -> None:
     figures = compare_outputs(outputs, reference, "fp32", classifier=False)
     assert figures["top1_agreement"] is None and figures["verdict"] == "fail"
     assert compare_outputs(reference, reference)["verdict"] == "pass"
+
+
+def test_the_drift_script_prints_its_table_and_restores_damping(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """scripts/zoo_drift.py (docs/zoo-drift.md's table) at tiny settings: a row of figures
+    per model, and ``--undamped`` gives the builders their damping back when it ends."""
+    before = models.damped
+    assert zoo_drift.main(["--models", "mlp", "--undamped"]) == 0
+    assert models.damped is yolo_module.damped is xception_module.damped is before
+    rows = [row for row in capsys.readouterr().out.splitlines() if row.startswith("| ")]
+    cell = r"\d\.\de-\d\d (pass|warn|fail)"
+    assert rows[0].startswith("| model | PyTorch fp32 | ONNX Runtime fp32 |")
+    assert len(rows) == 2 and re.match(rf"\| mlp \| {cell} \| {cell} \|", rows[1]), rows
 
 
 # --- full size (slow) ------------------------------------------------------------------
