@@ -217,21 +217,8 @@ def _validity_change(base: CellRuns, current: CellRuns) -> Change | None:
         verdict, note = IMPROVED, "LoadGen's run is now VALID (was INVALID)"
     else:
         verdict, note = UNCHANGED, None
-    return Change(
-        metric=VALIDITY,
-        baseline=was,
-        current=now,
-        ratio=now / was if was else (1.0 if now == 0 else float("inf")),
-        ci_low=None,
-        ci_high=None,
-        p_value=None,
-        n_baseline=len(base.valid),
-        n_current=len(current.valid),
-        threshold=0.0,
-        higher_is_worse=False,
-        verdict=verdict,
-        note=note,
-    )
+    counts = (len(base.valid), len(current.valid))
+    return _judged(VALIDITY, was, now, verdict, note, higher_is_worse=False, counts=counts)
 
 
 def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:
@@ -248,22 +235,7 @@ def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:
         verdict, note = IMPROVED, f"accuracy check now {now} (was fail)"
     else:
         verdict, note = UNCHANGED, f"accuracy {was} → {now}" if was != now else None
-    ratio = error_b / error_a if error_a > 0 else (1.0 if error_b == 0 else float("inf"))
-    return Change(
-        metric=ACCURACY,
-        baseline=error_a,
-        current=error_b,
-        ratio=ratio,
-        ci_low=None,
-        ci_high=None,
-        p_value=None,
-        n_baseline=1,
-        n_current=1,
-        threshold=0.0,
-        higher_is_worse=True,
-        verdict=verdict,
-        note=note,
-    )
+    return _judged(ACCURACY, error_a, error_b, verdict, note, higher_is_worse=True)
 
 
 def _task_change(base: CellRuns, current: CellRuns, budget: AccuracyBudget | None) -> Change | None:
@@ -287,18 +259,35 @@ def _task_change(base: CellRuns, current: CellRuns, budget: AccuracyBudget | Non
         verdict, note = IMPROVED, f"{points}: beyond the accuracy budget of {budget}"
     else:
         verdict, note = UNCHANGED, f"{points}, within {budget}" if a != b else None
+    threshold = budget.allowed(a) if budget else 0.0
+    return _judged(TASK, a, b, verdict, note, higher_is_worse=False, threshold=threshold)
+
+
+def _judged(
+    metric: str,
+    was: float,
+    now: float,
+    verdict: str,
+    note: str | None,
+    *,
+    higher_is_worse: bool,
+    counts: tuple[int, int] = (1, 1),
+    threshold: float = 0.0,
+) -> Change:
+    """A change judged by a rule of its own (no interval, no test): its figures before
+    and now, the verdict the rule gave and why."""
     return Change(
-        metric=TASK,
-        baseline=a,
-        current=b,
-        ratio=b / a if a else (1.0 if b == 0 else float("inf")),
+        metric=metric,
+        baseline=was,
+        current=now,
+        ratio=now / was if was else (1.0 if now == 0 else float("inf")),
         ci_low=None,
         ci_high=None,
         p_value=None,
-        n_baseline=1,
-        n_current=1,
-        threshold=budget.allowed(a) if budget else 0.0,
-        higher_is_worse=False,
+        n_baseline=counts[0],
+        n_current=counts[1],
+        threshold=threshold,
+        higher_is_worse=higher_is_worse,
         verdict=verdict,
         note=note,
     )
