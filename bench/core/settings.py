@@ -4,9 +4,9 @@ power source to read, and the base of every runtime's own options model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from bench.core.budget import AccuracyBudget
 from bench.core.timing import StopRule
@@ -74,6 +74,16 @@ class QuantizeConfig(Strict):
     calibration_data: str | None = None
 
 
+def _checked_budget(value: str | None) -> str | None:
+    if value is not None:
+        AccuracyBudget.parse(value)  # ValueError naming the forms: one line from config
+    return value
+
+
+BudgetText = Annotated[str | None, AfterValidator(_checked_budget)]
+"""An accuracy budget as written (``1``, ``1pt``, ``2%``), checked as it is read."""
+
+
 class DatasetConfig(Strict):
     """``[dataset]``: labelled data every cell is scored on (bench.harness.dataset).
     ``path``: an ``.npz`` of arrays named as the model's inputs (samples on the first axis)
@@ -90,14 +100,7 @@ class DatasetConfig(Strict):
     samples: int = Field(500, ge=0)
     seed: int = Field(0, ge=0)
     ignore_index: int = 255
-    budget: str | None = None
-
-    @field_validator("budget")
-    @classmethod
-    def _budget(cls, value: str | None) -> str | None:
-        if value is not None:
-            AccuracyBudget.parse(value)
-        return value
+    budget: BudgetText = None
 
     def accuracy_budget(self) -> AccuracyBudget | None:
         """The parsed ``budget``, None where none was given."""

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
-from bench.core.budget import AccuracyBudget
 from bench.core.errors import UserError
 from bench.core.metrics import DEFAULT_ALPHA, METRICS
 from bench.core.settings import (
+    BudgetText,
     DatasetConfig,
     LoadgenConfig,
     MeasureConfig,
@@ -125,16 +125,9 @@ class CompareConfig(Strict):
     threshold_model: Literal["percentage", "t-test", "iqr"] = "percentage"
     """``t-test``/``iqr``: each cell's threshold from its own noise over the runs given
     with ``compare --noise`` (bench.compare.noise)."""
-    accuracy_budget: str | None = None
+    accuracy_budget: BudgetText = None
     """How far a task metric on labelled data may fall (``1``: one point of top-1;
     ``2%``: relative) before the cell has regressed; unset: shown, not judged."""
-
-    @field_validator("accuracy_budget")
-    @classmethod
-    def _budget(cls, value: str | None) -> str | None:
-        if value is not None:
-            AccuracyBudget.parse(value)
-        return value
 
     @field_validator("thresholds")
     @classmethod
