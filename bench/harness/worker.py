@@ -58,23 +58,13 @@ def prepare_model(job: ExportJob) -> PreparedModel:
         prepared = prepare_zoo_model(
             request.ref, list(job.batch_sizes), job.cache_dir, opset=job.opset, seed=job.seed
         )
-    elif request.kind == "pretrained":
-        from exporters.onnx_export import prepare_pretrained_model
-
-        prepared = prepare_pretrained_model(
-            request.source,
-            request.shapes,
-            list(job.batch_sizes),
-            job.cache_dir,
-            opset=job.opset,
-            seed=job.seed,
-            ranges=request.ranges,
-        )
     else:
-        from exporters.onnx_export import prepare_factory_model
+        from exporters.onnx_export import prepare_factory_model, prepare_pretrained_model
 
-        prepared = prepare_factory_model(
-            request.ref,
+        pretrained = request.kind == "pretrained"
+        prepare = prepare_pretrained_model if pretrained else prepare_factory_model
+        prepared = prepare(
+            request.source if pretrained else request.ref,
             request.shapes,
             list(job.batch_sizes),
             job.cache_dir,
