@@ -164,6 +164,11 @@ def test_agent_mode_runs_deploybench_on_the_device(ssh_server, tmp_path: Path, c
     assert stored["mode"] == "agent" and stored["run_dir"].startswith(str(edge.home))
     environment = json.loads((run / ENVIRONMENT_FILE).read_text())
     assert environment["remote"]["host"] == "jetson" and "git" in environment
+    # resumed, the device is given its own copy of the dataset again (it reads no file
+    # a results folder names)
+    assert stored["resume"][0] == "--dataset" and stored["resume"][1].endswith("mnist.npz")
+    resume = ["run", "--resume", str(run), "--host", "jetson", "--config", str(suite)]
+    assert cli.main(resume) == 0, capsys.readouterr().out
 
 
 @pytest.mark.slow

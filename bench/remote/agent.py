@@ -77,10 +77,11 @@ def agent_run(
         ssh.push(files, stage)
     command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
     results = Path(setup.config.suite.results_dir)
-    remote_dir, code = _stream(ssh, host, command, console, results)
+    remote = _remote(host, _named_again(argv))
+    remote_dir, code = _stream(ssh, host, command, console, results, remote)
     if remote_dir is None:
         return None, code
-    return _fetch(ssh, host, remote_dir, results), code
+    return _fetch(ssh, host, remote_dir, results, remote), code
 
 
 def agent_resume(ssh: Ssh, host: Host, path: Path, stored: dict[str, Any], console: Console) -> int:
@@ -88,22 +89,34 @@ def agent_resume(ssh: Ssh, host: Host, path: Path, stored: dict[str, Any], conso
     remote_dir = stored.get("run_dir")
     if not isinstance(remote_dir, str):
         raise UserError(f"{path / RUN_FILE} names no run folder on {host.name}: start a new run")
-    command = f"{host.config.deploybench} run --resume {shlex.quote(remote_dir)}"
-    dataset = _stored_dataset(path)
-    if dataset is not None:
-        command += f" --dataset {shlex.quote(dataset)}"
-    _, code = _stream(ssh, host, command, console, path.parent)
-    _fetch(ssh, host, remote_dir, path.parent)
+    again = stored.get("resume") or []
+    if not isinstance(again, list) or not all(isinstance(flag, str) for flag in again):
+        raise UserError(f"{path / RUN_FILE} is unreadable (its resume flags): start a new run")
+    argv = ["run", "--resume", remote_dir, *again]
+    command = " ".join([host.config.deploybench, *map(shlex.quote, argv)])
+    remote = _remote(host, again)
+    _, code = _stream(ssh, host, command, console, path.parent, remote)
+    _fetch(ssh, host, remote_dir, path.parent, remote)
     return code
 
 
-def _stored_dataset(path: Path) -> str | None:
-    """The dataset the run in ``path`` scored on, as its run.json names it (on the device:
-    the copy this machine put there with the run)."""
-    config = RunDir.existing(path).read_json(RUN_FILE).get("config")
-    dataset = config.get("dataset") if isinstance(config, dict) else None
-    found = dataset.get("path") if isinstance(dataset, dict) else None
-    return found if isinstance(found, str) else None
+NAMED_AGAIN = ("--onnx", "--inputs", "--model", "--weights", "--dataset")
+"""The flags ``--resume`` asks for again (it reads no file a results folder names): the
+device's run is resumed with the device's copies of them."""
+
+
+def _named_again(argv: list[str]) -> list[str]:
+    """The flags of ``argv`` that ``--resume`` needs given again, with their values."""
+    again: list[str] = []
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag in NAMED_AGAIN:
+            again += [flag, value]
+    return again
+
+
+def _remote(host: Host, again: list[str]) -> dict[str, Any]:
+    """run.json's ``remote``: the device, the mode and the flags its resume takes."""
+    return {"host": host.name, "address": host.config.address, "mode": "agent", "resume": again}
 
 
 def _check_version(device: Device, host: Host, console: Console) -> None:
@@ -165,7 +178,7 @@ def _copied(path: Path, files: Path, stage: str) -> str:
 
 
 def _stream(
-    ssh: Ssh, host: Host, command: str, console: Console, results: Path
+    ssh: Ssh, host: Host, command: str, console: Console, results: Path, remote: dict[str, Any]
 ) -> tuple[str | None, int]:
     """Run ``command`` on the device, each line it prints shown here as it comes; the
     run folder it named and its exit code. An error line of its own (exit 2) is a
@@ -187,7 +200,7 @@ def _stream(
         code = ssh.stream(command, show, "the agent run")
     except KeyboardInterrupt:
         if found:
-            local = _fetch_or_stub(ssh, host, found[0], results)
+            local = _fetch_or_stub(ssh, host, found[0], results, remote)
             console.print(
                 f"\ninterrupted: the run on {host.name} was stopped; its finished cells are "
                 f"in {local}; finish with: {host.resume_hint(local)}"
@@ -196,7 +209,7 @@ def _stream(
     except ConnectionLost as exc:
         if not found:
             raise
-        local = _stub(host, found[0], results)
+        local = _stub(found[0], results, remote)
         raise ConnectionLost(
             f"{exc}; the cells done stay in {found[0]} on the device: finish with: "
             f"{host.resume_hint(local)}"
@@ -209,26 +222,27 @@ def _stream(
     return (found[0] if found else None), code
 
 
-def _fetch_or_stub(ssh: Ssh, host: Host, remote_dir: str, results: Path) -> Path:
+def _fetch_or_stub(
+    ssh: Ssh, host: Host, remote_dir: str, results: Path, remote: dict[str, Any]
+) -> Path:
     """``_fetch``, or where the copy fails, ``_stub``."""
     try:
-        return _fetch(ssh, host, remote_dir, results)
+        return _fetch(ssh, host, remote_dir, results, remote)
     except RemoteError:
-        return _stub(host, remote_dir, results)
+        return _stub(remote_dir, results, remote)
 
 
-def _stub(host: Host, remote_dir: str, results: Path) -> Path:
+def _stub(remote_dir: str, results: Path, remote: dict[str, Any]) -> Path:
     """A local run folder that names the device's (its run.json only), for ``--resume``
     to finish it there and copy it back."""
     local = results / remote_dir.rstrip("/").rpartition("/")[2]
     local.mkdir(parents=True, exist_ok=True)
     if not (local / RUN_FILE).is_file():
-        remote = {"host": host.name, "address": host.config.address, "mode": "agent"}
         RunDir(local).write_json(RUN_FILE, {"remote": {**remote, "run_dir": remote_dir}})
     return local
 
 
-def _fetch(ssh: Ssh, host: Host, remote_dir: str, results: Path) -> Path:
+def _fetch(ssh: Ssh, host: Host, remote_dir: str, results: Path, remote: dict[str, Any]) -> Path:
     """Copy the device's run folder into ``results`` and record where it came from in
     its run.json and environment.json."""
     parent, _, name = remote_dir.rstrip("/").rpartition("/")
@@ -238,12 +252,7 @@ def _fetch(ssh: Ssh, host: Host, remote_dir: str, results: Path) -> Path:
         raise RemoteError(f"{host.name}: the run folder {remote_dir} did not come back")
     run_dir = RunDir(local)
     stored = run_dir.read_json(RUN_FILE)
-    stored["remote"] = {
-        "host": host.name,
-        "address": host.config.address,
-        "mode": "agent",
-        "run_dir": remote_dir,
-    }
+    stored["remote"] = {**remote, "run_dir": remote_dir}
     run_dir.write_json(RUN_FILE, stored)
     environment = run_dir.read_json(ENVIRONMENT_FILE)
     environment["remote"] = {"host": host.name, "address": host.config.address, "mode": "agent"}
