@@ -25,7 +25,7 @@ from bench.core.timing import LoopRecord
 from bench.harness.accuracy import cell_accuracy, tolerance_of
 from bench.harness.isolation import enter_phase
 from bench.harness.plan import ModelRequest
-from bench.harness.scoring import score_cell
+from bench.harness.scoring import score_cell, timed_samples
 from bench.power import CellPower
 from exporters.reference import load_reference, reference_batches
 from exporters.source import module_loader
@@ -87,6 +87,8 @@ class QuantizeJob:
     settings: QuantizeConfig
     data: dict[str, np.ndarray] | None
     cache_dir: Path
+    origin: str | None = None
+    """What ``data`` is, where it is not the calibration file."""
 
 
 def quantize_model(job: QuantizeJob) -> Quantized:
@@ -94,7 +96,7 @@ def quantize_model(job: QuantizeJob) -> Quantized:
     from exporters.quantize import quantize
 
     enter_phase("quantize")
-    return quantize(job.prepared, job.scheme, job.settings, job.data, job.cache_dir)
+    return quantize(job.prepared, job.scheme, job.settings, job.data, job.cache_dir, job.origin)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,9 @@ def scored_reference(job: ScoredReferenceJob) -> ScoredData:
 
 
 def measure_cell(job: CellJob) -> Measured:
-    """Build, load, check and time one cell."""
+    """Build, load, check and time one cell. With a dataset, the cell is timed on its
+    first scored samples and scored on all of them after the timed loop, once its peak
+    memory is read: holding the dataset is not the cell's memory."""
     worker_start_s = time.time() - job.spawned_at
     cell, model = job.cell, job.model
     options = load_options(cell, model, job.threads, job.in_flight, job.options, job.batch_sizes)
@@ -156,18 +160,14 @@ def measure_cell(job: CellJob) -> Measured:
     session = runtime.load(built, model, cell.target, options)
     load_s = time.perf_counter() - start
 
-    feeds, reference = inputs_and_reference(model, cell.batch)
+    if model.scored is not None:  # timed on the first scored samples, scored after
+        feeds, reference = timed_samples(model.scored, cell.batch), None
+    else:
+        feeds, reference = inputs_and_reference(model, cell.batch)
     enter_phase("first inference")
     start = time.perf_counter()
     outputs = session.infer(feeds)
     first_inference_ms = (time.perf_counter() - start) * 1e3
-    if model.scored is not None:
-        enter_phase("scoring")
-        accuracy, feeds = score_cell(
-            session, model, cell.batch, tolerance_of(model, cell.precision)
-        )
-    else:
-        accuracy = cell_accuracy(model, outputs, reference, cell.precision)
 
     warmup, measurement = job.measure.warmup_rule(), job.measure.measurement_rule()
     enter_phase("timed loop")
@@ -182,6 +182,12 @@ def measure_cell(job: CellJob) -> Measured:
             loop = session.run_throughput(feeds, options.in_flight, warmup, measurement)
     enter_phase("teardown")
     device_metrics = session.device_metrics()
+    peak_mb = peak_rss_mb()  # before scoring: the dataset held then is not the cell's
+    if model.scored is not None:
+        enter_phase("scoring")
+        accuracy = score_cell(session, model, cell.batch, tolerance_of(model, cell.precision))
+    else:
+        accuracy = cell_accuracy(model, outputs, reference, cell.precision)
     session.close()
 
     return Measured.timed(
@@ -190,7 +196,7 @@ def measure_cell(job: CellJob) -> Measured:
         cell.batch,
         job.measure.cv_threshold,
         power.result(loop.start_ns, loop.end_ns, *_served(loop, cell.batch, served)),
-        memory=Memory(after_import_mb=rss_after_import_mb, peak_rss_mb=peak_rss_mb()),
+        memory=Memory(after_import_mb=rss_after_import_mb, peak_rss_mb=peak_mb),
         cold_start=ColdStart(
             worker_start_s=worker_start_s,
             import_s=import_s,
