@@ -45,22 +45,27 @@ class QuantizeFailed(Exception):
 
 
 def calibration_samples(
-    model: PreparedModel, settings: QuantizeConfig, data: dict[str, np.ndarray] | None
+    model: PreparedModel,
+    settings: QuantizeConfig,
+    data: dict[str, np.ndarray] | None,
+    origin: str | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], str]:
-    """The samples calibration feeds, one request each, and where they came from."""
+    """The samples calibration feeds, one request each, and where they came from
+    (``origin`` names ``data``; else the calibration file)."""
+    where = origin or settings.calibration_data
     if data is not None:
         count = min(len(next(iter(data.values()))), settings.calibration_samples)
         step = _fixed_batch(model.inputs)
         if count < step:
             raise UserError(
                 f"{model.name} takes {step} samples a request: give --calibration-samples "
-                f"{step} or more (and as many samples in {settings.calibration_data})"
+                f"{step} or more (and as many samples in {where})"
             )
         samples = [
             {name: array[i : i + step] for name, array in data.items()}
             for i in range(0, count - step + 1, step)
         ]
-        return samples, f"{len(samples) * step} samples of {settings.calibration_data}"
+        return samples, f"{len(samples) * step} samples of {where}"
     specs = _concrete_specs(model)
     samples = [
         make_inputs(specs, {}, model.seed + CALIBRATION_SEEDS + i)
@@ -116,9 +121,11 @@ def quantize(
     settings: QuantizeConfig,
     data: dict[str, np.ndarray] | None,
     cache_dir: Path,
+    origin: str | None = None,
 ) -> Quantized:
     """The QDQ copy of ``model`` in ``scheme`` (``QUANTIZATION_SCHEMES``), made or found in
-    the cache. QuantizeFailed with the quantizer's reason when it cannot."""
+    the cache, calibrated on ``data`` (``origin`` says what it is). QuantizeFailed with
+    the quantizer's reason when it cannot."""
     import onnxruntime
 
     data_digest = _data_digest(data)
@@ -140,7 +147,7 @@ def quantize(
             notes = tuple(notes_file.read_text().splitlines()) if notes_file.is_file() else ()
             return Quantized(target, scheme, 0.0, True, notes)
         start = time.perf_counter()
-        samples, origin = calibration_samples(model, settings, data)
+        samples, origin = calibration_samples(model, settings, data, origin)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         target.parent.mkdir(parents=True, exist_ok=True)
         _quantize_static(model, samples, scheme, settings.method, partial)

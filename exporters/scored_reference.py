@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +17,21 @@ from exporters.reference import write_reference
 
 CHUNK = 32
 """Samples the reference runs at once (a model of fixed batch runs its own)."""
+SAMPLES, TIMED, LABELS, OUTPUTS = "in/", "first/", "labels", "out/"
+"""The keys of a staged dataset file: the scored samples by input name, the first of
+them again (what a cell is timed on, read without the rest), the labels; and of its
+reference file, the outputs by name."""
+
+
+def read_staged(
+    path: Path, prefix: str = SAMPLES
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The arrays of a staged dataset file under ``prefix`` by input name, and its labels
+    (None where it has none); only the arrays under ``prefix`` are read."""
+    with np.load(path) as data:
+        arrays = {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}
+        labels = data[LABELS] if prefix == SAMPLES and LABELS in data.files else None
+    return arrays, labels
 
 
 def with_scored_reference(model: PreparedModel, scored: ScoredData) -> ScoredData:
@@ -27,10 +43,9 @@ def with_scored_reference(model: PreparedModel, scored: ScoredData) -> ScoredDat
     target = scored.path.with_name(f"{scored.path.stem}-reference-{key}.npz")
     with entry_lock(target, scratch=f".{target.name}.*.partial"):
         if not target.is_file():
-            with np.load(scored.path) as data:
-                feeds = {k.removeprefix("in/"): data[k] for k in data.files if k.startswith("in/")}
+            feeds, _ = read_staged(scored.path)
             outputs = _torch(model, feeds) if model.source else _ort(model, feeds)
-            write_reference(target, {f"out/{name}": array for name, array in outputs.items()})
+            write_reference(target, {f"{OUTPUTS}{name}": array for name, array in outputs.items()})
     origin = f"{maker} on {scored.name}" if model.source else f"{maker} CPU on {scored.name}"
     return replace(scored, reference=target, reference_origin=origin)
 

@@ -21,7 +21,7 @@ from bench.core.record import Accuracy, CellRecord, TaskAccuracy
 from bench.core.settings import DatasetConfig
 from bench.core.spec import BATCH, TensorSpec
 from bench.harness.accuracy import compare_outputs
-from bench.harness.dataset import PRESETS, check_dataset, load_dataset
+from bench.harness.dataset import PRESETS, check_dataset, check_labels, labelled_task, load_dataset
 from bench.harness.scoring import Agreement, Classification, Segmentation
 from bench.harness.start import RunRequest, settle
 from bench.harness.tuner import Configuration, Constraints, judge
@@ -143,6 +143,24 @@ def test_image_folder_faults_are_one_line_errors(tmp_path: Path) -> None:
         load_dataset(config(root, preset="imagenet", samples=0))
 
 
+def test_labels_must_fit_the_task(tmp_path: Path) -> None:
+    one_hot = npz(tmp_path / "d.npz", 40, np.eye(10, dtype=int)[np.arange(40) % 10])
+    data = load_dataset(config(one_hot))
+    logits = (TensorSpec("logits", (BATCH, 10)),)
+    with pytest.raises(UserError, match="each sample's label is 10, but m is a classifier"):
+        check_labels(data, "classification", logits, "m")
+    maps = npz(tmp_path / "s.npz", 40, np.zeros((40, 8, 8), int))
+    masks = (TensorSpec("out", (BATCH, 21, 16, 16)),)
+    with pytest.raises(UserError, match="label maps of 8x8 but m's output maps are 16x16"):
+        check_labels(load_dataset(config(maps)), "segmentation", masks, "m")
+    check_labels(
+        load_dataset(config(maps)), "segmentation", (TensorSpec("out", (BATCH, 21, 8, 8)),), "m"
+    )
+    assert labelled_task("unknown", logits, np.arange(3)) == "classification"
+    assert labelled_task("unknown", masks, np.zeros((3, 16, 16))) == "segmentation"
+    assert labelled_task("unknown", logits, None) == "unknown"
+
+
 def test_the_dataset_must_match_the_model_inputs(tmp_path: Path) -> None:
     data = load_dataset(config(npz(tmp_path / "d.npz")))
     with pytest.raises(UserError, match="input is not an input of m .its inputs: x."):
@@ -176,7 +194,7 @@ def test_top1_top5_and_labels_outside_the_classes() -> None:
     score.add(logits[2:], np.array([0, 17]))  # top-5 hit; 17 is no class of six
     assert (score.counted, score.outside) == (3, 1)
     assert score.value() == pytest.approx(1 / 3)
-    assert score.value5() == pytest.approx(2 / 3)
+    assert score.top5() == pytest.approx(2 / 3)
 
 
 def test_mean_iou_over_the_classes_present() -> None:
@@ -346,8 +364,13 @@ def test_a_dataset_is_checked_against_the_suite_before_any_cell(tmp_path: Path) 
         settled(path=str(small), budget="lots")
     fits = npz(tmp_path / "f.npz", 40, input=np.zeros((40, 1, 32, 32), np.float32))
     setup = settled(path=str(fits), budget="2%")
-    assert setup.dataset is not None and setup.dataset.scored == 8  # 32 calibrate
+    assert setup.dataset is not None and setup.dataset.scored == 40  # no int8 cell: all
     assert setup.config.dataset.accuracy_budget() == AccuracyBudget(2.0, relative=True)
+    int8 = {"dataset": {"path": str(fits)}, "suite": {"precisions": ["fp32", "int8"]}}
+    setup = settle(RunRequest(suite, overrides=int8))
+    assert setup.dataset is not None and setup.dataset.scored == 8  # 32 calibrate int8
+    with pytest.raises(UserError, match="--dataset-preset, --accuracy-budget applies to a run"):
+        settle(RunRequest(suite, overrides={"dataset": {"preset": "imagenet", "budget": "1"}}))
 
 
 def test_a_scored_model_ships_its_samples_and_reference_to_a_node(tmp_path: Path) -> None:

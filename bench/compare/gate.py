@@ -239,12 +239,13 @@ def _accuracy_change(base: CellRuns, current: CellRuns) -> Change | None:
 
 
 def _task_change(base: CellRuns, current: CellRuns, budget: AccuracyBudget | None) -> Change | None:
-    """The task metric of two runs scored on the same data (dataset and sample count):
+    """The task metric of two runs scored on the same data (the same samples, labels and
+    split, by content):
     regressed where it fell further than ``budget`` allows from the baseline's value,
     improved where it rose as far; without a budget, shown but not judged."""
     was = (base.accuracy or {}).get("dataset") or {}
     now = (current.accuracy or {}).get("dataset") or {}
-    same = ("dataset", "samples", "metric")
+    same = ("dataset", "digest", "split", "samples", "metric")
     if was.get("value") is None or now.get("value") is None:
         return None
     if any(was.get(key) != now.get(key) for key in same):

@@ -41,16 +41,20 @@ class AccuracyBudget:
         return reference - value > self.allowed(reference) + 1e-12
 
     def overrun(
-        self, metric: str | None, reference: float | None, value: float | None
+        self,
+        metric: str | None,
+        reference: float | None,
+        value: float | None,
+        against: str = "the FP32 reference",
     ) -> str | None:
         """``over the accuracy budget: …`` where ``value`` fell further below ``reference``
-        than allowed; None within the budget or with nothing to judge."""
+        (``against`` names it) than allowed; None within the budget or with nothing to
+        judge."""
         if reference is None or value is None or not self.exceeded(reference, value):
             return None
         drop = (reference - value) * 100
         return (
-            f"over the accuracy budget: {metric} {drop:.2f} points below the FP32 "
-            f"reference (budget {self})"
+            f"over the accuracy budget: {metric} {drop:.2f} points below {against} (budget {self})"
         )
 
     def __str__(self) -> str:

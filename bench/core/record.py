@@ -205,9 +205,11 @@ class TaskAccuracy(Section):
     reference's on the same samples; ``top5`` beside them for a classifier of five classes
     or more. ``samples`` scored; ``labels_outside`` counts labels beyond the model's classes
     (left out of the metric, not counted wrong); ``dataset`` and ``split`` say what was
-    scored; ``unavailable`` why there is no metric."""
+    scored, ``digest`` is the scored samples' and labels' content (two runs scored the
+    same data where it is equal); ``unavailable`` why there is no metric."""
 
     dataset: str | None = None
+    digest: str | None = None
     split: str | None = None
     samples: int | None = None
     metric: str | None = None
@@ -217,13 +219,6 @@ class TaskAccuracy(Section):
     reference_top5: float | None = None
     labels_outside: int | None = None
     unavailable: str | None = None
-
-    @property
-    def drop(self) -> float | None:
-        """How far the metric fell below the reference's (0-1 scale), where both exist."""
-        if self.value is None or self.reference_value is None:
-            return None
-        return self.reference_value - self.value
 
 
 class Accuracy(Section):

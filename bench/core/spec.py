@@ -163,13 +163,14 @@ class ScoredData:
     """Labelled data staged for a model's cells (bench.harness.dataset): ``path`` holds
     the scored samples (``in/<input>``, ``labels`` where labelled), ``reference`` the
     reference outputs on them (``out/<output>``, from ``reference_origin``; where there
-    are none, ``no_reference`` says why). ``name`` and ``split`` say what was scored;
-    ``ignore_index`` is the label segmentation leaves out."""
+    are none, ``no_reference`` says why). ``name`` and ``split`` say what was scored,
+    ``digest`` its content; ``ignore_index`` is the label segmentation leaves out."""
 
     path: Path
     name: str
     split: str
     samples: int
+    digest: str = ""
     ignore_index: int = 255
     reference: Path | None = None
     reference_origin: str = ""

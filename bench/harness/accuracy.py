@@ -37,34 +37,78 @@ TOP1_WARN = 1.0
 """Top-1 agreement below this (any flipped class) turns a pass into a warning."""
 
 
+class Agreement:
+    """Outputs against the reference's, over one or many chunks of samples: the largest
+    absolute and relative errors, the error relative to the output's scale (max |error| /
+    max |reference|), cosine similarity of everything seen, and for a classifier the
+    share of samples whose first output's top class is the reference's. Relative errors
+    are floored at 1e-6 of the largest reference value of their chunk, so that outputs
+    near zero do not read as huge relative errors."""
+
+    def __init__(self, classifier: bool) -> None:
+        self.classifier = classifier
+        self.max_abs = self.max_rel = self.scale = 0.0
+        self.dot = self.got_sq = self.want_sq = 0.0
+        self.agree = self.seen = 0
+
+    def add(self, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> None:
+        """One chunk: every output named in ``reference`` taken together."""
+        got = np.concatenate([np.asarray(outputs[n], np.float64).ravel() for n in reference])
+        want = np.concatenate([np.asarray(reference[n], np.float64).ravel() for n in reference])
+        diff = np.abs(got - want)
+        scale = float(np.abs(want).max(initial=0.0))
+        floor = 1e-6 * scale + np.finfo(np.float32).tiny
+        relative = float((diff / np.maximum(np.abs(want), floor)).max(initial=0.0))
+        self.max_abs = max(self.max_abs, float(diff.max(initial=0.0)))
+        self.max_rel = max(self.max_rel, relative)
+        self.scale = max(self.scale, scale)
+        self.dot += float(got @ want)
+        self.got_sq += float(got @ got)
+        self.want_sq += float(want @ want)
+        if self.classifier:
+            name = next(iter(reference))
+            ours, theirs = top_classes(outputs[name], 1), top_classes(reference[name], 1)
+            self.agree += int(np.sum(ours[:, 0] == theirs[:, 0]))
+            self.seen += len(reference[name])
+
+    def cosine(self) -> float:
+        """Cosine similarity of all outputs seen (1 where both are all zeros)."""
+        norms = np.sqrt(self.got_sq) * np.sqrt(self.want_sq)
+        return self.dot / norms if norms > 0 else float(self.got_sq == self.want_sq == 0)
+
+    def figures(self, precision: str) -> dict[str, float | str | None]:
+        """The figures and the verdict under ``precision``'s tolerance."""
+        figures: dict[str, float | str | None] = {
+            "max_abs_error": self.max_abs,
+            "max_rel_error": self.max_rel,
+            "scaled_error": self.max_abs / self.scale if self.scale > 0 else 0.0,
+            "cosine_similarity": self.cosine(),
+            "top1_agreement": self.agree / self.seen if self.classifier and self.seen else None,
+            "tolerance": precision,
+        }
+        figures["verdict"] = verdict(figures, TOLERANCES.get(precision, TOLERANCES["fp32"]))
+        return figures
+
+
+def top_classes(logits: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest classes of each sample (its values flattened), best first."""
+    flat = np.asarray(logits).reshape(len(logits), -1)
+    k = min(k, flat.shape[1])
+    best = np.argpartition(-flat, k - 1, axis=1)[:, :k]
+    ranks = np.take_along_axis(flat, best, axis=1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(best, ranks, axis=1)
+
+
 def compare_outputs(
     outputs: dict[str, np.ndarray],
     reference: dict[str, np.ndarray],
     precision: str = "fp32",
     classifier: bool = False,
 ) -> dict[str, float | str | None]:
-    """Error figures over every output named in ``reference`` taken together, top-1
-    agreement over the batch for a classifier's first output, and the verdict.
-
-    Relative errors are floored at 1e-6 of the largest reference value so that outputs near
-    zero do not read as huge relative errors.
-    """
-    got = np.concatenate([np.asarray(outputs[n], np.float64).ravel() for n in reference])
-    want = np.concatenate([np.asarray(reference[n], np.float64).ravel() for n in reference])
-    diff = np.abs(got - want)
-    scale = float(np.abs(want).max(initial=0.0))
-    floor = 1e-6 * scale + np.finfo(np.float32).tiny
-    norms = np.linalg.norm(got) * np.linalg.norm(want)
-    figures: dict[str, float | str | None] = {
-        "max_abs_error": float(diff.max(initial=0.0)),
-        "max_rel_error": float((diff / np.maximum(np.abs(want), floor)).max(initial=0.0)),
-        "scaled_error": float(diff.max(initial=0.0)) / scale if scale > 0 else 0.0,
-        "cosine_similarity": float(got @ want / norms) if norms > 0 else float(got.size == 0),
-        "top1_agreement": _top1(outputs, reference) if classifier else None,
-    }
-    figures["tolerance"] = precision
-    figures["verdict"] = verdict(figures, TOLERANCES.get(precision, TOLERANCES["fp32"]))
-    return figures
+    """The ``Agreement`` figures of one set of outputs, and the verdict."""
+    agreement = Agreement(classifier)
+    agreement.add(outputs, reference)
+    return agreement.figures(precision)
 
 
 def verdict(figures: dict[str, float | str | None], tolerance: Tolerance) -> str:
@@ -78,13 +122,6 @@ def verdict(figures: dict[str, float | str | None], tolerance: Tolerance) -> str
     if top1 is not None and float(top1) < TOP1_WARN:
         return "warn"
     return "pass"
-
-
-def _top1(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
-    name = next(iter(reference))
-    want = np.asarray(reference[name]).reshape(len(reference[name]), -1).argmax(axis=1)
-    got = np.asarray(outputs[name]).reshape(len(outputs[name]), -1).argmax(axis=1)
-    return float(np.mean(got == want))
 
 
 def cell_accuracy(

@@ -21,9 +21,9 @@ import numpy as np
 from bench.core.errors import UserError
 from bench.core.settings import DatasetConfig
 from bench.core.spec import ScoredData, TensorSpec
+from exporters.reference import write_reference
+from exporters.scored_reference import LABELS, SAMPLES, TIMED
 
-LABELS = "labels"
-"""The key of the labels in a dataset ``.npz``."""
 IMAGES = ""
 """The key of an image folder's images: they feed a model's one input, whatever its name."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
@@ -60,11 +60,13 @@ class Preset:
                 f"--dataset: cannot read the image {path} ({type(exc).__name__}): "
                 "remove it or replace it with a readable image"
             ) from None
-        width, height = image.size
-        scale = self.resize / min(width, height)
-        size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
+        width, height = image.size  # sizes and offsets rounded as torchvision rounds them
+        short, long = sorted((width, height))
+        resized = (self.resize, int(self.resize * long / short))
+        size = resized if width <= height else resized[::-1]
         image = image.resize(size, Image.Resampling.BILINEAR)
-        left, top = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
+        left = int(round((size[0] - self.crop) / 2.0))
+        top = int(round((size[1] - self.crop) / 2.0))
         image = image.crop((left, top, left + self.crop, top + self.crop))
         pixels = np.asarray(image, dtype=np.float32) / 255.0
         pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
@@ -84,7 +86,7 @@ PRESETS = {
 """The presets by name: ``imagenet`` is torchvision's ImageNet weights' (256 → 224; the
 ``IMAGENET1K_V2`` weights of ResNet-50 and others resize to 232, ``imagenet-v2``),
 ``inception`` Inception v3's, ``cifar10`` and ``mnist`` the datasets' usual normalisation,
-``mnist32`` MNIST padded out to LeNet-5's 32×32 input."""
+``mnist32`` MNIST's resized to LeNet-5's 32×32 input (stretched, not padded)."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,32 @@ def labelled_task(task: str, outputs: tuple[TensorSpec, ...], labels: np.ndarray
     return task
 
 
+def check_labels(dataset: Dataset, task: str, outputs: tuple[TensorSpec, ...], model: str) -> None:
+    """UserError where the labels cannot score ``task``: a classifier takes one class
+    index per sample (not one-hot rows), segmentation a class map per sample of the size
+    of the model's output maps."""
+    labels = dataset.labels
+    if labels is None or not outputs:
+        return
+    given = "x".join(map(str, labels.shape[1:])) or "one value"
+    if task == "classification" and labels.ndim != 1:
+        raise UserError(
+            f"--dataset {dataset.origin}: each sample's label is {given}, but {model} is "
+            "a classifier: give one class index per sample (not one-hot rows)"
+        )
+    if task == "segmentation":
+        maps = outputs[0].shape[2:]
+        fits = labels.ndim == len(maps) + 1 and all(
+            not isinstance(m, int) or m == n for m, n in zip(maps, labels.shape[1:], strict=True)
+        )
+        if not fits:
+            wanted = "x".join(map(str, maps))
+            raise UserError(
+                f"--dataset {dataset.origin}: label maps of {given} but {model}'s output "
+                f"maps are {wanted}: give a class map per sample of that size"
+            )
+
+
 def _as_dtype(array: np.ndarray, spec: TensorSpec, origin: str) -> np.ndarray:
     dtype = np.dtype(spec.dtype)
     if np.issubdtype(dtype, np.integer) and not np.issubdtype(array.dtype, np.integer):
@@ -285,20 +313,23 @@ def _as_dtype(array: np.ndarray, spec: TensorSpec, origin: str) -> np.ndarray:
     return np.ascontiguousarray(array.astype(dtype, copy=False))
 
 
-def stage(dataset: Dataset, cache_dir: Path, ignore_index: int) -> ScoredData:
-    """The scored samples written once to the cache (by content) for the cell workers."""
-    scored = {f"in/{n}": a[dataset.calibration :] for n, a in dataset.inputs.items()}
+def stage(dataset: Dataset, cache_dir: Path, ignore_index: int, timed: int) -> ScoredData:
+    """The scored samples written once to the cache (by content) for the cell workers,
+    with the first ``timed`` of them again apart (a cell is timed on its batch of them
+    without reading the rest)."""
+    scored = {f"{SAMPLES}{n}": a[dataset.calibration :] for n, a in dataset.inputs.items()}
     if dataset.labels is not None:
         scored[LABELS] = dataset.labels[dataset.calibration :]
     digest = hashlib.sha256()
     for key in sorted(scored):
         digest.update(f"{key}{scored[key].dtype}{scored[key].shape}".encode())
         digest.update(np.ascontiguousarray(scored[key]).tobytes())
+    content = digest.hexdigest()[:16]
+    first = {f"{TIMED}{n}": a[dataset.calibration :][:timed] for n, a in dataset.inputs.items()}
     folder = Path(cache_dir) / "datasets"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dataset.name}-{digest.hexdigest()[:16]}.npz"
+    path = folder / f"{dataset.name}-{content}-{timed}.npz"
     if not path.is_file():
-        from exporters.reference import write_reference
-
-        write_reference(path, scored)
-    return ScoredData(path, dataset.name, dataset.split(), dataset.scored, ignore_index)
+        write_reference(path, {**scored, **first})
+    split = dataset.split()
+    return ScoredData(path, dataset.name, split, dataset.scored, content, ignore_index)

@@ -22,7 +22,7 @@ from bench.core.settings import PowerSettings
 from bench.core.spec import BATCH, PreparedModel
 from bench.harness import worker
 from bench.harness.config import BenchConfig
-from bench.harness.dataset import check_dataset, labelled_task, stage
+from bench.harness.dataset import check_dataset, check_labels, labelled_task, stage
 from bench.harness.executor import Column, Executor, Todo
 from bench.harness.isolation import run_in_worker
 from bench.harness.plan import ModelRequest, PlannedCell
@@ -181,9 +181,11 @@ class Models:
         config, cache_dir = self.run.config, self.run.cache_dir
         dataset = check_dataset(self.run.dataset, model.inputs, model.name)
         model = replace(model, task=labelled_task(model.task, model.outputs, dataset.labels))
+        check_labels(dataset, model.task, model.outputs, model.name)
         if dataset.calibration:
             self.calibration[model.name] = dataset.calibration_arrays()
-        staged = stage(dataset, cache_dir, config.dataset.ignore_index)
+        timed = max(config.suite.batch_sizes)
+        staged = stage(dataset, cache_dir, config.dataset.ignore_index, timed)
         job = worker.ScoredReferenceJob(model, staged)
         outcome = run_in_worker(worker.scored_reference, job, config.suite.export_timeout_s)
         if outcome.status == "ok" and outcome.payload is not None:
@@ -250,17 +252,16 @@ def quantized_for(
     if scheme in model.not_quantized:
         return model.not_quantized[scheme]
     settings = config.quantize
-    data = held_out
-    if held_out is not None and not settings.calibration_data:  # said in the int8 notes
-        split = f"{config.dataset.path} (the samples held out of scoring)"
-        settings = settings.model_copy(update={"calibration_data": split})
-    elif settings.calibration_data:
+    data, origin = held_out, None
+    if held_out is not None:  # said in the int8 notes
+        origin = f"{config.dataset.path} (the samples held out of scoring)"
+    if settings.calibration_data:
         from exporters.onnx_file import load_inputs_file
         from exporters.quantize import check_calibration_data
 
         data = load_inputs_file(Path(settings.calibration_data), "--calibration-data")
         check_calibration_data(data, model.inputs, settings.calibration_data)
-    job = worker.QuantizeJob(model, scheme, settings, data, cache_dir)
+    job = worker.QuantizeJob(model, scheme, settings, data, cache_dir, origin)
     outcome = run_in_worker(worker.quantize_model, job, config.suite.export_timeout_s)
     if outcome.status == "ok" and outcome.payload is not None:
         model.quantized[scheme] = outcome.payload

@@ -39,8 +39,8 @@ class Speedup:
     and why when a GPU cell of the pair mostly waited for the host (its device busy under
     half the time: the figure measures kernel launches, not the precision), ``accuracy
     failed`` (never a win),
-    ``over the accuracy budget`` (its task metric fell further below the FP32
-    reference's than the run's budget allows: never a win either),
+    ``over the accuracy budget`` (its task metric fell further below the fp32 cell's
+    than the run's budget allows: never a win either),
     ``not comparable`` (the two ran with different numbers of requests in flight), or
     ``not measured`` / ``no interval`` with the reason."""
 
@@ -110,9 +110,9 @@ def _compare(
         fp32_value=fp32_task.value if fp32_task else None,
         value=task.value if task else None,
     )
-    over = (
-        budget.overrun(task.metric, task.reference_value, task.value) if budget and task else None
-    )
+    over = None  # judged against the fp32 cell the row shows beside it
+    if budget is not None and task is not None and fp32_task is not None:
+        over = budget.overrun(task.metric, fp32_task.value, task.value, "the fp32 cell's")
     accuracy = low.verdict
     for record in (base, low):
         if not record.ok or record.median_ms is None:
