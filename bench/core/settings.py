@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from bench.core.budget import AccuracyBudget
 from bench.core.timing import StopRule
@@ -80,8 +80,13 @@ def _checked_budget(value: str | None) -> str | None:
     return value
 
 
-BudgetText = Annotated[str | None, AfterValidator(_checked_budget)]
-"""An accuracy budget as written (``1``, ``1pt``, ``2%``), checked as it is read."""
+def _as_text(value: object) -> object:
+    """A number as written in TOML (``budget = 1``) as the text of its points."""
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+BudgetText = Annotated[str | None, BeforeValidator(_as_text), AfterValidator(_checked_budget)]
+"""An accuracy budget as written (``1``, ``"1pt"``, ``"2%"``), checked as it is read."""
 
 
 class DatasetConfig(Strict):

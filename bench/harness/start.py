@@ -21,6 +21,7 @@ from bench.core.spec import BATCH, TensorSpec
 from bench.harness.config import BenchConfig, load_config
 from bench.harness.dataset import Dataset, check_dataset, load_dataset
 from bench.harness.environment import fingerprint
+from bench.harness.overrides import OVERRIDES
 from bench.harness.plan import ModelRequest, PlannedCell, expand
 from bench.harness.results import ENVIRONMENT_FILE, FLEET_FILE, RUN_FILE, SUITE_FILE, RunDir
 from exporters.cache import default_cache_dir
@@ -101,6 +102,7 @@ def settle(request: RunRequest) -> Setup:
         model = ModelRequest.user_factory(request.factory, shapes, ranges)
         overrides.setdefault("suite", {}).setdefault("name", model.name)
     config = load_config(request.config_path, request.profile, overrides)
+    _check_dataset_flags(overrides.get("dataset", {}), config.dataset.path)
     if config.quantize.calibration_data:  # read now: a bad file is one line before any cell
         data = Path(config.quantize.calibration_data).resolve()  # --resume may run elsewhere
         load_inputs_file(data, "--calibration-data")
@@ -109,9 +111,7 @@ def settle(request: RunRequest) -> Setup:
     largest = {BATCH: max(config.suite.batch_sizes)}
     if request.onnx or request.factory:
         models = [model]
-        if (
-            model.kind == "factory" and shapes
-        ):  # float32 unless the factory's examples say otherwise
+        if model.kind == "factory" and shapes:  # float32 unless its examples say otherwise
             specs = tuple(TensorSpec(n, (BATCH, *d[1:])) for n, d in shapes.items())
             what = f"the --shape inputs at batch {largest[BATCH]}"
             _check_fits(specs, largest, what, "give smaller --shape sizes")
@@ -141,7 +141,8 @@ def read_dataset(
     config = config.model_copy(
         update={"dataset": config.dataset.model_copy(update={"path": str(path)})}
     )
-    calibration = 0 if config.quantize.calibration_data else config.quantize.calibration_samples
+    calibrates = "int8" in config.suite.precisions and not config.quantize.calibration_data
+    calibration = config.quantize.calibration_samples if calibrates else 0
     dataset = load_dataset(config.dataset, calibration)
     for model in models:
         if model.kind == "zoo":
@@ -175,6 +176,14 @@ def new_run(setup: Setup, executor: str = "local") -> Run:
         shutil.copyfile(setup.request.config_path, run_dir.path / SUITE_FILE)
     run_dir.write_json(ENVIRONMENT_FILE, fingerprint())
     return Run(run_dir, config, models, planned, cache_dir, dataset=setup.dataset)
+
+
+def _check_dataset_flags(given: dict[str, Any], path: str | None) -> None:
+    """The flags of labelled data go with a dataset (``--dataset`` or ``[dataset] path``)."""
+    if path is None and given:
+        named = {o.key: o.flag for o in OVERRIDES if o.table == "dataset"}
+        flags = ", ".join(named.get(key, key) for key in given)
+        raise UserError(f"{flags} applies to a run scored on labelled data: give --dataset")
 
 
 def _check_user_model_flags(
