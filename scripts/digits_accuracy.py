@@ -41,6 +41,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.core.budget import AccuracyBudget  # noqa: E402
 from bench.core.spec import BATCH, TensorSpec  # noqa: E402
 from exporters.torch_export import export_onnx  # noqa: E402
 
@@ -259,7 +260,8 @@ def rows_of(records: list[dict[str, Any]], budget: float) -> list[Row]:
         )
         if row.top1 is not None and row.reference_top1 is not None:
             row.drop_points = round(100 * (row.reference_top1 - row.top1), 6)
-            row.within_budget = row.drop_points <= budget
+            allowed = AccuracyBudget(budget)  # points, as --accuracy-budget reads them
+            row.within_budget = not allowed.exceeded(row.reference_top1, row.top1)
         rows.append(row)
     return rows
 
