@@ -414,3 +414,16 @@ def test_resume_reads_the_dataset_only_when_named_again(tmp_path: Path, cache_di
     assert f"names the dataset {dataset.resolve()}: resume reads no file" in proc.stderr
     proc = cli("run", "--resume", run, "--dataset", dataset, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_workers_peak_memory_is_its_own_not_its_parents() -> None:
+    """A parent holding a dataset starts workers: ru_maxrss would carry its peak over
+    into them through fork and exec; VmHWM starts again at exec."""
+    import subprocess
+    import sys
+
+    held = np.ones(300 * 2**20 // 8)  # 300 MB, touched
+    code = "from bench.core.memory import peak_rss_mb; print(peak_rss_mb())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert held.sum() > 0
+    assert float(child.stdout) < 150  # an interpreter and numpy: tens of MB
