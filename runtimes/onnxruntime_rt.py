@@ -46,9 +46,12 @@ class OnnxRuntimeOptions(RuntimeSettings):
     the timed loop (device-resident timing; the copies are left out)."""
 
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    """ONNX Runtime's graph optimization level."""
     tensorrt: bool = False
+    """TensorRT's execution provider before CUDA's, on a CUDA device."""
     trt_engine_cache: bool = True
     trt_workspace_mb: int = Field(1024, ge=1)
+    """The TensorRT provider's workspace, MiB."""
     io_binding: bool = True
 
 

@@ -62,11 +62,17 @@ class OpenVinoOptions(RuntimeSettings):
     (LATENCY for latency, THROUGHPUT for throughput); None leaves a setting to the plugin."""
 
     performance_hint: Literal["auto", "latency", "throughput", "cumulative_throughput"] = "auto"
+    """OpenVINO's performance hint; auto: the scenario's."""
     execution_mode: Literal["performance", "accuracy"] = "performance"
+    """OpenVINO's execution mode hint."""
     num_streams: int | Literal["auto"] | None = None
+    """Inference streams (None: the plugin's choice)."""
     enable_hyper_threading: bool | None = None
+    """Use hyper-threads (None: the plugin's choice)."""
     enable_cpu_pinning: bool | None = None
+    """Pin inference threads to cores (None: the plugin's choice)."""
     model_cache: bool = True
+    """Cache compiled models under the cache dir."""
 
 
 @cache

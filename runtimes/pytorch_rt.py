@@ -35,9 +35,13 @@ class PyTorchOptions(RuntimeSettings):
     devices only)."""
 
     channels_last: bool = False
+    """NHWC memory format for 4-d inputs."""
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    """Torch.compile mode, or none."""
     cuda_graphs: bool = False
+    """Capture the timed request in a CUDA graph."""
     cudnn_benchmark: bool = False
+    """CuDNN's autotuner (CUDA devices)."""
 
 
 def cuda_details(torch: Any, cuda: bool) -> dict[str, Any]:

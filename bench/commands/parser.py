@@ -652,7 +652,7 @@ def _add_baseline(commands: Any) -> None:
     )
     actions = baseline.add_subparsers(dest="action", required=True, parser_class=_Parser)
     save = actions.add_parser("save", help="save RUN_DIR as a baseline file")
-    save.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    save.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run folder to save")
     save.add_argument("file", type=Path, metavar="FILE", help="e.g. results/baselines/main.json")
     save.set_defaults(handler="bench.commands.compare:baseline_save_verb")
 

@@ -16,7 +16,13 @@ class Strict(BaseModel):
     """A table of ``bench.toml``: unknown keys are errors, values are frozen, a number is
     finite and of its field's type (``true`` is no batch size)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+    )
 
 
 class RuntimeSettings(Strict):
@@ -48,6 +54,7 @@ class MeasureConfig(Strict):
     half_width: float = Field(0.01, ge=0, lt=1)
     settle: float = Field(0.05, gt=0, lt=1)
     cv_threshold: float = Field(0.10, gt=0)
+    """A cell whose coefficient of variation is above this is marked unstable."""
 
     def warmup_rule(self) -> StopRule:
         """When warm-up ends (capped like the measurement)."""
@@ -139,7 +146,9 @@ class LoadgenConfig(Strict):
     latency_bound_ms: float = Field(10.0, gt=0)
     server_percentile: float = Field(0.99, gt=0, lt=1)
     single_stream_percentile: float = Field(0.90, gt=0, lt=1)
+    """SingleStream's reported latency percentile (MLPerf: 90th)."""
     multi_stream_percentile: float = Field(0.99, gt=0, lt=1)
+    """MultiStream's reported latency percentile (MLPerf: 99th)."""
     target_qps: float = Field(0.0, ge=0)
     search: Literal["bisect", "loadgen"] = "bisect"
     search_precision: float = Field(0.05, gt=0, lt=1)
@@ -147,8 +156,11 @@ class LoadgenConfig(Strict):
     samples_per_query: int = Field(8, ge=1)
     sample_count: int = Field(1024, ge=1)
     qsl_seed: int = Field(MLPERF_SEEDS[0], ge=0, lt=2**64)
+    """LoadGen's sample library seed."""
     sample_index_seed: int = Field(MLPERF_SEEDS[1], ge=0, lt=2**64)
+    """LoadGen's sample index seed."""
     schedule_seed: int = Field(MLPERF_SEEDS[2], ge=0, lt=2**64)
+    """LoadGen's Server schedule seed."""
 
 
 @dataclass(frozen=True)

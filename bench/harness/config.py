@@ -45,29 +45,41 @@ class SuiteConfig(Strict):
     """The matrix of cells and how each cell's worker runs."""
 
     name: str = "default"
+    """The suite's name: the run folder is <time>-<name>."""
     models: list[str] = Field(default_factory=lambda: ["mlp"], min_length=1)
+    """Zoo models to measure (python cli.py list names them)."""
     runtimes: list[str] = Field(default_factory=lambda: ["pytorch", "onnxruntime"], min_length=1)
+    """Runtimes to measure them on: pytorch, onnxruntime, openvino, tensorrt."""
     devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    """Devices: cpu, cuda[:N], gpu[.N], npu, dla:N, myriad, auto:/hetero:/multi: lists."""
     precisions: list[Literal["fp32", "fp16", "bf16", "int8"]] = Field(
         default_factory=lambda: ["fp32"], min_length=1
     )
+    """Precisions asked for: fp32, fp16, bf16, int8 (what ran is read back)."""
     batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    """Batch sizes, each its own cells."""
     scenarios: list[
         Literal[
             "latency", "throughput", "train", "single_stream", "multi_stream", "server", "offline"
         ]
     ] = Field(default_factory=lambda: ["latency"], min_length=1)
+    """Latency, throughput, train, and LoadGen's single_stream, multi_stream, server, offline."""
     threads: int = Field(0, ge=0, description="intra-op threads in all; 0 = physical cores")
     in_flight: int = Field(0, ge=0, description="requests in flight (throughput); 0 = auto")
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    """The seed of generated weights and inputs."""
     opset: int = Field(18, ge=OPSET_RANGE[0], le=OPSET_RANGE[1])
+    """The ONNX opset models are exported at."""
     cell_timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
+    """Seconds a cell's worker may take before it is stopped (timeout)."""
     export_timeout_s: float = Field(
         600.0, gt=0, le=7 * 24 * 3600, description="preparing a model: export, reference"
     )
     repeat: int = Field(1, ge=1, le=1000, description="worker runs per cell, interleaved")
     cache_dir: str | None = None
+    """The export, engine and dataset cache (default: the platform's cache folder)."""
     results_dir: str = "results"
+    """Where run folders are made."""
     power: Literal["auto", "nvml", "rapl", "jetson", "tegrastats", "none"] = Field(
         "auto", description="power source; auto = what the machine has for the cell's device"
     )
@@ -121,6 +133,7 @@ class CompareConfig(Strict):
     threshold: float | None = Field(None, gt=0, lt=10)
     """Every metric without a threshold of its own; unset: the built-in ones."""
     thresholds: dict[str, float] = Field(default_factory=dict)
+    """A threshold per metric by name, e.g. latency_p99 = 0.5."""
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
     threshold_model: Literal["percentage", "t-test", "iqr"] = "percentage"
     """``t-test``/``iqr``: each cell's threshold from its own noise over the runs given
@@ -153,8 +166,11 @@ class AbConfig(Strict):
     max_s: float = Field(120.0, gt=0)
     min_workers: int = Field(3, ge=2, le=1000)
     worker_s: float = Field(4.0, gt=0)
+    """Seconds a paired worker measures."""
     warmup_s: float = Field(0.5, ge=0)
+    """Seconds a paired worker warms up first."""
     max_pairs: int = Field(4000, ge=10)
+    """Request pairs a worker keeps at most."""
     confirm: bool = True
 
 
@@ -181,8 +197,11 @@ class HostConfig(Strict):
     benchmark_app: str | None = None
     openvino_setupvars: str | None = None
     ssh_config: str | None = None
+    """An ssh config file (ssh -F)."""
     ssh_options: list[str] = Field(default_factory=list)
+    """More ssh -o options, e.g. ProxyJump=gateway."""
     connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    """Seconds to connect before giving up."""
     power_interval_ms: int = Field(100, ge=10, le=10_000)
 
     @field_validator("workdir", "trtexec", "benchmark_app", "openvino_setupvars")
@@ -210,6 +229,7 @@ class ClusterConfig(Strict):
     nodes: list[str] = Field(default_factory=list)
     per_gpu: bool = False
     connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    """Seconds to join the cluster before giving up."""
 
 
 class BenchConfig(Strict):

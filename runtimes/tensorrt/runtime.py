@@ -54,14 +54,22 @@ class TensorRTOptions(RuntimeSettings):
     driver: Literal["auto", "python", "trtexec"] = "auto"
     typing: Literal["auto", "weak", "strong"] = "auto"
     workspace_mb: int = Field(4096, ge=1)
+    """The builder's workspace memory pool, MiB."""
     builder_optimization_level: int | None = Field(None, ge=0, le=5)
+    """The builder's optimization level, 0-5 (None: TensorRT's default)."""
     tf32: bool = False
+    """Allow TF32 in fp32 layers."""
     timing_cache: bool = True
+    """Keep the builder's timing cache under the cache dir."""
     engine_cache: bool = True
+    """Reuse built engines from the cache dir."""
     cuda_graph: bool = False
+    """Capture the timed request in a CUDA graph."""
     data_transfers: bool = False
     gpu_fallback: bool = True
+    """DLA layers it cannot run fall back to the GPU."""
     trtexec_path: str | None = None
+    """The trtexec binary (default: PATH, then JetPack's /usr/src/tensorrt/bin)."""
     program_fields = ("trtexec_path",)
 
 
