@@ -23,7 +23,7 @@ UPSTREAM = Path(__file__).resolve().parent / "fixtures" / "github_action_benchma
 
 
 def test_there_are_workflows_to_lint() -> None:
-    assert len(WORKFLOWS) == 2, WORKFLOWS
+    assert len(WORKFLOWS) == 3, WORKFLOWS
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
