@@ -1,3 +1,3 @@
-"""Benchmark scripts that print the figures behind the README's targets; each runs as
+"""Benchmark scripts that print the figures behind the targets in docs/measured.md; each runs as
 ``python scripts/NAME.py`` and, at tiny settings, in the test suite. A package only so
 that import-linter holds them to the layers: they stand on top, beside cli.py."""

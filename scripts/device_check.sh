@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared check of the GPU paths on a lent CUDA machine (see README, "What was verified
+# One prepared check of the GPU paths on a lent CUDA machine (see docs/verified.md, "What was verified
 # where"). Writes everything under $OUT (or ./device-out when run elsewhere).
 #   bash scripts/device_check.sh
 set -uo pipefail

@@ -15,7 +15,7 @@ outputs' scale, the output verdict, whether the drop is within the accuracy budg
 the median latency at batch 1; a cell a runtime cannot run here is listed with the
 runtime's reason. The machine is taken from the run's environment.json.
 
-    python scripts/digits_accuracy.py --out docs/accuracy   # the README's figures
+    python scripts/digits_accuracy.py --out docs/accuracy   # docs/accuracy.md's figures
     python scripts/digits_accuracy.py --tiny                # 3 epochs, smoke timing: a check
     python scripts/digits_accuracy.py --no-run              # the files and the command only
 """
@@ -314,7 +314,7 @@ def _aligned(table: list[list[str]]) -> list[str]:
 
 
 def render(figures: dict[str, Any]) -> str:
-    """The figures as the plain-text table the README quotes: one line per cell (a cell
+    """The figures as the plain-text table docs/accuracy.md quotes: one line per cell (a cell
     that did not run gives its status and reason in place of figures)."""
     machine, split, trained = figures["machine"], figures["split"], figures["training"]
     libraries = machine["libraries"]

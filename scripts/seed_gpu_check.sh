@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check of the seed reproduction (README, "Reproducing the seed's
+# The prepared GPU check of the seed reproduction (docs/reproducing.md, "Reproducing the seed's
 # benchmarks"): `hw` with the GPU sheet, the u39kun profile and a Lambda-style run at
 # batch 32, on a lent CUDA machine, each step under its own time limit so that one fits a
 # 10-minute call. Writes everything under $OUT (or ./device-out elsewhere).

@@ -1,4 +1,4 @@
-"""Adding a device tool takes one file and one registry line (README "Adding a device
+"""Adding a device tool takes one file and one registry line (docs/contributing.md, "Adding a device
 tool"): on a scratch copy of the code, tests/fixtures/npu_tool.py is dropped into
 bench/remote/ and registered, and nothing else is touched; the device's probe then runs its section
 and reads what it found, tools mode plans its cells, names it in the device's

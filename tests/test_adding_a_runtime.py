@@ -1,7 +1,7 @@
-"""Adding a runtime takes one file and one registry entry (README "Adding a runtime"): on a
-scratch copy of the code, tests/fixtures/onnx_reference_rt.py is dropped into runtimes/
-and registered, and nothing else is touched; the suite then accepts its options table,
-plans, measures and checks its cells like any other."""
+"""Adding a runtime takes one file and one registry entry (docs/contributing.md, "Adding a
+runtime"): on a scratch copy of the code, tests/fixtures/onnx_reference_rt.py is dropped
+into runtimes/ and registered, and nothing else is touched; the suite then accepts its
+options table, plans, measures and checks its cells like any other."""
 
 from __future__ import annotations
 

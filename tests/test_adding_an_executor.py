@@ -1,4 +1,4 @@
-"""Adding an executor takes one file and one registry line (README "Adding an
+"""Adding an executor takes one file and one registry line (docs/contributing.md, "Adding an
 executor"): on a scratch copy of the code, tests/fixtures/pair_executor.py is dropped into
 bench/harness/ and registered, and nothing else is touched; ``run --executor pair`` then
 measures the suite through the one loop, and ``--resume`` comes back to it."""

@@ -1,4 +1,4 @@
-"""The scripts behind the README's figures run end to end at tiny settings, so that they
+"""The scripts behind the figures of docs/measured.md run end to end at tiny settings, so that they
 cannot rot when the code or the default suite changes. Each prints its figures and a
 verdict against its target; only that they ran and printed them is checked here (the
 figures of a loaded test machine say nothing)."""

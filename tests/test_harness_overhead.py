@@ -1,5 +1,5 @@
-"""scripts/harness_overhead.py (the README's "within 3%" figure) at tiny settings, so that
-it keeps running as the code and the default suite change."""
+"""scripts/harness_overhead.py (the "within 3%" figure of docs/measured.md) at tiny
+settings, so that it keeps running as the code and the default suite change."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The executors a run can be measured by, by the name run.json keeps (README "Adding an
-executor"): this machine, a device over SSH by its own tools or by deploybench there, a
-Ray cluster."""
+"""The executors a run can be measured by, by the name run.json keeps
+(docs/contributing.md, "Adding an executor"): this machine, a device over SSH by its own
+tools or by deploybench there, a Ray cluster."""
 
 from __future__ import annotations
 

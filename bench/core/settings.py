@@ -44,7 +44,7 @@ class MeasureConfig(Strict):
     interval is within ±``half_width`` of it. ``max_duration_s`` caps either, so that a
     very slow cell still ends. ``half_width = 0`` gives the fixed windows alone (before
     early stopping the cap was 60 s). The defaults were chosen by measurement
-    (scripts/stop_rule.py, the README's Measured section)."""
+    (scripts/stop_rule.py, docs/measured.md)."""
 
     warmup_s: float = Field(1.0, ge=0)
     warmup_min_iters: int = Field(10, ge=0)

@@ -1,6 +1,6 @@
 """A device's own tool that measures cells in tools mode (trtexec on a Jetson,
 benchmark_app for a Myriad X stick): what each one owns. The registry is
-``DEVICE_TOOLS`` in bench.remote.device_tools (README "Adding a device tool")."""
+``DEVICE_TOOLS`` in bench.remote.device_tools (docs/contributing.md, "Adding a device tool")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The device tools tools mode measures with (README "Adding a device tool"): each one
-module (bench.remote.device_tool), registered here."""
+"""The device tools tools mode measures with (docs/contributing.md, "Adding a device
+tool"): each one module (bench.remote.device_tool), registered here."""
 
 from __future__ import annotations
 
