@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
+from bench.core.spec import BATCH
 from bench.harness.config import BenchConfig
 
 
@@ -94,7 +95,8 @@ def undocumented_keys() -> list[str]:
     return [f"[{k.table}] {k.name}" for k in config_keys() if not k.description]
 
 
-def _table(headings: list[str], rows: list[list[str]]) -> nodes.table:
+def _table(headings: list[str], rows: list[list[str]], code: int = 0) -> nodes.table:
+    """A table of text; its first ``code`` columns as literals (names, types, values)."""
     table = nodes.table()
     group = nodes.tgroup(cols=len(headings))
     table += group
@@ -106,15 +108,17 @@ def _table(headings: list[str], rows: list[list[str]]) -> nodes.table:
     body = nodes.tbody()
     group += body
     for row in rows:
-        body += _row(row)
+        body += _row(row, code)
     return table
 
 
-def _row(cells: list[str]) -> nodes.row:
+def _row(cells: list[str], code: int = 0) -> nodes.row:
     row = nodes.row()
-    for text in cells:
+    for index, text in enumerate(cells):
         entry = nodes.entry()
-        entry += nodes.paragraph(text=text)
+        paragraph = nodes.paragraph()
+        paragraph += nodes.literal(text=text) if index < code and text else nodes.Text(text)
+        entry += paragraph
         row += entry
     return row
 
@@ -129,8 +133,13 @@ class ConfigKeys(SphinxDirective):
         for table in dict.fromkeys(k.table for k in keys):
             section = nodes.rubric(text=f"[{table}]")
             rows = [[k.name, k.kind, k.default, k.description] for k in keys if k.table == table]
-            out += [section, _table(["key", "type", "default", "what it sets"], rows)]
+            out += [section, _table(["key", "type", "default", "what it sets"], rows, code=3)]
         return out
+
+
+def _shape(shape: tuple) -> str:
+    """``N×3×224×224``: the batch axis as N."""
+    return "×".join("N" if dim == BATCH else str(dim) for dim in shape)
 
 
 class ZooTable(SphinxDirective):
@@ -145,11 +154,11 @@ class ZooTable(SphinxDirective):
                 entry.name,
                 entry.description,
                 entry.task,
-                ", ".join(f"{s.name} {'x'.join(map(str, s.shape))}" for s in entry.inputs),
+                ", ".join(f"{s.name}: {_shape(s.shape)}" for s in entry.inputs),
             ]
             for entry in ZOO.values()
         ]
-        return [_table(["model", "what it is", "task", "inputs"], rows)]
+        return [_table(["model", "what it is", "task", "inputs"], rows, code=1)]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
