@@ -401,7 +401,7 @@ def test_a_scored_model_ships_its_samples_and_reference_to_a_node(tmp_path: Path
     assert node.scored.name == "d" and node.scored.samples == 3
 
 
-@pytest.mark.e2e
+@pytest.mark.slow  # the agent-mode test resumes a dataset run too; this adds 11 s
 def test_resume_reads_the_dataset_only_when_named_again(tmp_path: Path, cache_dir: Path) -> None:
     dataset = npz(tmp_path / "d.npz", 40, input=np.zeros((40, 784), np.float32))
     suite = write_suite(tmp_path / "bench.toml", models=["mlp"], runtimes=["onnxruntime"])
