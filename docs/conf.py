@@ -23,8 +23,7 @@ source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
-suppress_warnings: list[str] = []
+smartquotes = False  # "--flag" stays two hyphens, not a dash
 
 html_theme = "furo"
 html_title = "deploybench"
-html_static_path: list[str] = []

@@ -27,6 +27,8 @@ def _flags(parser: argparse.ArgumentParser, prog: str) -> list[tuple[str, argpar
     found = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            for verb in action._choices_actions:  # the verbs themselves: their help
+                found.append((f"{prog} {verb.dest}", verb))
             for name, sub in action.choices.items():
                 found += _flags(sub, f"{prog} {name}")
         elif not isinstance(action, argparse._HelpAction):
@@ -114,11 +116,13 @@ def test_the_references_are_the_codes_own(site: Path) -> None:
     cli = (site / "reference" / "cli.html").read_text(encoding="utf-8")
     for name, _ in _flags(build_parser(), "cli.py"):
         flag = name.rsplit(" ", 1)[1].split("/")[-1]
-        if flag.startswith("--"):
-            assert flag in cli, f"{name} is not in the command-line reference"
+        if flag.startswith("--"):  # an option's own entry, not a longer flag's prefix
+            assert f"<kbd>{flag}</kbd>" in cli, f"{name} is not in the command-line reference"
     config = (site / "reference" / "config.html").read_text(encoding="utf-8")
+    tables = config.split('<p class="rubric">')
     for key in config_keys():
-        assert f"[{key.table}]" in config and key.name in config, f"[{key.table}] {key.name}"
+        table = next((t for t in tables if t.startswith(f"[{key.table}]<")), "")
+        assert f'<span class="pre">{key.name}</span>' in table, f"[{key.table}] {key.name}"
     from exporters.zoo import ZOO
 
     zoo = (site / "zoo.html").read_text(encoding="utf-8")

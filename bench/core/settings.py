@@ -100,10 +100,11 @@ class DatasetConfig(Strict):
     """``[dataset]``: labelled data every cell is scored on (bench.harness.dataset).
     ``path``: an ``.npz`` of arrays named as the model's inputs (samples on the first axis)
     plus ``labels``, or an ImageFolder tree (one folder of images per class) read with
-    ``preset`` (resize, crop, normalise). The samples are shuffled with ``seed``; unless
-    ``[quantize] calibration_data`` names a file, the first ``calibration_samples`` of
-    them calibrate int8 cells and are never scored; then at most ``samples`` are scored
-    (0: all the rest). ``ignore_index``: the label segmentation leaves out (VOC's 255).
+    ``preset`` (resize, crop, normalise). The samples are shuffled with ``seed``; in a run
+    with int8 cells and no ``[quantize] calibration_data`` file, the first
+    ``calibration_samples`` of them calibrate those cells and are never scored; then at
+    most ``samples`` are scored (0: all the rest). ``ignore_index``: the label
+    segmentation leaves out (VOC's 255).
     ``budget``: how far the metric may fall below the FP32 reference (``1``: one point
     of top-1; ``2%``: relative), gating the speedup table and ``tune``."""
 

@@ -34,7 +34,7 @@ class Key:
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The settings model a field holds (itself, or inside an optional or a dict)."""
+    """The settings model a field's annotation is, if it is one (a table of its own)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None
@@ -54,14 +54,15 @@ def _default(field: FieldInfo) -> str:
 
 def _described(model: type[BaseModel], name: str, field: FieldInfo) -> str:
     """The key's own description (its docstring or Field description), else the sentence
-    of its table's docstring that names it as ``name``."""
-    if field.description:
-        return " ".join(field.description.split())
-    doc = " ".join((model.__doc__ or "").split())
-    for sentence in re.split(r"(?<=[.:;])\s+", doc):
-        if f"``{name}``" in sentence:
-            return sentence.replace("``", "`")
-    return ""
+    of its table's docstring that names it as ``name``; empty where neither says more
+    than three words besides the key's name."""
+    text = " ".join((field.description or "").split())
+    if not text:
+        doc = " ".join((model.__doc__ or "").split())
+        sentences = re.split(r"(?<=\.)\s+(?=[A-Z`(])", doc)
+        text = next((s.replace("``", "`") for s in sentences if f"``{name}``" in s), "")
+    words = re.findall(r"[A-Za-z]{2,}", text.replace(name, ""))
+    return text if len(words) >= 3 else ""
 
 
 def config_keys(model: type[BaseModel] = BenchConfig, table: str = "") -> Iterator[Key]:
@@ -117,7 +118,11 @@ def _row(cells: list[str], code: int = 0) -> nodes.row:
     for index, text in enumerate(cells):
         entry = nodes.entry()
         paragraph = nodes.paragraph()
-        paragraph += nodes.literal(text=text) if index < code and text else nodes.Text(text)
+        if index < code and text:
+            paragraph += nodes.literal(text=text)
+        else:  # `code` in a description as a literal
+            for part, piece in enumerate(re.split(r"`([^`]+)`", text)):
+                paragraph += nodes.literal(text=piece) if part % 2 else nodes.Text(piece)
         entry += paragraph
         row += entry
     return row
