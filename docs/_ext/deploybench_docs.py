@@ -148,22 +148,22 @@ def _shape(shape: tuple) -> str:
 
 
 class ZooTable(SphinxDirective):
-    """``{zoo-table}``: the reference models from the zoo's registry (their parameters and
-    FLOPs need each module built: ``python cli.py list`` shows them)."""
+    """``{zoo-table}``: the reference models from the zoo's registry, with their
+    parameters and FLOPs per sample counted as ``cli.py list`` counts them (on the meta
+    device: no weights, no arithmetic)."""
 
     def run(self) -> list[nodes.Node]:
+        from bench.views.catalog import model_cost
         from exporters.zoo import ZOO
 
-        rows = [
-            [
-                entry.name,
-                entry.description,
-                entry.task,
-                ", ".join(f"{s.name}: {_shape(s.shape)}" for s in entry.inputs),
-            ]
-            for entry in ZOO.values()
-        ]
-        return [_table(["model", "what it is", "task", "inputs"], rows, code=1)]
+        rows = []
+        for entry in ZOO.values():
+            params, flops = model_cost(entry)
+            inputs = ", ".join(f"{s.name}: {_shape(s.shape)}" for s in entry.inputs)
+            cost = [f"{params / 1e6:.2f}", f"{flops / 1e9:.3f}"]
+            rows.append([entry.name, entry.description, entry.task, inputs, *cost])
+        headings = ["model", "what it is", "task", "inputs", "Mparams", "GFLOPs"]
+        return [_table(headings, rows, code=1)]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
