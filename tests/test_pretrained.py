@@ -17,6 +17,7 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.core.errors import UserError
@@ -343,13 +344,42 @@ def _cli(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[
     )
 
 
+def test_text_is_tokenised_by_the_models_own_tokenizer(
+    tiny_bert: tuple[Path, Any], tmp_path: Path
+) -> None:
+    from scripts.text_dataset import main
+
+    folder, _ = tiny_bert
+    lines = tmp_path / "texts.tsv"
+    lines.write_text("0\tthe quick brown fox\n2\thello world\n1\tthe lazy dog jumps\n")
+    out = tmp_path / "texts.npz"
+    assert main([f"hf:{folder}", str(lines), str(out), "--length", "16"]) == 0
+    data = np.load(out)
+    assert list(data["labels"]) == [0, 2, 1]
+    assert data["input_ids"].shape == (3, 16) and data["input_ids"].dtype == np.int64
+    ids = {w: WORDS.index(w) + 5 for w in WORDS}  # after [PAD] [UNK] [CLS] [SEP] [MASK]
+    assert list(data["input_ids"][1][:4]) == [2, ids["hello"], ids["world"], 3]  # CLS .. SEP
+    assert list(data["attention_mask"][1][:5]) == [1, 1, 1, 1, 0]  # then padding
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("zero\tthe dog\n")
+    assert main([f"hf:{folder}", str(bad), str(out)]) == 2
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_saved_hf_folder_runs_end_to_end(tiny_bert: tuple[Path, Any], tmp_path: Path) -> None:
+    from scripts.text_dataset import main
+
     folder, _ = tiny_bert
+    lines = tmp_path / "texts.tsv"  # scored on text its own tokenizer encodes
+    lines.write_text("".join(f"{i % 3}\t{' '.join(WORDS[i : i + 4])}\n" for i in range(8)))
+    dataset = tmp_path / "texts.npz"
+    assert main([f"hf:{folder}", str(lines), str(dataset), "--length", "64"]) == 0
     results = tmp_path / "results"
     proc = _cli(
         "run",
+        "--dataset",
+        dataset,
         "--model",
         f"hf:{folder}",
         "--runtimes",
@@ -374,6 +404,9 @@ def test_a_saved_hf_folder_runs_end_to_end(tiny_bert: tuple[Path, Any], tmp_path
     assert record["model"]["task"] == "classification"
     assert record["model"]["source"] == f"pretrained:hf:{folder}"
     assert record["accuracy"]["verdict"] == "pass"
+    scored = record["accuracy"]["dataset"]
+    assert scored["metric"] == "top1" and scored["samples"] == 8
+    assert scored["value"] == pytest.approx(scored["reference_value"])
     assert "Loading weights" not in proc.stderr
 
 
