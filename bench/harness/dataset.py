@@ -21,6 +21,7 @@ import numpy as np
 from bench.core.errors import UserError
 from bench.core.settings import DatasetConfig
 from bench.core.spec import ScoredData, TensorSpec
+from exporters.onnx_file import load_inputs_file
 from exporters.reference import write_reference
 from exporters.scored_reference import LABELS, SAMPLES, TIMED
 
@@ -138,14 +139,7 @@ def load_dataset(config: DatasetConfig, calibration: int = 0) -> Dataset:
 
 
 def _npz(path: Path, config: DatasetConfig, calibration: int) -> Dataset:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise UserError(
-            f"--dataset {path}: not a readable .npz ({type(exc).__name__}): save it with "
-            "numpy.savez(path, INPUT=samples, labels=labels)"
-        ) from None
+    arrays = load_inputs_file(path, "--dataset")
     labels = arrays.pop(LABELS, None)
     if not arrays:
         raise UserError(f"--dataset {path}: holds no input arrays: name them as the model's inputs")
