@@ -96,12 +96,8 @@ def check_calibration_data(
                 f"{file}: '{spec.name}' is {array.dtype}, the model takes {spec.dtype}: "
                 f"save it as {spec.dtype}"
             )
-        wanted = spec.shape[1:]
-        if array.ndim != len(spec.shape) or any(
-            isinstance(want, int) and got != want
-            for got, want in zip(array.shape[1:], wanted, strict=True)
-        ):
-            shape = "x".join(str(d) if isinstance(d, int) else "?" for d in wanted)
+        if not spec.takes_samples(array.shape):
+            shape = "x".join(str(d) if isinstance(d, int) else "?" for d in spec.shape[1:])
             raise UserError(
                 f"{file}: '{spec.name}' has shape {'x'.join(map(str, array.shape))}; give "
                 f"samples x {shape} (samples on the first axis)"

@@ -40,6 +40,14 @@ class TensorSpec:
         sequence length)."""
         return any(not isinstance(dim, int) for dim in self.shape)
 
+    def takes_samples(self, shape: tuple[int, ...]) -> bool:
+        """Whether an array of ``shape`` is samples of this tensor: samples on the first
+        axis, each of this tensor's other sizes (a symbolic one takes any)."""
+        return len(shape) == len(self.shape) and all(
+            not isinstance(want, int) or got == want
+            for got, want in zip(shape[1:], self.shape[1:], strict=True)
+        )
+
     def concrete_shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
         """The shape with every symbolic dimension replaced from ``sizes``.
 

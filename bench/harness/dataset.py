@@ -242,13 +242,9 @@ def check_dataset(dataset: Dataset, inputs: tuple[TensorSpec, ...], model: str) 
     arrays = {}
     for spec in inputs:
         array = dataset.inputs[spec.name]
-        want = spec.shape[1:]
-        fits = len(array.shape) == len(spec.shape) and all(
-            not isinstance(w, int) or w == got for w, got in zip(want, array.shape[1:], strict=True)
-        )
-        if not fits:
+        if not spec.takes_samples(array.shape):
             sample = "x".join(map(str, array.shape[1:])) or "a scalar"
-            wanted = "x".join(map(str, want))
+            wanted = "x".join(map(str, spec.shape[1:]))
             raise UserError(
                 f"--dataset {dataset.origin}: a sample of '{spec.name}' is {sample} but "
                 f"{model} takes {wanted}: give samples of that size (or another preset)"
