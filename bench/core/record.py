@@ -484,6 +484,11 @@ class CellRecord(Measured):
         return self.accuracy.verdict if self.accuracy else None
 
     @property
+    def scored(self) -> TaskAccuracy | None:
+        """The task metric on labelled data (``--dataset``), None where none was scored."""
+        return self.accuracy.dataset if self.accuracy else None
+
+    @property
     def j_per_sample(self) -> float | None:
         return self.power.j_per_sample if self.power else None
 

@@ -117,7 +117,7 @@ def figures_of(record: CellRecord) -> dict[str, Any]:
     LoadGen Server run's own, where it is one), peak memory, average power, accuracy and
     the task metric on labelled data beside its FP32 reference's."""
     served = record.loadgen
-    task = record.accuracy.dataset if record.accuracy else None
+    task = record.scored
     if served is not None and served.latency_ms:
         p99 = served.latency_ms.get("p99")
         rate = served.completed_qps

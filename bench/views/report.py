@@ -160,13 +160,12 @@ POWER_COLUMNS = (
 
 
 def _task_value(record: CellRecord) -> float | None:
-    task = record.accuracy.dataset if record.accuracy else None
-    return task.value if task else None
+    return record.scored.value if record.scored else None
 
 
 def _task_text(record: CellRecord) -> str:
     """The task metric, and how many labels were beyond the model's classes (left out)."""
-    task = record.accuracy.dataset if record.accuracy else None
+    task = record.scored
     if task is None:
         return "-"
     outside = f" ({task.labels_outside} labels beyond its classes)" if task.labels_outside else ""

@@ -172,7 +172,7 @@ def _compare(
 
 
 def _task(record: CellRecord) -> TaskAccuracy | None:
-    task = record.accuracy.dataset if record.accuracy else None
+    task = record.scored
     return task if task is not None and task.value is not None else None
 
 
