@@ -17,7 +17,7 @@ import numpy as np
 import psutil
 
 from bench.core.errors import UserError
-from bench.core.spec import BATCH, TensorSpec
+from bench.core.spec import BATCH, PreparedModel, TensorSpec
 from bench.harness.config import BenchConfig, load_config
 from bench.harness.dataset import Dataset, check_dataset, load_dataset
 from bench.harness.environment import fingerprint
@@ -86,6 +86,7 @@ def settle(request: RunRequest) -> Setup:
     shapes = parse_shape_args(request.shapes)
     ranges = parse_range_args(request.ranges)
     _check_user_model_flags(request, overrides, bool(shapes), bool(ranges))
+    known: dict[str, tuple[TensorSpec, ...]] = {}  # inputs read already, by model
     if request.onnx:
         if "batch_sizes" in overrides.get("suite", {}):
             raise UserError(
@@ -94,7 +95,9 @@ def settle(request: RunRequest) -> Setup:
             )
         data = load_inputs_file(request.inputs) if request.inputs else None
         model = ModelRequest.user_onnx(request.onnx, shapes, ranges, request.inputs)
-        overrides.setdefault("suite", {}).update(_onnx_suite(request.onnx, model, data))
+        inspected = inspect_onnx(request.onnx, shapes, ranges, data)
+        known[model.name] = inspected.inputs
+        overrides.setdefault("suite", {}).update(_onnx_suite(request.onnx, inspected))
     elif request.factory and is_pretrained(request.factory):
         model = ModelRequest.pretrained(request.factory, request.weights, shapes, ranges)
         overrides.setdefault("suite", {}).setdefault("name", model.name)
@@ -125,16 +128,19 @@ def settle(request: RunRequest) -> Setup:
     cache_dir = usable_cache_dir(
         request.cache_dir or Path(config.suite.cache_dir or default_cache_dir())
     )
-    config, dataset = read_dataset(config, models)
+    config, dataset = read_dataset(config, models, known)
     return Setup(request, config, models, cache_dir, dataset)
 
 
 def read_dataset(
-    config: BenchConfig, models: list[ModelRequest]
+    config: BenchConfig,
+    models: list[ModelRequest],
+    known: dict[str, tuple[TensorSpec, ...]] | None = None,
 ) -> tuple[BenchConfig, Dataset | None]:
     """The suite's dataset read, with its path made absolute (``--resume`` may run from
     elsewhere) and checked against every model whose inputs are known before it is
-    prepared (zoo models, ONNX files); the rest are checked as they are prepared."""
+    prepared (``known``: read already, by model name; zoo models; ONNX files); the rest
+    are checked as they are prepared."""
     if config.dataset.path is None:
         return config, None
     path = Path(config.dataset.path).resolve()
@@ -145,11 +151,13 @@ def read_dataset(
     calibration = config.quantize.calibration_samples if calibrates else 0
     dataset = load_dataset(config.dataset, calibration)
     for model in models:
-        if model.kind == "zoo":
-            check_dataset(dataset, get_entry(model.ref).inputs, model.name)
-        elif model.kind == "onnx":
-            inspected = inspect_onnx(Path(model.ref), model.shapes, model.ranges)
-            check_dataset(dataset, inspected.inputs, model.name)
+        inputs = (known or {}).get(model.name)
+        if inputs is None and model.kind == "zoo":
+            inputs = get_entry(model.ref).inputs
+        elif inputs is None and model.kind == "onnx":
+            inputs = inspect_onnx(Path(model.ref), model.shapes, model.ranges).inputs
+        if inputs is not None:
+            check_dataset(dataset, inputs, model.name)
     return config, dataset
 
 
@@ -365,12 +373,10 @@ def _check_fits(specs: tuple[TensorSpec, ...], sizes: dict[str, int], what: str,
         )
 
 
-def _onnx_suite(
-    path: Path, model: ModelRequest, data: dict[str, np.ndarray] | None
-) -> dict[str, Any]:
-    """Suite settings for a user ONNX file: every dynamic size must be given, the inputs
-    must fit in memory, and the batch of its cells is the first input's leading size."""
-    prepared = inspect_onnx(path, model.shapes, model.ranges, data)
+def _onnx_suite(path: Path, prepared: PreparedModel) -> dict[str, Any]:
+    """Suite settings for a user ONNX file (as inspected): every dynamic size must be
+    given, the inputs must fit in memory, and the batch of its cells is the first input's
+    leading size."""
     _check_fits(prepared.inputs, {}, f"the inputs of {path.name}", "give smaller --shape sizes")
     leading = prepared.inputs[0].shape[0] if prepared.inputs and prepared.inputs[0].shape else 1
     return {"name": prepared.name, "batch_sizes": [int(leading)]}
