@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def with_ort_reference(
     with entry_lock(target, scratch=f".{target.name}.*.partial"):
         if not target.is_file():
             try:
-                outputs = _run(onnxruntime, prepared.onnx_path, feeds)
+                outputs = _run(prepared.onnx_path, feeds)
             except Exception as exc:  # the file's own fault: no reference, cells still run
                 why = f"onnxruntime {version} CPU could not run the file ({_first_line(exc)})"
                 return without_reference(prepared, feeds, cache_dir, why)
@@ -79,12 +80,18 @@ def _input_arrays(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {reference_key(batch, "in", name): array for name, array in feeds.items()}
 
 
-def _run(onnxruntime: object, path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    options = onnxruntime.SessionOptions()  # type: ignore[attr-defined]
+def cpu_session(path: Path) -> Any:
+    """An ONNX Runtime session running the file at ``path`` as given, on the CPU, its
+    warnings left out of the run's output (what every reference and check runs on)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(  # type: ignore[attr-defined]
-        str(path), options, providers=["CPUExecutionProvider"]
-    )
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = cpu_session(path)
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 

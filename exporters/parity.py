@@ -26,13 +26,9 @@ def check_parity(
 
     Raises ExportError when an output differs from PyTorch beyond the tolerance.
     """
-    import onnxruntime
+    from exporters.onnx_reference import cpu_session
 
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(
-        str(onnx_path), options, providers=["CPUExecutionProvider"]
-    )
+    session = cpu_session(onnx_path)
     errors = []
     for batch in batch_sizes:
         feeds = {s.name: arrays[reference_key(batch, "in", s.name)] for s in inputs}

@@ -89,13 +89,9 @@ def _torch(model: PreparedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.n
 
 
 def _ort(model: PreparedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import onnxruntime
+    from exporters.onnx_reference import cpu_session
 
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(
-        str(model.onnx_path), options, providers=["CPUExecutionProvider"]
-    )
+    session = cpu_session(model.onnx_path)
     first = session.get_inputs()[0].shape[0]
     size = first if isinstance(first, int) and first > 0 else CHUNK
     names = [output.name for output in session.get_outputs()]
